@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# jitbot's test command: installs what the tests need if it is missing, then runs
+# every test. Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "jitbot tests need: $*; install them (e.g. sudo apt-get install -y $*) and run again" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+cargo test --all-targets "$@"

@@ -1,0 +1,210 @@
+//! The `jitbot` command line. Each subcommand loads the settings the same way
+//! (`--config FILE` or `JITBOT_CONFIG`, then `JITBOT__…` variables) and exits 0 on
+//! success, 2 on a problem the user can fix (with every problem listed), 1 otherwise.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+
+use crate::core::catalog::Catalog;
+use crate::core::command::Reason;
+use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::netpol;
+use crate::core::request::{AccessRequest, NewRequest, Scope};
+use crate::core::ttl::Ttl;
+use crate::settings::{Settings, SettingsError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jitbot",
+    version,
+    about = "Just-in-time, time-boxed network access inside Kubernetes, approved in Slack"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file (TOML); see config/default.toml for every key.
+    #[arg(long, short = 'c', env = "JITBOT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a configuration and its catalog; list every problem.
+    CheckConfig(ConfigArg),
+    /// Print the NetworkPolicies a grant would apply, as YAML.
+    Render(RenderArgs),
+    /// Run the bot: Slack endpoints, expiry and reconcile workers.
+    Serve(ConfigArg),
+    /// Inspect or revoke grants from the command line.
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+    /// Run the whole flow in a browser, with no Slack workspace and no cluster.
+    Playground(ConfigArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// List active grants.
+    List(ConfigArg),
+    /// Revoke a grant now.
+    Revoke {
+        /// The request id.
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Catalog target to render.
+    #[arg(long)]
+    pub target: String,
+    /// Slack user id of the requester (their source comes from the catalog).
+    #[arg(long, value_name = "SLACK_USER_ID")]
+    pub requester: String,
+    /// How long the grant lasts; defaults to the target's default_duration.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// The address picked from a range source.
+    #[arg(long, value_name = "ADDRESS")]
+    pub from: Option<String>,
+    /// The reason recorded in the policy's annotation.
+    #[arg(long, default_value = "preview rendered by jitbot render")]
+    pub reason: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Runs one command and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match cli.command {
+        Command::CheckConfig(args) => check_config(&args, &env),
+        Command::Render(args) => render(&args, &env),
+        Command::Serve(_) => not_built("serve"),
+        Command::Grants(_) => not_built("grants"),
+        Command::Playground(_) => not_built("playground"),
+    }
+}
+
+fn not_built(what: &str) -> ExitCode {
+    eprintln!("jitbot {what} is not available in this version yet.");
+    ExitCode::from(2)
+}
+
+/// Prints a settings error and picks its exit code.
+fn fail_settings(err: &SettingsError) -> ExitCode {
+    eprintln!("{err}");
+    ExitCode::from(2)
+}
+
+fn check_config(args: &ConfigArg, env: &HashMap<String, String>) -> ExitCode {
+    match Settings::load_checked(args.config.as_deref(), env) {
+        Ok((_, catalog)) => {
+            let source = args
+                .config
+                .as_ref()
+                .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+            println!(
+                "{source}: ok — {} target(s), {} requester(s), {} namespace(s)",
+                catalog.targets().len(),
+                catalog.requesters().count(),
+                catalog.namespaces().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail_settings(&err),
+    }
+}
+
+fn render(args: &RenderArgs, env: &HashMap<String, String>) -> ExitCode {
+    let catalog = match Settings::load_checked(args.config.config.as_deref(), env) {
+        Ok((_, catalog)) => catalog,
+        Err(err) => return fail_settings(&err),
+    };
+    match preview_request(&catalog, args) {
+        Ok(req) => {
+            let expires_at = req.created_at + req.duration.as_delta();
+            match netpol::to_yaml(&netpol::render(&req, expires_at)) {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("could not write the policy as YAML: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Builds the request `render` shows, with the same checks a `/jit request` gets.
+fn preview_request(catalog: &Catalog, args: &RenderArgs) -> Result<AccessRequest, String> {
+    let names = || {
+        catalog
+            .targets()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let target = catalog.target(&args.target).ok_or_else(|| {
+        format!(
+            "`{}` is not a target in the catalog; targets: {}",
+            args.target,
+            names()
+        )
+    })?;
+    let user: SlackUserId = args.requester.parse()?;
+    let requester = catalog.requester(&user).ok_or_else(|| {
+        format!("{user} is not a requester in the catalog; add a [[requesters]] entry with slack_user = \"{user}\"")
+    })?;
+    let duration = match &args.duration {
+        Some(d) => d.parse::<Ttl>()?,
+        None => target.default_duration,
+    };
+    let min = catalog.limits.min_duration;
+    if duration < min || duration > target.max_duration {
+        return Err(format!(
+            "{duration} is outside what {} allows; pick between {min} and {}",
+            target.name, target.max_duration
+        ));
+    }
+    let from = match &args.from {
+        Some(a) => Some(
+            a.parse::<IpAddr>()
+                .map_err(|_| format!("`{a}` is not an IP address"))?,
+        ),
+        None => None,
+    };
+    let source = requester.resolve_source(from).map_err(|e| e.to_string())?;
+    let reason = Reason::new(&args.reason, 0)?;
+    Ok(AccessRequest::new(
+        NewRequest {
+            id: RequestId::from_random(rand::random()),
+            requester: user,
+            target: target.name.clone(),
+            scope: Scope::of(target),
+            source,
+            duration,
+            reason,
+            approval_timeout: catalog.limits.approval_timeout,
+        },
+        Utc::now(),
+    ))
+}

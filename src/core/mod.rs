@@ -1,0 +1,11 @@
+//! The pure core: identifiers, the catalog, the `/jit` grammar, the request lifecycle,
+//! NetworkPolicy rendering and the ports (traits) the app drives. Nothing in here does
+//! I/O or imports an I/O crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
+
+pub mod catalog;
+pub mod command;
+pub mod ids;
+pub mod netpol;
+pub mod request;
+pub mod ttl;
+pub mod yaml;

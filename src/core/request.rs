@@ -1,0 +1,547 @@
+//! An access request and its lifecycle, as pure functions of `(request, event, now)`.
+//!
+//! ```text
+//!           ┌──── deny ───▶ Denied
+//! Pending ──┼──── approval timeout ───▶ Lapsed
+//!           ├──── requester cancels ───▶ Cancelled
+//!           └──── approve (quorum met) ─▶ Approved ── policy applied ─▶ Active
+//!                                             └── apply keeps failing ─▶ Failed
+//! Active ── expires_at reached ─▶ Expired
+//! Active ── revoke (requester, approver, admin) ─▶ Revoked
+//! Active ── extend (approved again) ─▶ Active (new expires_at)
+//! ```
+//!
+//! Every accepted event yields a [`Transition`]: the new request (its `version` one
+//! higher, which the store uses for compare-and-set) and exactly one [`AuditKind`].
+//! Who is an approver is decided by the caller (user groups live in Slack) and passed
+//! in as an [`Actor`].
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{PortSpec, Source, Target};
+use super::command::Reason;
+use super::ids::{Namespace, RequestId, SlackUserId, TargetName};
+use super::ttl::Ttl;
+
+/// Where a request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Approved,
+    Active,
+    Denied,
+    Lapsed,
+    Cancelled,
+    Failed,
+    Expired,
+    Revoked,
+}
+
+impl State {
+    pub const ALL: [State; 9] = [
+        State::Pending,
+        State::Approved,
+        State::Active,
+        State::Denied,
+        State::Lapsed,
+        State::Cancelled,
+        State::Failed,
+        State::Expired,
+        State::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Active => "active",
+            State::Denied => "denied",
+            State::Lapsed => "lapsed",
+            State::Cancelled => "cancelled",
+            State::Failed => "failed",
+            State::Expired => "expired",
+            State::Revoked => "revoked",
+        }
+    }
+
+    /// No event moves a request out of a terminal state.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, State::Pending | State::Approved | State::Active)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a grant opens, copied from the catalog when the request is made, so that what
+/// approvers see is what gets applied even if the catalog changes meanwhile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub namespace: Namespace,
+    pub pod_selector: std::collections::BTreeMap<String, String>,
+    pub ports: Vec<PortSpec>,
+    pub approvals_required: u32,
+    pub allow_self_approval: bool,
+    /// The target's longest grant, which also bounds extensions.
+    pub max_duration: Ttl,
+}
+
+impl Scope {
+    pub fn of(target: &Target) -> Self {
+        Scope {
+            namespace: target.namespace.clone(),
+            pod_selector: target.pod_selector.clone(),
+            ports: target.ports.clone(),
+            approvals_required: target.approvals_required,
+            allow_self_approval: target.allow_self_approval,
+            max_duration: target.max_duration,
+        }
+    }
+}
+
+/// One approver's yes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: SlackUserId,
+    pub at: DateTime<Utc>,
+}
+
+/// A request for more time on an active grant, waiting for approvals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub duration: Ttl,
+    pub requested_by: SlackUserId,
+    pub requested_at: DateTime<Utc>,
+    pub approvals: Vec<Approval>,
+}
+
+/// One access request, from submission to its end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub id: RequestId,
+    pub requester: SlackUserId,
+    pub target: TargetName,
+    pub scope: Scope,
+    pub source: Source,
+    pub duration: Ttl,
+    pub reason: Reason,
+    pub state: State,
+    /// Bumped by every transition; the store's compare-and-set checks it.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    /// When a pending request lapses.
+    pub approval_deadline: DateTime<Utc>,
+    pub approvals: Vec<Approval>,
+    /// Who denied, cancelled or revoked it.
+    pub ended_by: Option<SlackUserId>,
+    /// Why it ended, in words (denial note, apply failure, revoke reason).
+    pub end_reason: Option<String>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub extension: Option<Extension>,
+}
+
+/// Everything needed to create a request; the caller has checked the command.
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    pub id: RequestId,
+    pub requester: SlackUserId,
+    pub target: TargetName,
+    pub scope: Scope,
+    pub source: Source,
+    pub duration: Ttl,
+    pub reason: Reason,
+    pub approval_timeout: Ttl,
+}
+
+impl AccessRequest {
+    pub fn new(n: NewRequest, now: DateTime<Utc>) -> Self {
+        AccessRequest {
+            id: n.id,
+            requester: n.requester,
+            target: n.target,
+            scope: n.scope,
+            source: n.source,
+            duration: n.duration,
+            reason: n.reason,
+            state: State::Pending,
+            version: 1,
+            created_at: now,
+            approval_deadline: now + n.approval_timeout.as_delta(),
+            approvals: Vec::new(),
+            ended_by: None,
+            end_reason: None,
+            activated_at: None,
+            expires_at: None,
+            ended_at: None,
+            extension: None,
+        }
+    }
+
+    /// The approvers whose yes made the grant, in order.
+    pub fn approved_by(&self) -> Vec<SlackUserId> {
+        self.approvals.iter().map(|a| a.by.clone()).collect()
+    }
+}
+
+/// Who is acting, and in which roles for this request's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user: SlackUserId,
+    /// A listed approver of the target (directly or through a user group).
+    pub is_approver: bool,
+    pub is_admin: bool,
+}
+
+/// Something that happens to a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Approve {
+        by: Actor,
+    },
+    Deny {
+        by: Actor,
+        note: Option<String>,
+    },
+    Cancel {
+        by: Actor,
+    },
+    /// The approval deadline passed.
+    Lapse,
+    /// The NetworkPolicy is in the cluster.
+    Applied,
+    /// Applying kept failing; the request ends.
+    ApplyFailed {
+        reason: String,
+    },
+    /// `expires_at` passed and the policy is gone.
+    Expire,
+    Revoke {
+        by: Actor,
+        reason: Option<String>,
+    },
+    Extend {
+        by: Actor,
+        duration: Ttl,
+    },
+}
+
+impl Event {
+    /// A short name for messages and tests.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Approve { .. } => "approve",
+            Event::Deny { .. } => "deny",
+            Event::Cancel { .. } => "cancel",
+            Event::Lapse => "lapse",
+            Event::Applied => "applied",
+            Event::ApplyFailed { .. } => "apply-failed",
+            Event::Expire => "expire",
+            Event::Revoke { .. } => "revoke",
+            Event::Extend { .. } => "extend",
+        }
+    }
+}
+
+/// The audit event a transition emits: one per transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Requested,
+    /// An approval was recorded; the quorum is not met yet.
+    ApprovalRecorded,
+    Approved,
+    Denied,
+    Lapsed,
+    Cancelled,
+    Activated,
+    Failed,
+    Expired,
+    Revoked,
+    ExtensionRequested,
+    ExtensionApprovalRecorded,
+    ExtensionDenied,
+    Extended,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Requested => "requested",
+            AuditKind::ApprovalRecorded => "approval_recorded",
+            AuditKind::Approved => "approved",
+            AuditKind::Denied => "denied",
+            AuditKind::Lapsed => "lapsed",
+            AuditKind::Cancelled => "cancelled",
+            AuditKind::Activated => "activated",
+            AuditKind::Failed => "failed",
+            AuditKind::Expired => "expired",
+            AuditKind::Revoked => "revoked",
+            AuditKind::ExtensionRequested => "extension_requested",
+            AuditKind::ExtensionApprovalRecorded => "extension_approval_recorded",
+            AuditKind::ExtensionDenied => "extension_denied",
+            AuditKind::Extended => "extended",
+        }
+    }
+}
+
+/// An accepted event: the request as it is now, and what to audit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub kind: AuditKind,
+    pub request: AccessRequest,
+}
+
+/// Why an event was refused. Each message is a sentence for the person who acted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("request {id} is {state}, so it cannot be {action}")]
+    WrongState {
+        id: RequestId,
+        state: State,
+        action: &'static str,
+    },
+    #[error("you are not an approver for {target}")]
+    NotApprover { target: TargetName },
+    #[error("you cannot approve your own request for {target}; another approver has to")]
+    SelfApproval { target: TargetName },
+    #[error("you have already approved this; it needs {missing} more approval(s)")]
+    AlreadyApproved { missing: u32 },
+    #[error("only the requester, {target}'s approvers or an admin may {action} this request")]
+    NotPermitted {
+        target: TargetName,
+        action: &'static str,
+    },
+    #[error("it is not due yet (due at {due})")]
+    NotDue { due: DateTime<Utc> },
+    #[error("{target} allows at most {max} from now; ask for {allowed} or less")]
+    ExtensionTooLong {
+        target: TargetName,
+        max: Ttl,
+        allowed: Ttl,
+    },
+    #[error("an extension of {0} is already waiting for approval")]
+    ExtensionPending(Ttl),
+}
+
+/// Applies one event. Pure: the same inputs always give the same answer.
+pub fn apply(
+    req: &AccessRequest,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<Transition, TransitionError> {
+    let wrong = |action: &'static str| TransitionError::WrongState {
+        id: req.id.clone(),
+        state: req.state,
+        action,
+    };
+    let mut next = req.clone();
+    next.version += 1;
+    let kind = match (req.state, event) {
+        (State::Pending, Event::Approve { by }) => {
+            check_approver(req, by)?;
+            if req.approvals.iter().any(|a| a.by == by.user) {
+                return Err(TransitionError::AlreadyApproved {
+                    missing: missing(req.scope.approvals_required, req.approvals.len()),
+                });
+            }
+            next.approvals.push(Approval {
+                by: by.user.clone(),
+                at: now,
+            });
+            if next.approvals.len() >= req.scope.approvals_required as usize {
+                next.state = State::Approved;
+                AuditKind::Approved
+            } else {
+                AuditKind::ApprovalRecorded
+            }
+        }
+        (State::Active, Event::Approve { by }) => {
+            let Some(ext) = &req.extension else {
+                return Err(wrong("approved again (it has no extension waiting)"));
+            };
+            check_approver(req, by)?;
+            if ext.approvals.iter().any(|a| a.by == by.user) {
+                return Err(TransitionError::AlreadyApproved {
+                    missing: missing(req.scope.approvals_required, ext.approvals.len()),
+                });
+            }
+            let mut ext = ext.clone();
+            ext.approvals.push(Approval {
+                by: by.user.clone(),
+                at: now,
+            });
+            if ext.approvals.len() >= req.scope.approvals_required as usize {
+                let old = req.expires_at.unwrap_or(now);
+                next.expires_at = Some(old.max(now) + ext.duration.as_delta());
+                next.approvals.extend(ext.approvals);
+                next.extension = None;
+                AuditKind::Extended
+            } else {
+                next.extension = Some(ext);
+                AuditKind::ExtensionApprovalRecorded
+            }
+        }
+        (State::Pending, Event::Deny { by, note }) => {
+            if !(by.is_approver || by.is_admin) {
+                return Err(TransitionError::NotApprover {
+                    target: req.target.clone(),
+                });
+            }
+            end(&mut next, State::Denied, Some(by), note.clone(), now);
+            AuditKind::Denied
+        }
+        (State::Active, Event::Deny { by, note }) if req.extension.is_some() => {
+            if !(by.is_approver || by.is_admin) {
+                return Err(TransitionError::NotApprover {
+                    target: req.target.clone(),
+                });
+            }
+            // Denying an extension leaves the grant as it was.
+            next.extension = None;
+            next.end_reason = note.clone();
+            AuditKind::ExtensionDenied
+        }
+        (State::Pending, Event::Cancel { by }) => {
+            if by.user != req.requester && !by.is_admin {
+                return Err(TransitionError::NotPermitted {
+                    target: req.target.clone(),
+                    action: "cancel",
+                });
+            }
+            end(&mut next, State::Cancelled, Some(by), None, now);
+            AuditKind::Cancelled
+        }
+        (State::Pending, Event::Lapse) => {
+            if now < req.approval_deadline {
+                return Err(TransitionError::NotDue {
+                    due: req.approval_deadline,
+                });
+            }
+            end(&mut next, State::Lapsed, None, None, now);
+            AuditKind::Lapsed
+        }
+        (State::Approved, Event::Applied) => {
+            next.state = State::Active;
+            next.activated_at = Some(now);
+            next.expires_at = Some(now + req.duration.as_delta());
+            AuditKind::Activated
+        }
+        (State::Approved, Event::ApplyFailed { reason }) => {
+            end(&mut next, State::Failed, None, Some(reason.clone()), now);
+            AuditKind::Failed
+        }
+        (State::Active, Event::Expire) => {
+            let due = req.expires_at.unwrap_or(now);
+            if now < due {
+                return Err(TransitionError::NotDue { due });
+            }
+            end(&mut next, State::Expired, None, None, now);
+            next.extension = None;
+            AuditKind::Expired
+        }
+        (State::Active, Event::Revoke { by, reason }) => {
+            if by.user != req.requester && !by.is_approver && !by.is_admin {
+                return Err(TransitionError::NotPermitted {
+                    target: req.target.clone(),
+                    action: "revoke",
+                });
+            }
+            end(&mut next, State::Revoked, Some(by), reason.clone(), now);
+            next.extension = None;
+            AuditKind::Revoked
+        }
+        (State::Active, Event::Extend { by, duration }) => {
+            if by.user != req.requester && !by.is_approver && !by.is_admin {
+                return Err(TransitionError::NotPermitted {
+                    target: req.target.clone(),
+                    action: "extend",
+                });
+            }
+            if let Some(ext) = &req.extension {
+                return Err(TransitionError::ExtensionPending(ext.duration));
+            }
+            let expires = req.expires_at.unwrap_or(now).max(now);
+            let limit = now + req.scope.max_duration.as_delta();
+            if expires + duration.as_delta() > limit {
+                let room = (limit - expires).num_seconds().max(0) as u64;
+                return Err(TransitionError::ExtensionTooLong {
+                    target: req.target.clone(),
+                    max: req.scope.max_duration,
+                    allowed: Ttl::from_secs(room - room % 60),
+                });
+            }
+            next.extension = Some(Extension {
+                duration: *duration,
+                requested_by: by.user.clone(),
+                requested_at: now,
+                approvals: Vec::new(),
+            });
+            AuditKind::ExtensionRequested
+        }
+        (_, event) => return Err(wrong(past_tense(event))),
+    };
+    Ok(Transition {
+        from: req.state,
+        kind,
+        request: next,
+    })
+}
+
+fn missing(required: u32, have: usize) -> u32 {
+    required.saturating_sub(have as u32)
+}
+
+fn check_approver(req: &AccessRequest, by: &Actor) -> Result<(), TransitionError> {
+    if !by.is_approver {
+        return Err(TransitionError::NotApprover {
+            target: req.target.clone(),
+        });
+    }
+    if by.user == req.requester && !req.scope.allow_self_approval {
+        return Err(TransitionError::SelfApproval {
+            target: req.target.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn end(
+    next: &mut AccessRequest,
+    state: State,
+    by: Option<&Actor>,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) {
+    next.state = state;
+    next.ended_by = by.map(|a| a.user.clone());
+    next.end_reason = reason;
+    next.ended_at = Some(now);
+}
+
+fn past_tense(event: &Event) -> &'static str {
+    match event {
+        Event::Approve { .. } => "approved",
+        Event::Deny { .. } => "denied",
+        Event::Cancel { .. } => "cancelled",
+        Event::Lapse => "lapsed",
+        Event::Applied => "activated",
+        Event::ApplyFailed { .. } => "marked failed",
+        Event::Expire => "expired",
+        Event::Revoke { .. } => "revoked",
+        Event::Extend { .. } => "extended",
+    }
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

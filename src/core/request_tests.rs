@@ -1,0 +1,452 @@
+use std::collections::BTreeMap;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::core::catalog::{PortSpec, Protocol};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap()
+}
+
+fn user(s: &str) -> SlackUserId {
+    s.parse().unwrap()
+}
+
+const REQUESTER: &str = "U0ALICE001";
+const APPROVER: &str = "U01DBLEAD1";
+const APPROVER2: &str = "U01DBLEAD2";
+
+fn approver(u: &str) -> Actor {
+    Actor {
+        user: user(u),
+        is_approver: true,
+        is_admin: false,
+    }
+}
+
+fn requester() -> Actor {
+    Actor {
+        user: user(REQUESTER),
+        is_approver: false,
+        is_admin: false,
+    }
+}
+
+fn stranger() -> Actor {
+    Actor {
+        user: user("U0MALLORY1"),
+        is_approver: false,
+        is_admin: false,
+    }
+}
+
+fn request(required: u32, self_ok: bool) -> AccessRequest {
+    AccessRequest::new(
+        NewRequest {
+            id: RequestId::from_random([7; 10]),
+            requester: user(REQUESTER),
+            target: "payments-db".parse().unwrap(),
+            scope: Scope {
+                namespace: "payments".parse().unwrap(),
+                pod_selector: BTreeMap::from([("app".to_owned(), "postgres".to_owned())]),
+                ports: vec![PortSpec {
+                    protocol: Protocol::Tcp,
+                    port: 5432,
+                    end_port: None,
+                }],
+                approvals_required: required,
+                allow_self_approval: self_ok,
+                max_duration: Ttl::from_hours(2),
+            },
+            source: Source::Addresses {
+                addresses: vec!["10.8.0.14/32".parse().unwrap()],
+            },
+            duration: Ttl::from_mins(30),
+            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
+            approval_timeout: Ttl::from_hours(1),
+        },
+        t0(),
+    )
+}
+
+/// A request in `state`, reached the way the lifecycle reaches it.
+fn in_state(state: State) -> AccessRequest {
+    let mut r = request(1, false);
+    r.state = state;
+    if matches!(state, State::Active | State::Expired | State::Revoked) {
+        r.activated_at = Some(t0());
+        r.expires_at = Some(t0() + chrono::TimeDelta::minutes(30));
+    }
+    r
+}
+
+fn all_events() -> Vec<Event> {
+    vec![
+        Event::Approve {
+            by: approver(APPROVER),
+        },
+        Event::Deny {
+            by: approver(APPROVER),
+            note: None,
+        },
+        Event::Cancel { by: requester() },
+        Event::Lapse,
+        Event::Applied,
+        Event::ApplyFailed {
+            reason: "forbidden".to_owned(),
+        },
+        Event::Expire,
+        Event::Revoke {
+            by: requester(),
+            reason: None,
+        },
+        Event::Extend {
+            by: requester(),
+            duration: Ttl::from_mins(30),
+        },
+    ]
+}
+
+/// The whole transition table: for each (state, event), the new state and audit kind,
+/// or `None` where the event is refused.
+fn expected(state: State, event: &str) -> Option<(State, AuditKind)> {
+    use AuditKind as K;
+    use State as S;
+    match (state, event) {
+        (S::Pending, "approve") => Some((S::Approved, K::Approved)),
+        (S::Pending, "deny") => Some((S::Denied, K::Denied)),
+        (S::Pending, "cancel") => Some((S::Cancelled, K::Cancelled)),
+        (S::Pending, "lapse") => Some((S::Lapsed, K::Lapsed)),
+        (S::Approved, "applied") => Some((S::Active, K::Activated)),
+        (S::Approved, "apply-failed") => Some((S::Failed, K::Failed)),
+        (S::Active, "expire") => Some((S::Expired, K::Expired)),
+        (S::Active, "revoke") => Some((S::Revoked, K::Revoked)),
+        (S::Active, "extend") => Some((S::Active, K::ExtensionRequested)),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_state_and_event_pair_follows_the_table() {
+    // Late enough that every deadline and expiry is due.
+    let now = t0() + chrono::TimeDelta::hours(2);
+    let mut checked = 0;
+    for state in State::ALL {
+        for event in all_events() {
+            let req = in_state(state);
+            let got = apply(&req, &event, now);
+            match (expected(state, event.name()), got) {
+                (Some((to, kind)), Ok(t)) => {
+                    assert_eq!(
+                        (t.from, t.request.state, t.kind),
+                        (state, to, kind),
+                        "{state} + {}",
+                        event.name()
+                    );
+                    assert_eq!(t.request.version, req.version + 1);
+                }
+                (None, Err(TransitionError::WrongState { state: s, .. })) => assert_eq!(s, state),
+                (want, got) => panic!("{state} + {}: expected {want:?}, got {got:?}", event.name()),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 81);
+}
+
+#[test]
+fn terminal_states_accept_nothing() {
+    let now = t0() + chrono::TimeDelta::hours(2);
+    for state in State::ALL.into_iter().filter(|s| s.is_terminal()) {
+        for event in all_events() {
+            assert!(
+                apply(&in_state(state), &event, now).is_err(),
+                "{state} {}",
+                event.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn quorum_counts_distinct_approvers() {
+    let req = request(2, false);
+    let now = t0();
+    let one = apply(
+        &req,
+        &Event::Approve {
+            by: approver(APPROVER),
+        },
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        (one.request.state, one.kind),
+        (State::Pending, AuditKind::ApprovalRecorded)
+    );
+    let again = apply(
+        &one.request,
+        &Event::Approve {
+            by: approver(APPROVER),
+        },
+        now,
+    );
+    assert_eq!(again, Err(TransitionError::AlreadyApproved { missing: 1 }));
+    let two = apply(
+        &one.request,
+        &Event::Approve {
+            by: approver(APPROVER2),
+        },
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        (two.request.state, two.kind),
+        (State::Approved, AuditKind::Approved)
+    );
+    assert_eq!(
+        two.request.approved_by(),
+        vec![user(APPROVER), user(APPROVER2)]
+    );
+}
+
+#[test]
+fn only_approvers_decide() {
+    let req = request(1, false);
+    for event in [
+        Event::Approve { by: stranger() },
+        Event::Deny {
+            by: stranger(),
+            note: None,
+        },
+    ] {
+        let err = apply(&req, &event, t0()).unwrap_err();
+        assert_eq!(err.to_string(), "you are not an approver for payments-db");
+    }
+    let admin = Actor {
+        is_admin: true,
+        ..stranger()
+    };
+    assert!(
+        apply(
+            &req,
+            &Event::Deny {
+                by: admin,
+                note: None
+            },
+            t0()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn self_approval_only_where_allowed() {
+    let me = Actor {
+        is_approver: true,
+        ..requester()
+    };
+    let err = apply(&request(1, false), &Event::Approve { by: me.clone() }, t0()).unwrap_err();
+    assert!(matches!(err, TransitionError::SelfApproval { .. }));
+    let ok = apply(&request(1, true), &Event::Approve { by: me }, t0()).unwrap();
+    assert_eq!(ok.request.state, State::Approved);
+}
+
+#[test]
+fn only_the_requester_or_an_admin_cancels() {
+    let err = apply(
+        &request(1, false),
+        &Event::Cancel {
+            by: approver(APPROVER),
+        },
+        t0(),
+    )
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        TransitionError::NotPermitted {
+            action: "cancel",
+            ..
+        }
+    ));
+    let t = apply(&request(1, false), &Event::Cancel { by: requester() }, t0()).unwrap();
+    assert_eq!(t.request.ended_by, Some(user(REQUESTER)));
+}
+
+#[test]
+fn lapse_and_expiry_wait_for_their_time() {
+    let req = request(1, false);
+    let early = t0() + chrono::TimeDelta::minutes(59);
+    assert!(matches!(
+        apply(&req, &Event::Lapse, early),
+        Err(TransitionError::NotDue { .. })
+    ));
+    assert!(apply(&req, &Event::Lapse, t0() + chrono::TimeDelta::hours(1)).is_ok());
+
+    let active = in_state(State::Active);
+    let before = t0() + chrono::TimeDelta::minutes(29);
+    assert!(matches!(
+        apply(&active, &Event::Expire, before),
+        Err(TransitionError::NotDue { .. })
+    ));
+    let t = apply(
+        &active,
+        &Event::Expire,
+        t0() + chrono::TimeDelta::minutes(30),
+    )
+    .unwrap();
+    assert_eq!(
+        t.request.ended_at,
+        Some(t0() + chrono::TimeDelta::minutes(30))
+    );
+}
+
+#[test]
+fn activation_starts_the_clock() {
+    let approved = in_state(State::Approved);
+    let at = t0() + chrono::TimeDelta::minutes(3);
+    let t = apply(&approved, &Event::Applied, at).unwrap();
+    assert_eq!(t.request.activated_at, Some(at));
+    assert_eq!(
+        t.request.expires_at,
+        Some(at + chrono::TimeDelta::minutes(30))
+    );
+}
+
+#[test]
+fn failed_apply_keeps_the_reason() {
+    let t = apply(
+        &in_state(State::Approved),
+        &Event::ApplyFailed {
+            reason: "namespace payments not found".to_owned(),
+        },
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        t.request.end_reason.as_deref(),
+        Some("namespace payments not found")
+    );
+}
+
+#[test]
+fn revoke_by_requester_approver_or_admin_only() {
+    let active = in_state(State::Active);
+    let revoke = |by: Actor| Event::Revoke {
+        by,
+        reason: Some("done".into()),
+    };
+    assert!(apply(&active, &revoke(requester()), t0()).is_ok());
+    assert!(apply(&active, &revoke(approver(APPROVER)), t0()).is_ok());
+    let admin = Actor {
+        is_admin: true,
+        ..stranger()
+    };
+    assert!(apply(&active, &revoke(admin), t0()).is_ok());
+    let err = apply(&active, &revoke(stranger()), t0()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "only the requester, payments-db's approvers or an admin may revoke this request"
+    );
+}
+
+#[test]
+fn extension_needs_approval_and_never_passes_the_max_from_now() {
+    let active = in_state(State::Active);
+    let now = t0() + chrono::TimeDelta::minutes(10);
+    // expires at +30m; max 2h from now (+130m) leaves room for 1h40m.
+    let err = apply(
+        &active,
+        &Event::Extend {
+            by: requester(),
+            duration: Ttl::from_hours(2),
+        },
+        now,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "payments-db allows at most 2h from now; ask for 1h40m or less"
+    );
+    let asked = apply(
+        &active,
+        &Event::Extend {
+            by: requester(),
+            duration: Ttl::from_hours(1),
+        },
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        asked.request.expires_at, active.expires_at,
+        "unchanged until approved"
+    );
+    let twice = apply(
+        &asked.request,
+        &Event::Extend {
+            by: requester(),
+            duration: Ttl::from_mins(10),
+        },
+        now,
+    );
+    assert_eq!(
+        twice,
+        Err(TransitionError::ExtensionPending(Ttl::from_hours(1)))
+    );
+    let own = apply(
+        &asked.request,
+        &Event::Approve {
+            by: Actor {
+                is_approver: true,
+                ..requester()
+            },
+        },
+        now,
+    );
+    assert!(matches!(own, Err(TransitionError::SelfApproval { .. })));
+    let done = apply(
+        &asked.request,
+        &Event::Approve {
+            by: approver(APPROVER),
+        },
+        now,
+    )
+    .unwrap();
+    assert_eq!(done.kind, AuditKind::Extended);
+    assert_eq!(done.request.state, State::Active);
+    assert_eq!(
+        done.request.expires_at,
+        Some(t0() + chrono::TimeDelta::minutes(90))
+    );
+    assert!(done.request.extension.is_none());
+}
+
+#[test]
+fn denying_an_extension_keeps_the_grant() {
+    let active = in_state(State::Active);
+    let asked = apply(
+        &active,
+        &Event::Extend {
+            by: requester(),
+            duration: Ttl::from_mins(30),
+        },
+        t0(),
+    )
+    .unwrap();
+    let denied = apply(
+        &asked.request,
+        &Event::Deny {
+            by: approver(APPROVER),
+            note: Some("not now".into()),
+        },
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        (denied.request.state, denied.kind),
+        (State::Active, AuditKind::ExtensionDenied)
+    );
+    assert_eq!(denied.request.expires_at, active.expires_at);
+    assert!(denied.request.extension.is_none());
+}

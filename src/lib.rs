@@ -1,0 +1,31 @@
+//! jitbot: just-in-time, time-boxed network access inside Kubernetes, approved in Slack.
+//!
+//! A developer types `/jit request payments-db 30m INC-4411 replica lag`; approvers see
+//! the exact NetworkPolicy that would be applied and click Approve or Deny; jitbot
+//! applies a NetworkPolicy that opens exactly that connection and removes it when time
+//! is up. Every step is audited.
+//!
+//! Layout (dependencies point inward):
+//!
+//! - [`core`]: pure domain code. Identifiers, the catalog, the `/jit` grammar, the
+//!   request lifecycle and NetworkPolicy rendering. No I/O.
+//! - [`settings`]: layered configuration and secrets.
+//! - [`cli`]: the `jitbot` command line.
+//!
+//! The lifecycle (see [`core::request`]):
+//!
+//! ```text
+//!           ┌──── deny ───▶ Denied
+//! Pending ──┼──── approval timeout ───▶ Lapsed
+//!           ├──── requester cancels ───▶ Cancelled
+//!           └──── approve (quorum met) ─▶ Approved ── policy applied ─▶ Active
+//!                                             └── apply keeps failing ─▶ Failed
+//! Active ── expires_at reached ─▶ Expired
+//! Active ── revoke (requester, approver, admin) ─▶ Revoked
+//! Active ── extend (approved again) ─▶ Active (new expires_at)
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod core;
+pub mod settings;

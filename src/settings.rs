@@ -1,0 +1,303 @@
+//! Typed configuration, layered as: built-in defaults < config file (`--config FILE` or
+//! `JITBOT_CONFIG`) < environment variables `JITBOT__SECTION__KEY`. Secrets come only
+//! from the environment and never print.
+//!
+//! Loading reports every unknown key (a typo must not pass silently) and then every
+//! catalog problem, all at once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, TargetConfig};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub access: AccessConfig,
+    pub log: LogSettings,
+    pub targets: Vec<TargetConfig>,
+    pub requesters: Vec<RequesterConfig>,
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    pub listen: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "0.0.0.0:8080".to_owned(),
+        }
+    }
+}
+
+/// `[log]`: how jitbot writes its log.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `auto` (JSON lines when stderr is not a terminal), `json` or `text`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `jitbot=debug,info`. `RUST_LOG` wins if set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+/// A secret value: its `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Secrets, read from the environment only.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    pub slack_bot_token: Option<Secret>,
+    pub slack_signing_secret: Option<Secret>,
+    pub slack_app_token: Option<Secret>,
+    pub redis_url: Option<Secret>,
+}
+
+impl Secrets {
+    /// Reads the secrets from a set of environment variables; empty values count as unset.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Self {
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
+        Secrets {
+            slack_bot_token: get("SLACK_BOT_TOKEN"),
+            slack_signing_secret: get("SLACK_SIGNING_SECRET"),
+            slack_app_token: get("SLACK_APP_TOKEN"),
+            redis_url: get("REDIS_URL"),
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the configuration: {0}")]
+    Read(String),
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    let mut out = format!("the configuration has {} problem(s):", problems.len());
+    for p in problems {
+        out.push_str("\n  ");
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+impl SettingsError {
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            SettingsError::Invalid(p) => p,
+            SettingsError::Read(_) => &[],
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the file (if any), then `JITBOT__…` variables from `env`.
+    /// Unknown keys are an error.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Settings, SettingsError> {
+        let (settings, unknown) = Settings::load_lenient(file, env)?;
+        if unknown.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError::Invalid(unknown))
+        }
+    }
+
+    /// Loads the settings and checks the catalog, reporting unknown keys and catalog
+    /// problems together.
+    pub fn load_checked(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<(Settings, Catalog), SettingsError> {
+        let (settings, mut problems) = Settings::load_lenient(file, env)?;
+        match settings.catalog() {
+            Ok(catalog) if problems.is_empty() => Ok((settings, catalog)),
+            Ok(_) => Err(SettingsError::Invalid(problems)),
+            Err(err) => {
+                problems.extend_from_slice(err.problems());
+                Err(SettingsError::Invalid(problems))
+            }
+        }
+    }
+
+    /// Loads the layers and returns the settings with one problem per unknown key.
+    fn load_lenient(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<(Settings, Vec<Problem>), SettingsError> {
+        let mut builder = Config::builder();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError::Read(format!(
+                    "{} does not exist or is not a file; pass --config with the path of a TOML file",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let vars: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("JITBOT__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("JITBOT")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let config = builder
+            .build()
+            .map_err(|e| SettingsError::Read(e.to_string()))?;
+        let mut unknown = Vec::new();
+        let settings: Settings =
+            serde_ignored::deserialize(config, |path| unknown.push(key_path(&path.to_string())))
+                .map_err(|e| SettingsError::Read(e.to_string()))?;
+        let problems = unknown
+            .into_iter()
+            .map(|path| Problem {
+                message: "is not a known setting; check its spelling against config/default.toml"
+                    .to_owned(),
+                path,
+            })
+            .collect();
+        Ok((settings, problems))
+    }
+
+    pub fn catalog(&self) -> Result<Catalog, SettingsError> {
+        Catalog::build(&self.access, &self.targets, &self.requesters)
+            .map_err(SettingsError::Invalid)
+    }
+}
+
+/// Writes serde_ignored's `targets.0.key` as `targets[0].key`, like catalog problems.
+fn key_path(dotted: &str) -> String {
+    let mut out = String::new();
+    for part in dotted.split('.') {
+        if part.bytes().all(|b| b.is_ascii_digit()) && !part.is_empty() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let vars = HashMap::from([
+            ("SLACK_BOT_TOKEN".to_owned(), "xoxb-very-secret".to_owned()),
+            ("REDIS_URL".to_owned(), "redis://:pw@localhost".to_owned()),
+            ("SLACK_APP_TOKEN".to_owned(), "  ".to_owned()),
+        ]);
+        let s = Secrets::from_vars(&vars);
+        let shown = format!("{s:?} {}", s.slack_bot_token.as_ref().unwrap());
+        assert!(!shown.contains("xoxb"), "{shown}");
+        assert!(!shown.contains("pw"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+        assert_eq!(s.slack_bot_token.unwrap().expose(), "xoxb-very-secret");
+        assert!(s.slack_app_token.is_none(), "blank counts as unset");
+        assert!(s.slack_signing_secret.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let env = HashMap::from([
+            ("JITBOT__ACCESS__MIN_DURATION".to_owned(), "10m".to_owned()),
+            (
+                "JITBOT__SERVER__LISTEN".to_owned(),
+                "127.0.0.1:9000".to_owned(),
+            ),
+            ("JITBOT_CONFIG".to_owned(), "ignored.toml".to_owned()),
+        ]);
+        let s = Settings::load(None, &env).unwrap();
+        assert_eq!(s.access.min_duration.to_string(), "10m");
+        assert_eq!(s.server.listen, "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn unknown_environment_keys_are_reported() {
+        let env = HashMap::from([("JITBOT__ACCESS__MIN_DURATON".to_owned(), "10m".to_owned())]);
+        let err = Settings::load(None, &env).unwrap_err();
+        assert_eq!(err.problems().len(), 1, "{err}");
+        assert_eq!(err.problems()[0].path, "access.min_duraton");
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/jitbot.toml")), &HashMap::new())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/jitbot.toml does not exist"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The shipped configuration files and the `check-config` / `render` commands, run as
+//! a user runs them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use jitbot::settings::Settings;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn jitbot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_jitbot"))
+        .args(args)
+        .env_remove("JITBOT_CONFIG")
+        .output()
+        .expect("the jitbot binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Every key path of a TOML table, as `section.key`.
+fn key_paths(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let toml::Value::Table(table) = value {
+        for (k, v) in table {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if v.is_table() {
+                key_paths(v, &path, out);
+            } else {
+                out.insert(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn default_toml_equals_the_built_in_defaults() {
+    let loaded = Settings::load(Some(&repo("config/default.toml")), &HashMap::new()).unwrap();
+    assert_eq!(loaded, Settings::default());
+}
+
+#[test]
+fn default_toml_names_and_documents_every_key() {
+    let text = std::fs::read_to_string(repo("config/default.toml")).unwrap();
+    let file: toml::Value = toml::from_str(&text).unwrap();
+    let built_in = toml::Value::try_from(Settings::default()).unwrap();
+    let (mut in_file, mut in_code) = (BTreeSet::new(), BTreeSet::new());
+    key_paths(&file, "", &mut in_file);
+    key_paths(&built_in, "", &mut in_code);
+    // The catalog lists are empty by default and documented in comments.
+    in_code.retain(|k| k != "targets" && k != "requesters");
+    assert_eq!(in_file, in_code);
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let is_key = !line.starts_with('#') && !line.starts_with('[') && line.contains(" = ");
+        if is_key {
+            assert!(
+                lines[i - 1].starts_with('#'),
+                "`{line}` has no comment above it"
+            );
+        }
+    }
+}
+
+#[test]
+fn example_catalog_passes_check_config() {
+    let out = jitbot(&[
+        "check-config",
+        "--config",
+        repo("config/example.toml").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("ok — 4 target(s), 4 requester(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn example_catalog_covers_every_kind_of_entry() {
+    let (_, catalog) =
+        Settings::load_checked(Some(&repo("config/example.toml")), &HashMap::new()).unwrap();
+    assert!(catalog.targets().len() >= 3);
+    assert!(catalog.targets().iter().any(|t| t.approvals_required == 2));
+    assert!(catalog.targets().iter().any(|t| t.allow_self_approval));
+    assert!(
+        catalog
+            .targets()
+            .iter()
+            .any(|t| !t.approvers.groups.is_empty())
+    );
+    use jitbot::core::catalog::SourceSpec;
+    let kinds: Vec<&SourceSpec> = catalog.requesters().map(|r| &r.source).collect();
+    assert!(kinds.iter().any(|s| matches!(s, SourceSpec::Addresses(_))));
+    assert!(kinds.iter().any(|s| matches!(s, SourceSpec::Range(_))));
+    assert!(kinds.iter().any(|s| matches!(s, SourceSpec::Pod(_))));
+}
+
+#[test]
+fn check_config_names_every_problem_and_exits_2() {
+    let good = std::fs::read_to_string(repo("config/example.toml")).unwrap();
+    let bad = good
+        .replace("ports = [{ port = 5432 }]", "ports = [{ port = 70000 }]")
+        .replace(
+            "source.range = \"10.8.1.0/28\"",
+            "source.range = \"0.0.0.0/0\"",
+        )
+        .replace(
+            "approvals_required = 2",
+            "approvals_required = 2\napprovers_requried = 3",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, bad).unwrap();
+    let out = jitbot(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    for expect in [
+        "targets[0].ports[0].port: 70000 is not a port (1-65535)",
+        "requesters[1].source.range: `0.0.0.0/0` is the whole internet",
+        "targets[0].approvers_requried: is not a known setting",
+    ] {
+        assert!(err.contains(expect), "missing {expect:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn render_prints_the_policy_for_every_example_target() {
+    let config = repo("config/example.toml");
+    for target in [
+        "payments-db",
+        "kafka-brokers",
+        "grafana-admin",
+        "ledger-debug",
+    ] {
+        let out = jitbot(&[
+            "render",
+            "--config",
+            config.to_str().unwrap(),
+            "--target",
+            target,
+            "--requester",
+            "U0ALICE001",
+        ]);
+        assert!(out.status.success(), "{target}: {}", text(&out.stderr));
+        let yaml = text(&out.stdout);
+        assert!(
+            yaml.contains(&format!("jitbot.dev/target: {target}")),
+            "{yaml}"
+        );
+        assert!(yaml.contains("cidr: \"10.8.0.14/32\""), "{yaml}");
+    }
+}
+
+#[test]
+fn render_refuses_bad_input_with_a_clear_message() {
+    let config = repo("config/example.toml");
+    let c = config.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--target", "paymnts-db", "--requester", "U0ALICE001"],
+            "`paymnts-db` is not a target",
+        ),
+        (
+            &["--target", "payments-db", "--requester", "U0NOBODY01"],
+            "U0NOBODY01 is not a requester",
+        ),
+        (
+            &[
+                "--target",
+                "payments-db",
+                "--requester",
+                "U0ALICE001",
+                "--duration",
+                "3h",
+            ],
+            "pick between 5m and 2h",
+        ),
+        (
+            &["--target", "payments-db", "--requester", "U0BOB00001"],
+            "add `from <address>`",
+        ),
+        (
+            &["--target", "payments-db", "--requester", "alice"],
+            "is not a Slack user id",
+        ),
+    ];
+    for (args, expect) in cases {
+        let mut all = vec!["render", "--config", c];
+        all.extend_from_slice(args);
+        let out = jitbot(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(expect),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so() {
+    for cmd in [&["serve"][..], &["playground"], &["grants", "list"]] {
+        let out = jitbot(cmd);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}");
+        assert!(text(&out.stderr).contains("is not available in this version yet"));
+    }
+}
+
+#[test]
+fn help_and_version_work() {
+    let out = jitbot(&["--version"]);
+    assert!(text(&out.stdout).starts_with("jitbot "));
+    let out = jitbot(&["--help"]);
+    for sub in ["check-config", "render", "serve", "grants", "playground"] {
+        assert!(text(&out.stdout).contains(sub), "{sub}");
+    }
+}
