@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod command;
 pub mod ids;
 pub mod netpol;
+pub mod ports;
 pub mod request;
 pub mod ttl;
 pub mod yaml;

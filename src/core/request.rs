@@ -26,6 +26,9 @@ use super::command::Reason;
 use super::ids::{Namespace, RequestId, SlackUserId, TargetName};
 use super::ttl::Ttl;
 
+/// How long an Approved request waits for its apply before a sweep takes it over.
+pub const APPLY_RETRY_AFTER: Ttl = Ttl::from_mins(2);
+
 /// Where a request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -186,6 +189,21 @@ impl AccessRequest {
         }
     }
 
+    /// When this request's timer fires, if it can still move: the approval deadline
+    /// while Pending, a retry of the apply while Approved (should the replica applying
+    /// it die), the expiry while Active.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        match self.state {
+            State::Pending => Some(self.approval_deadline),
+            State::Approved => {
+                let approved = self.approvals.last().map_or(self.created_at, |a| a.at);
+                Some(approved + APPLY_RETRY_AFTER.as_delta())
+            }
+            State::Active => self.expires_at,
+            _ => None,
+        }
+    }
+
     /// The approvers whose yes made the grant, in order.
     pub fn approved_by(&self) -> Vec<SlackUserId> {
         self.approvals.iter().map(|a| a.by.clone()).collect()
@@ -270,6 +288,12 @@ pub enum AuditKind {
     ExtensionApprovalRecorded,
     ExtensionDenied,
     Extended,
+    /// The reconciler deleted a policy (expired, unknown or not active).
+    PolicyRemoved,
+    /// The reconciler put back an active grant's missing or edited policy.
+    PolicyReapplied,
+    /// Deleting a policy keeps failing; people must look.
+    RevokeFailing,
 }
 
 impl AuditKind {
@@ -289,6 +313,9 @@ impl AuditKind {
             AuditKind::ExtensionApprovalRecorded => "extension_approval_recorded",
             AuditKind::ExtensionDenied => "extension_denied",
             AuditKind::Extended => "extended",
+            AuditKind::PolicyRemoved => "policy_removed",
+            AuditKind::PolicyReapplied => "policy_reapplied",
+            AuditKind::RevokeFailing => "revoke_failing",
         }
     }
 }

@@ -1,0 +1,172 @@
+//! The ports: traits the app drives and adapters implement. The app holds each as
+//! `Arc<dyn Port>`, so tests can put a real Redis, a real API server or a recording
+//! fake behind the same use cases.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{Namespace, RequestId, SlackGroupId, SlackUserId};
+use super::request::{AccessRequest, AuditKind, State, Transition};
+
+/// One line of the audit log: what happened to which request, when, and by whom.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub request_id: RequestId,
+    pub kind: AuditKind,
+    pub at: DateTime<Utc>,
+    /// The person who acted; `None` for jitbot's own steps (expiry, reconcile).
+    pub actor: Option<SlackUserId>,
+    pub from: Option<State>,
+    pub to: Option<State>,
+    /// Plain words for people reading the log.
+    pub detail: String,
+}
+
+impl AuditEvent {
+    /// The event a transition emits.
+    pub fn of(
+        t: &Transition,
+        actor: Option<&SlackUserId>,
+        at: DateTime<Utc>,
+        detail: impl Into<String>,
+    ) -> Self {
+        AuditEvent {
+            request_id: t.request.id.clone(),
+            kind: t.kind,
+            at,
+            actor: actor.cloned(),
+            from: Some(t.from),
+            to: Some(t.request.state),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Why the store could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached; nothing was written.
+    #[error("the state store is unavailable: {0}")]
+    Unavailable(String),
+    /// Someone else changed the request first (compare-and-set lost).
+    #[error("request {0} was changed by someone else")]
+    Conflict(RequestId),
+    #[error("request {0} already exists")]
+    Exists(RequestId),
+    #[error("request {0} not found")]
+    NotFound(RequestId),
+    /// Stored data could not be read back (a bug or a hand edit).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// A claimed piece of due work: the request whose timer fired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub id: RequestId,
+    /// When the claim runs out and another worker may take the work over.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// Durable state: requests, their timers and the audit log.
+///
+/// Every request that can still move has one timer (its [`AccessRequest::due_at`]):
+/// the approval deadline while Pending, a retry point while Approved, the expiry while
+/// Active. `claim_due` hands due timers to one worker at a time, with a lease.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a new request and its `requested` audit event.
+    async fn create(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), StoreError>;
+
+    async fn load(&self, id: &RequestId) -> Result<Option<AccessRequest>, StoreError>;
+
+    /// Writes `t.request` only if the stored version is still `t.request.version - 1`,
+    /// re-arms its timer, releases any claim on it and appends `event`: all at once, or
+    /// nothing (then `Conflict`).
+    async fn transition(&self, t: &Transition, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Requests by one person, newest first.
+    async fn list_by_requester(&self, user: &SlackUserId)
+    -> Result<Vec<AccessRequest>, StoreError>;
+
+    async fn list_by_state(&self, state: State) -> Result<Vec<AccessRequest>, StoreError>;
+
+    /// Claims up to `limit` requests whose timer is at or before `now`, each until
+    /// `lease_until`. Work claimed earlier whose lease has run out is claimable again.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Claim>, StoreError>;
+
+    /// Gives a claim back without a transition, re-arming the request's timer as it
+    /// stands at `version` (a newer version keeps its own timer).
+    async fn release(&self, req: &AccessRequest) -> Result<(), StoreError>;
+
+    /// Appends an event that is not a transition (reconciler actions, alerts).
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// One request's history, oldest first.
+    async fn audit_of(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The most recent events of all requests, oldest first.
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Whether the store answers (for readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Where a policy lives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyRef {
+    pub namespace: Namespace,
+    pub name: String,
+}
+
+/// Why the cluster did not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnforceError {
+    /// Worth retrying: timeouts, 429, 5xx, connection errors.
+    #[error("the cluster is unavailable: {0}")]
+    Unavailable(String),
+    /// Retrying will not help: forbidden, invalid, namespace missing.
+    #[error("the cluster refused: {0}")]
+    Refused(String),
+}
+
+/// The cluster side: NetworkPolicies.
+#[async_trait]
+pub trait Enforcer: Send + Sync {
+    /// Creates or updates the policies (idempotent).
+    async fn apply(&self, policies: &[NetworkPolicy]) -> Result<(), EnforceError>;
+    /// Deletes the policies; already gone counts as done.
+    async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError>;
+    /// Every policy jitbot manages, found by its label.
+    async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError>;
+}
+
+/// Why a notification did not go out. The lifecycle never waits on it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("notification failed: {0}")]
+pub struct NotifyError(pub String);
+
+/// The Slack side: cards, DMs and the audit channel.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Tells people about an event of `req` (as it is after the event).
+    async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError>;
+}
+
+/// Resolves Slack user groups to their members.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn group_members(&self, group: &SlackGroupId) -> Result<Vec<SlackUserId>, NotifyError>;
+}
+
+/// The time, passed in so tests control it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
