@@ -11,7 +11,7 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::core::catalog::Catalog;
-use crate::core::command::Reason;
+use crate::core::command::{Reason, check_duration};
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
 use crate::core::request::{AccessRequest, NewRequest, Scope};
@@ -178,13 +178,12 @@ fn preview_request(catalog: &Catalog, args: &RenderArgs) -> Result<AccessRequest
         Some(d) => d.parse::<Ttl>()?,
         None => target.default_duration,
     };
-    let min = catalog.limits.min_duration;
-    if duration < min || duration > target.max_duration {
-        return Err(format!(
-            "{duration} is outside what {} allows; pick between {min} and {}",
-            target.name, target.max_duration
-        ));
-    }
+    check_duration(
+        duration,
+        catalog.limits.min_duration,
+        target.max_duration,
+        target.name.as_str(),
+    )?;
     let from = match &args.from {
         Some(a) => Some(
             a.parse::<IpAddr>()

@@ -9,6 +9,9 @@
 //!
 //! - [`core`]: pure domain code. Identifiers, the catalog, the `/jit` grammar, the
 //!   request lifecycle and NetworkPolicy rendering. No I/O.
+//! - [`app`]: the use cases (submit, decide, revoke, extend, sweep, reconcile) over the
+//!   ports that [`core::ports`] defines.
+//! - [`adapters`]: the ports on real infrastructure (memory, Redis, Kubernetes).
 //! - [`settings`]: layered configuration and secrets.
 //! - [`cli`]: the `jitbot` command line.
 //!
@@ -26,6 +29,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod adapters;
+pub mod app;
 pub mod cli;
 pub mod core;
 pub mod settings;

@@ -411,7 +411,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Checks `duration` against `[min, max]`; `whose` names the limit in the message.
-fn check_duration(duration: Ttl, min: Ttl, max: Ttl, whose: &str) -> Result<Ttl, String> {
+/// Checks a duration against the allowed range, naming whose limit it broke.
+pub fn check_duration(duration: Ttl, min: Ttl, max: Ttl, whose: &str) -> Result<Ttl, String> {
     if duration < min {
         Err(format!(
             "{duration} is shorter than the {min} minimum; pick between {min} and {max}."

@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::catalog::{PodSource, Source};
 use super::ids::{Namespace, RequestId, SlackUserId};
+use super::ports::PolicyRef;
 use super::request::AccessRequest;
 
 pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
@@ -107,6 +108,22 @@ pub fn render(req: &AccessRequest, expires_at: DateTime<Utc>) -> Vec<NetworkPoli
                 }]),
                 ingress: None,
             }),
+        });
+    }
+    out
+}
+
+/// Where a request's policies live: the ingress policy, and the egress companion for
+/// a pod source.
+pub fn policy_refs(req: &AccessRequest) -> Vec<PolicyRef> {
+    let mut out = vec![PolicyRef {
+        namespace: req.scope.namespace.clone(),
+        name: policy_name(&req.id),
+    }];
+    if let Source::Pod(pod) = &req.source {
+        out.push(PolicyRef {
+            namespace: pod.namespace.clone(),
+            name: egress_policy_name(&req.id),
         });
     }
     out

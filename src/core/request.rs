@@ -234,8 +234,10 @@ pub enum Event {
     },
     /// The approval deadline passed.
     Lapse,
-    /// The NetworkPolicy is in the cluster.
-    Applied,
+    /// The NetworkPolicy is in the cluster, annotated to expire at `expires_at`.
+    Applied {
+        expires_at: DateTime<Utc>,
+    },
     /// Applying kept failing; the request ends.
     ApplyFailed {
         reason: String,
@@ -260,7 +262,7 @@ impl Event {
             Event::Deny { .. } => "deny",
             Event::Cancel { .. } => "cancel",
             Event::Lapse => "lapse",
-            Event::Applied => "applied",
+            Event::Applied { .. } => "applied",
             Event::ApplyFailed { .. } => "apply-failed",
             Event::Expire => "expire",
             Event::Revoke { .. } => "revoke",
@@ -457,10 +459,12 @@ pub fn apply(
             end(&mut next, State::Lapsed, None, None, now);
             AuditKind::Lapsed
         }
-        (State::Approved, Event::Applied) => {
+        (State::Approved, Event::Applied { expires_at }) => {
             next.state = State::Active;
             next.activated_at = Some(now);
-            next.expires_at = Some(now + req.duration.as_delta());
+            // The policy carries `expires_at` (computed just before applying); never
+            // grant more than the approved duration from now.
+            next.expires_at = Some((*expires_at).min(now + req.duration.as_delta()));
             AuditKind::Activated
         }
         (State::Approved, Event::ApplyFailed { reason }) => {
@@ -561,7 +565,7 @@ fn past_tense(event: &Event) -> &'static str {
         Event::Deny { .. } => "denied",
         Event::Cancel { .. } => "cancelled",
         Event::Lapse => "lapsed",
-        Event::Applied => "activated",
+        Event::Applied { .. } => "activated",
         Event::ApplyFailed { .. } => "marked failed",
         Event::Expire => "expired",
         Event::Revoke { .. } => "revoked",

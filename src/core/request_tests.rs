@@ -92,7 +92,9 @@ fn all_events() -> Vec<Event> {
         },
         Event::Cancel { by: requester() },
         Event::Lapse,
-        Event::Applied,
+        Event::Applied {
+            expires_at: t0() + chrono::TimeDelta::hours(3),
+        },
         Event::ApplyFailed {
             reason: "forbidden".to_owned(),
         },
@@ -306,11 +308,23 @@ fn lapse_and_expiry_wait_for_their_time() {
 fn activation_starts_the_clock() {
     let approved = in_state(State::Approved);
     let at = t0() + chrono::TimeDelta::minutes(3);
-    let t = apply(&approved, &Event::Applied, at).unwrap();
+    let planned = at - chrono::TimeDelta::seconds(1) + chrono::TimeDelta::minutes(30);
+    let t = apply(
+        &approved,
+        &Event::Applied {
+            expires_at: planned,
+        },
+        at,
+    )
+    .unwrap();
     assert_eq!(t.request.activated_at, Some(at));
+    assert_eq!(t.request.expires_at, Some(planned), "what the policy says");
+    let late = at + chrono::TimeDelta::hours(1);
+    let t = apply(&approved, &Event::Applied { expires_at: late }, at).unwrap();
     assert_eq!(
         t.request.expires_at,
-        Some(at + chrono::TimeDelta::minutes(30))
+        Some(at + chrono::TimeDelta::minutes(30)),
+        "never longer than approved"
     );
 }
 

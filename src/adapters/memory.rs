@@ -1,0 +1,196 @@
+//! The `Store` in process memory: jitbot's embedded default when no `REDIS_URL` is set.
+//! It has the same semantics as the Redis store (the same contract tests run against
+//! both), but nothing survives a restart and only one replica may use it.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::ports::{AuditEvent, Claim, Store, StoreError};
+use crate::core::request::{AccessRequest, State, Transition};
+
+/// How many recent audit events the memory store keeps across all requests.
+const RECENT_AUDIT: usize = 10_000;
+
+#[derive(Default)]
+struct Inner {
+    requests: HashMap<RequestId, AccessRequest>,
+    /// Armed timers, ordered by when they fire.
+    due: BTreeSet<(DateTime<Utc>, RequestId)>,
+    /// Claimed timers and when their lease runs out.
+    claimed: HashMap<RequestId, DateTime<Utc>>,
+    /// Where each request's timer sits in `due`, to remove it without a scan.
+    due_of: HashMap<RequestId, DateTime<Utc>>,
+    history: HashMap<RequestId, Vec<AuditEvent>>,
+    recent: VecDeque<AuditEvent>,
+}
+
+impl Inner {
+    fn disarm(&mut self, id: &RequestId) {
+        if let Some(at) = self.due_of.remove(id) {
+            self.due.remove(&(at, id.clone()));
+        }
+        self.claimed.remove(id);
+    }
+
+    fn arm(&mut self, req: &AccessRequest) {
+        self.disarm(&req.id);
+        if let Some(at) = req.due_at() {
+            self.due.insert((at, req.id.clone()));
+            self.due_of.insert(req.id.clone(), at);
+        }
+    }
+
+    fn record(&mut self, event: &AuditEvent) {
+        self.history
+            .entry(event.request_id.clone())
+            .or_default()
+            .push(event.clone());
+        self.recent.push_back(event.clone());
+        if self.recent.len() > RECENT_AUDIT {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// Requests, timers and audit in one mutex.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        // A panic while holding the lock leaves state that can't be trusted.
+        self.inner.lock().map_err(|_| {
+            StoreError::Unavailable("memory store poisoned by an earlier panic".to_owned())
+        })
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut s = self.lock()?;
+        if s.requests.contains_key(&req.id) {
+            return Err(StoreError::Exists(req.id.clone()));
+        }
+        s.requests.insert(req.id.clone(), req.clone());
+        s.arm(req);
+        s.record(event);
+        Ok(())
+    }
+
+    async fn load(&self, id: &RequestId) -> Result<Option<AccessRequest>, StoreError> {
+        Ok(self.lock()?.requests.get(id).cloned())
+    }
+
+    async fn transition(&self, t: &Transition, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut s = self.lock()?;
+        let id = &t.request.id;
+        match s.requests.get(id) {
+            None => return Err(StoreError::NotFound(id.clone())),
+            Some(current) if current.version + 1 != t.request.version => {
+                return Err(StoreError::Conflict(id.clone()));
+            }
+            Some(_) => {}
+        }
+        s.requests.insert(id.clone(), t.request.clone());
+        s.arm(&t.request);
+        s.record(event);
+        Ok(())
+    }
+
+    async fn list_by_requester(
+        &self,
+        user: &SlackUserId,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        let s = self.lock()?;
+        let mut out: Vec<AccessRequest> = s
+            .requests
+            .values()
+            .filter(|r| &r.requester == user)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn list_by_state(&self, state: State) -> Result<Vec<AccessRequest>, StoreError> {
+        let s = self.lock()?;
+        let mut out: Vec<AccessRequest> = s
+            .requests
+            .values()
+            .filter(|r| r.state == state)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut s = self.lock()?;
+        let mut out = Vec::new();
+        for (at, id) in s.due.iter() {
+            if *at > now || out.len() >= limit {
+                break;
+            }
+            let free = s.claimed.get(id).is_none_or(|lease| *lease <= now);
+            if free {
+                out.push(Claim {
+                    id: id.clone(),
+                    lease_until,
+                });
+            }
+        }
+        for c in &out {
+            s.claimed.insert(c.id.clone(), lease_until);
+        }
+        Ok(out)
+    }
+
+    async fn release(&self, req: &AccessRequest) -> Result<(), StoreError> {
+        let mut s = self.lock()?;
+        let current = s.requests.get(&req.id).cloned();
+        match current {
+            // A newer version armed its own timer; only the claim goes.
+            Some(cur) if cur.version != req.version => {
+                s.claimed.remove(&req.id);
+            }
+            Some(cur) => s.arm(&cur),
+            None => return Err(StoreError::NotFound(req.id.clone())),
+        }
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.lock()?.record(event);
+        Ok(())
+    }
+
+    async fn audit_of(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self.lock()?.history.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let s = self.lock()?;
+        let skip = s.recent.len().saturating_sub(limit);
+        Ok(s.recent.iter().skip(skip).cloned().collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
+    }
+}

@@ -1,0 +1,3 @@
+//! Adapters: the ports implemented on real infrastructure. Only `startup` picks which.
+
+pub mod memory;

@@ -1,0 +1,380 @@
+//! The use cases people trigger: submit, decide, revoke, extend, cancel; and
+//! `activate`, which puts an approved grant's policy in the cluster.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use tracing::{info, instrument, warn};
+
+use super::{App, AppError, CONFLICT_RETRIES};
+use crate::core::command::{Reason, check_duration};
+use crate::core::ids::{RequestId, SlackUserId, TargetName};
+use crate::core::netpol;
+use crate::core::ports::{AuditEvent, EnforceError, StoreError};
+use crate::core::request::{
+    self, AccessRequest, AuditKind, Event, NewRequest, Scope, State, Transition, TransitionError,
+};
+use crate::core::ttl::Ttl;
+
+/// What a person asked for in `/jit request`.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub requester: SlackUserId,
+    pub target: TargetName,
+    pub duration: Ttl,
+    pub from: Option<IpAddr>,
+    pub reason: Reason,
+}
+
+/// An approver's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny { note: Option<String> },
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl App {
+    /// Records a new Pending request for a catalog target and tells the approvers.
+    #[instrument(skip(self, s), fields(requester = %s.requester, target = %s.target, request_id))]
+    pub async fn submit(&self, s: Submission) -> Result<AccessRequest, AppError> {
+        let target = self.catalog.target(s.target.as_str()).ok_or_else(|| {
+            AppError::Invalid(format!(
+                "`{}` is not a target; `/jit targets` lists them",
+                s.target
+            ))
+        })?;
+        let requester = self.catalog.requester(&s.requester).ok_or_else(|| {
+            AppError::Invalid(format!(
+                "you are not set up to request access yet: ask your platform team to add your Slack id {} to jitbot's requesters",
+                s.requester
+            ))
+        })?;
+        check_duration(
+            s.duration,
+            self.catalog.limits.min_duration,
+            target.max_duration,
+            target.name.as_str(),
+        )
+        .map_err(AppError::Invalid)?;
+        let source = requester
+            .resolve_source(s.from)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let now = self.now();
+        let req = AccessRequest::new(
+            NewRequest {
+                id: RequestId::from_random(rand::random()),
+                requester: s.requester.clone(),
+                target: target.name.clone(),
+                scope: Scope::of(target),
+                source,
+                duration: s.duration,
+                reason: s.reason,
+                approval_timeout: self.catalog.limits.approval_timeout,
+            },
+            now,
+        );
+        tracing::Span::current().record("request_id", req.id.as_str());
+        let event = AuditEvent {
+            request_id: req.id.clone(),
+            kind: AuditKind::Requested,
+            at: now,
+            actor: Some(s.requester.clone()),
+            from: None,
+            to: Some(State::Pending),
+            detail: format!(
+                "{} for {} from {}: {}",
+                req.duration, req.target, req.source, req.reason
+            ),
+        };
+        self.ports.store.create(&req, &event).await?;
+        info!(request_id = %req.id, "request submitted");
+        self.publish(&req, &event).await;
+        Ok(req)
+    }
+
+    /// Approves or denies. Exactly one decision wins however many clicks race; when
+    /// the quorum is met the grant is applied before this returns.
+    #[instrument(skip(self, decision), fields(request_id = %id, by = %user))]
+    pub async fn decide(
+        &self,
+        id: &RequestId,
+        user: &SlackUserId,
+        decision: Decision,
+    ) -> Result<Transition, AppError> {
+        let req = self.load(id).await?;
+        let actor = self.actor(user, &req).await;
+        let event = match decision {
+            Decision::Approve => Event::Approve { by: actor },
+            Decision::Deny { note } => Event::Deny { by: actor, note },
+        };
+        let t = self.step(id, &event, Some(user), self.now()).await?;
+        match t.kind {
+            AuditKind::Approved => {
+                let after = self.activate(t.request.clone(), self.now()).await?;
+                Ok(Transition {
+                    request: after,
+                    ..t
+                })
+            }
+            AuditKind::Extended => {
+                self.reapply(&t.request).await;
+                Ok(t)
+            }
+            _ => Ok(t),
+        }
+    }
+
+    /// Ends an active grant now: the store first, then the cluster.
+    #[instrument(skip(self, reason), fields(request_id = %id, by = %user))]
+    pub async fn revoke(
+        &self,
+        id: &RequestId,
+        user: &SlackUserId,
+        reason: Option<Reason>,
+    ) -> Result<Transition, AppError> {
+        let req = self.load(id).await?;
+        let actor = self.actor(user, &req).await;
+        let event = Event::Revoke {
+            by: actor,
+            reason: reason.map(|r| r.to_string()),
+        };
+        let t = self.step(id, &event, Some(user), self.now()).await?;
+        self.remove_policies(&t.request, self.now()).await;
+        Ok(t)
+    }
+
+    /// Asks for more time on an active grant; approvers must approve it again.
+    #[instrument(skip(self), fields(request_id = %id, by = %user))]
+    pub async fn extend(
+        &self,
+        id: &RequestId,
+        user: &SlackUserId,
+        duration: Ttl,
+    ) -> Result<Transition, AppError> {
+        let req = self.load(id).await?;
+        let actor = self.actor(user, &req).await;
+        self.step(
+            id,
+            &Event::Extend {
+                by: actor,
+                duration,
+            },
+            Some(user),
+            self.now(),
+        )
+        .await
+    }
+
+    /// Withdraws a pending request.
+    #[instrument(skip(self), fields(request_id = %id, by = %user))]
+    pub async fn cancel(&self, id: &RequestId, user: &SlackUserId) -> Result<Transition, AppError> {
+        let req = self.load(id).await?;
+        let actor = self.actor(user, &req).await;
+        self.step(id, &Event::Cancel { by: actor }, Some(user), self.now())
+            .await
+    }
+
+    /// Puts an Approved request's policies in the cluster and marks it Active, or ends
+    /// it Failed when applying keeps failing. Safe to run twice: apply is idempotent
+    /// and only one Approved → Active transition can win.
+    #[instrument(skip(self, req), fields(request_id = %req.id))]
+    pub async fn activate(
+        &self,
+        req: AccessRequest,
+        now: DateTime<Utc>,
+    ) -> Result<AccessRequest, AppError> {
+        let expires_at = now + req.duration.as_delta();
+        let policies = netpol::render(&req, expires_at);
+        let mut backoff = self.config.apply_backoff;
+        let mut attempt = 1;
+        let applied = loop {
+            match self.ports.enforcer.apply(&policies).await {
+                Ok(()) => break Ok(()),
+                Err(EnforceError::Unavailable(why)) if attempt < self.config.apply_attempts => {
+                    warn!(request_id = %req.id, attempt, error = %why, "apply failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let event = match &applied {
+            Ok(()) => Event::Applied { expires_at },
+            Err(e) => {
+                warn!(request_id = %req.id, error = %e, "apply failed for good; ending the request as failed");
+                Event::ApplyFailed {
+                    reason: format!(
+                        "applying the NetworkPolicy failed after {attempt} attempt(s): {e}"
+                    ),
+                }
+            }
+        };
+        match self.step(&req.id, &event, None, now).await {
+            Ok(t) => {
+                if t.request.state == State::Failed {
+                    // Part of the grant may have been applied (e.g. ingress but not egress).
+                    self.remove_policies(&t.request, now).await;
+                }
+                Ok(t.request)
+            }
+            // Another replica finished it first, or it was revoked meanwhile.
+            Err(AppError::Refused(TransitionError::WrongState { state, .. })) => {
+                let current = self.load(&req.id).await?;
+                if state != State::Active && applied.is_ok() {
+                    self.remove_policies(&current, now).await;
+                }
+                Ok(current)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies one event to the freshest copy of the request until its
+    /// compare-and-set wins; then audits (atomically, in the store) and notifies.
+    pub(crate) async fn step(
+        &self,
+        id: &RequestId,
+        event: &Event,
+        actor: Option<&SlackUserId>,
+        now: DateTime<Utc>,
+    ) -> Result<Transition, AppError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let req = self.load(id).await?;
+            let t = request::apply(&req, event, now)?;
+            let audit = AuditEvent::of(&t, actor, now, describe(&t));
+            match self.ports.store.transition(&t, &audit).await {
+                Ok(()) => {
+                    info!(request_id = %id, from = %t.from, to = %t.request.state, kind = t.kind.as_str(), "transition");
+                    self.publish(&t.request, &audit).await;
+                    return Ok(t);
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Contended(id.clone()))
+    }
+
+    /// Deletes a request's policies; on failure raises an audit alert and leaves the
+    /// rest to the reconciler, which deletes any policy whose request is not Active.
+    pub(crate) async fn remove_policies(&self, req: &AccessRequest, now: DateTime<Utc>) -> bool {
+        match self.ports.enforcer.revoke(&netpol::policy_refs(req)).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(request_id = %req.id, error = %e, "deleting the policy failed; the reconciler will retry");
+                self.alert(
+                    req,
+                    now,
+                    format!("deleting the NetworkPolicy failed: {e}; retrying"),
+                )
+                .await;
+                false
+            }
+        }
+    }
+
+    /// Puts an Active grant's policy back as the store says it should be.
+    pub(crate) async fn reapply(&self, req: &AccessRequest) -> bool {
+        let Some(expires_at) = req.expires_at else {
+            return false;
+        };
+        match self
+            .ports
+            .enforcer
+            .apply(&netpol::render(req, expires_at))
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(request_id = %req.id, error = %e, "re-applying the policy failed; the reconciler will retry");
+                false
+            }
+        }
+    }
+
+    /// Records a `revoke_failing` alert in the audit log and tells Slack.
+    pub(crate) async fn alert(&self, req: &AccessRequest, now: DateTime<Utc>, detail: String) {
+        let event = AuditEvent {
+            request_id: req.id.clone(),
+            kind: AuditKind::RevokeFailing,
+            at: now,
+            actor: None,
+            from: Some(req.state),
+            to: Some(req.state),
+            detail,
+        };
+        if let Err(e) = self.ports.store.append_audit(&event).await {
+            warn!(request_id = %req.id, error = %e, "cannot record the alert in the audit stream");
+        }
+        self.publish(req, &event).await;
+    }
+}
+
+/// The audit line for a transition, in plain words.
+fn describe(t: &Transition) -> String {
+    let r = &t.request;
+    let who = |u: &Option<SlackUserId>| u.as_ref().map_or("jitbot".to_owned(), |u| u.to_string());
+    let why = r
+        .end_reason
+        .as_deref()
+        .map(|w| format!(": {w}"))
+        .unwrap_or_default();
+    match t.kind {
+        AuditKind::ApprovalRecorded => format!(
+            "approved by {} ({} of {})",
+            r.approvals
+                .last()
+                .map_or("?".to_owned(), |a| a.by.to_string()),
+            r.approvals.len(),
+            r.scope.approvals_required
+        ),
+        AuditKind::Approved => format!(
+            "approved by {}",
+            r.approved_by()
+                .iter()
+                .map(|u| u.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        AuditKind::Activated => format!(
+            "NetworkPolicy {} applied in {}; expires {}",
+            netpol::policy_name(&r.id),
+            r.scope.namespace,
+            r.expires_at.map(rfc3339).unwrap_or_default()
+        ),
+        AuditKind::Expired => format!(
+            "expired at {}; NetworkPolicy deleted",
+            r.expires_at.map(rfc3339).unwrap_or_default()
+        ),
+        AuditKind::Denied | AuditKind::ExtensionDenied => {
+            format!("denied by {}{why}", who(&r.ended_by))
+        }
+        AuditKind::Cancelled => format!("cancelled by {}", who(&r.ended_by)),
+        AuditKind::Revoked => format!("revoked by {}{why}", who(&r.ended_by)),
+        AuditKind::Lapsed => "nobody decided before the approval deadline".to_owned(),
+        AuditKind::Failed => format!("failed{why}"),
+        AuditKind::ExtensionRequested | AuditKind::ExtensionApprovalRecorded => r
+            .extension
+            .as_ref()
+            .map(|e| {
+                format!(
+                    "extension of {} asked by {} ({} of {} approvals)",
+                    e.duration,
+                    e.requested_by,
+                    e.approvals.len(),
+                    r.scope.approvals_required
+                )
+            })
+            .unwrap_or_default(),
+        AuditKind::Extended => format!(
+            "extended; now expires {}",
+            r.expires_at.map(rfc3339).unwrap_or_default()
+        ),
+        other => other.as_str().to_owned(),
+    }
+}

@@ -1,0 +1,168 @@
+//! The use cases: submit, decide, revoke, extend, cancel, and the `*_once` steps the
+//! workers run (`sweep_once`, `reconcile_once`). They know only the core and the
+//! ports; `startup` decides which adapters sit behind them.
+//!
+//! Rules every use case keeps:
+//! - the store transition is written **before** anything is enforced (fail closed);
+//! - each transition is one compare-and-set and emits exactly one audit event;
+//! - a lost compare-and-set is retried from a fresh read, so concurrent clicks and
+//!   replicas resolve to one transition;
+//! - notifications never block or undo the lifecycle: failures are logged.
+
+mod clock;
+pub mod lifecycle;
+mod reconcile;
+mod sweep;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+pub use clock::{ManualClock, SystemClock};
+pub use lifecycle::{Decision, Submission};
+pub use reconcile::ReconcileReport;
+pub use sweep::SweepReport;
+
+use crate::core::catalog::Catalog;
+use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::ports::{AuditEvent, Clock, Directory, Enforcer, Notifier, Store, StoreError};
+use crate::core::request::{AccessRequest, Actor, TransitionError};
+use crate::core::ttl::Ttl;
+
+/// Tuning for the use cases.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Attempts to apply a grant's policy before the request ends Failed.
+    pub apply_attempts: u32,
+    /// Pause between apply attempts (doubled each time).
+    pub apply_backoff: Duration,
+    /// How long a claimed timer stays with one worker before another may take it.
+    pub claim_lease: Ttl,
+    /// Most timers one sweep claims.
+    pub sweep_batch: usize,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            apply_attempts: 3,
+            apply_backoff: Duration::from_millis(500),
+            claim_lease: Ttl::from_secs(60),
+            sweep_batch: 1000,
+        }
+    }
+}
+
+/// The ports the app drives.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub enforcer: Arc<dyn Enforcer>,
+    pub notifier: Arc<dyn Notifier>,
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// jitbot's use cases over its ports.
+#[derive(Clone)]
+pub struct App {
+    pub catalog: Arc<Catalog>,
+    pub ports: Ports,
+    pub config: AppConfig,
+}
+
+/// Why a use case did not do what was asked. `Display` is a sentence for the person
+/// who asked; details go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(
+        "jitbot cannot reach its state store right now, so nothing was changed and no access was granted; please try again in a minute"
+    )]
+    StoreUnavailable(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("there is no request `{0}`; `/jit list` shows yours")]
+    NotFound(RequestId),
+    #[error("{0}")]
+    Refused(#[from] TransitionError),
+    #[error("request {0} is changing under heavy contention; please try again")]
+    Contended(RequestId),
+    #[error("jitbot hit an internal problem; it is logged with the request id")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => AppError::StoreUnavailable(why),
+            StoreError::NotFound(id) => AppError::NotFound(id),
+            StoreError::Conflict(id) => AppError::Contended(id),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// How often a use case re-reads and retries after losing a compare-and-set.
+const CONFLICT_RETRIES: usize = 64;
+
+impl App {
+    pub fn new(catalog: Arc<Catalog>, ports: Ports, config: AppConfig) -> Self {
+        App {
+            catalog,
+            ports,
+            config,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.ports.clock.now()
+    }
+
+    /// The roles `user` has for `req`'s target: approver (directly or through a user
+    /// group) and admin. A group lookup that fails counts as "not a member".
+    pub async fn actor(&self, user: &SlackUserId, req: &AccessRequest) -> Actor {
+        let is_admin = self.catalog.is_admin(user);
+        let Some(target) = self.catalog.target(req.target.as_str()) else {
+            return Actor {
+                user: user.clone(),
+                is_approver: false,
+                is_admin,
+            };
+        };
+        let mut is_approver = target.approvers.users.contains(user);
+        for group in &target.approvers.groups {
+            if is_approver {
+                break;
+            }
+            match self.ports.directory.group_members(group).await {
+                Ok(members) => is_approver = members.contains(user),
+                Err(e) => {
+                    warn!(request_id = %req.id, %group, error = %e, "cannot read user group; treating as not a member")
+                }
+            }
+        }
+        Actor {
+            user: user.clone(),
+            is_approver,
+            is_admin,
+        }
+    }
+
+    /// Loads a request or says it does not exist.
+    pub async fn load(&self, id: &RequestId) -> Result<AccessRequest, AppError> {
+        self.ports
+            .store
+            .load(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(id.clone()))
+    }
+
+    /// Tells Slack; a failure is logged and never undoes the lifecycle.
+    async fn publish(&self, req: &AccessRequest, event: &AuditEvent) {
+        if let Err(e) = self.ports.notifier.publish(req, event).await {
+            warn!(request_id = %req.id, kind = event.kind.as_str(), error = %e, "notification failed; the audit stream still has the event");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `sweep_once`: one pass of the expiry worker. It claims due timers from the store
+//! (so each is worked by one replica at a time), then lapses pending requests, retries
+//! the apply of approved ones whose replica vanished, and expires active grants:
+//! policy deleted first, then the request marked Expired.
+
+use chrono::{DateTime, Utc};
+use tracing::{instrument, warn};
+
+use super::{App, AppError};
+use crate::core::ids::RequestId;
+use crate::core::request::{Event, State};
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub claimed: usize,
+    pub lapsed: usize,
+    pub activated: usize,
+    pub failed: usize,
+    pub expired: usize,
+    /// Claims given back because the timer had moved (e.g. the grant was extended).
+    pub released: usize,
+    /// Claims that hit an error; their lease runs out and a later sweep retries them.
+    pub errors: usize,
+}
+
+enum Outcome {
+    Lapsed,
+    Activated,
+    Failed,
+    Expired,
+    Released,
+}
+
+impl App {
+    /// Claims the timers due at `now` and works each one.
+    #[instrument(skip(self))]
+    pub async fn sweep_once(&self, now: DateTime<Utc>) -> Result<SweepReport, AppError> {
+        let lease_until = now + self.config.claim_lease.as_delta();
+        let claims = self
+            .ports
+            .store
+            .claim_due(now, lease_until, self.config.sweep_batch)
+            .await?;
+        let mut report = SweepReport {
+            claimed: claims.len(),
+            ..SweepReport::default()
+        };
+        for claim in claims {
+            match self.sweep_one(&claim.id, now).await {
+                Ok(Outcome::Lapsed) => report.lapsed += 1,
+                Ok(Outcome::Activated) => report.activated += 1,
+                Ok(Outcome::Failed) => report.failed += 1,
+                Ok(Outcome::Expired) => report.expired += 1,
+                Ok(Outcome::Released) => report.released += 1,
+                Err(e) => {
+                    warn!(request_id = %claim.id, error = %e, "sweep could not finish this request; it will be retried after the lease");
+                    report.errors += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn sweep_one(&self, id: &RequestId, now: DateTime<Utc>) -> Result<Outcome, AppError> {
+        let req = self.load(id).await?;
+        match req.state {
+            State::Pending if now >= req.approval_deadline => {
+                self.step(id, &Event::Lapse, None, now).await?;
+                Ok(Outcome::Lapsed)
+            }
+            State::Approved => {
+                let after = self.activate(req, now).await?;
+                Ok(if after.state == State::Failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Activated
+                })
+            }
+            State::Active if req.expires_at.is_some_and(|at| at <= now) => {
+                // Access ends in the cluster first; if that fails the claim stays
+                // taken until its lease runs out, then another sweep tries again.
+                if !self.remove_policies(&req, now).await {
+                    return Err(AppError::Internal(
+                        "deleting the NetworkPolicy failed".to_owned(),
+                    ));
+                }
+                self.step(id, &Event::Expire, None, now).await?;
+                Ok(Outcome::Expired)
+            }
+            _ => {
+                self.ports.store.release(&req).await?;
+                Ok(Outcome::Released)
+            }
+        }
+    }
+}
