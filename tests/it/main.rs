@@ -1,3 +1,8 @@
 //! jitbot's integration tests: one test binary (fewer link steps), one module per area.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod config_files;
+mod lifecycle_contract;
+mod store_contract;

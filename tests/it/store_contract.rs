@@ -1,0 +1,435 @@
+//! The `Store` contract: the same test bodies run against every backend (memory here,
+//! Redis in `redis_store`), so the embedded default and the durable store can never
+//! drift apart. `store_contract!(name, backend)` instantiates the suite.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+
+use jitbot::adapters::memory::MemoryStore;
+use jitbot::core::command::Reason;
+use jitbot::core::ids::RequestId;
+use jitbot::core::ports::{AuditEvent, Store, StoreError};
+use jitbot::core::request::{
+    self, AccessRequest, Actor, AuditKind, Event, NewRequest, Scope, State,
+};
+use jitbot::core::ttl::Ttl;
+
+use crate::support::fakes::{self, ALICE, LEAD1, LEAD2, t0, user};
+
+/// A place requests live; every `client()` is an independent connection to the same
+/// data, like another replica.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    async fn client(&self) -> Arc<dyn Store>;
+}
+
+pub struct Memory(Arc<MemoryStore>);
+
+#[async_trait]
+impl Backend for Memory {
+    async fn client(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+}
+
+pub async fn memory() -> Memory {
+    Memory(Arc::new(MemoryStore::new()))
+}
+
+/// A fresh Pending request for `payments-db` (or `ledger` when two approvals are wanted).
+pub fn new_request(seed: u8, required: u32) -> AccessRequest {
+    let catalog = fakes::catalog();
+    let target = catalog
+        .target(if required == 2 {
+            "ledger"
+        } else {
+            "payments-db"
+        })
+        .unwrap();
+    let alice = catalog.requester(&user(ALICE)).unwrap();
+    AccessRequest::new(
+        NewRequest {
+            id: RequestId::from_random([seed; 10]),
+            requester: user(ALICE),
+            target: target.name.clone(),
+            scope: Scope::of(target),
+            source: alice.resolve_source(None).unwrap(),
+            duration: Ttl::from_mins(30),
+            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
+            approval_timeout: Ttl::from_hours(1),
+        },
+        t0() + TimeDelta::seconds(i64::from(seed)),
+    )
+}
+
+pub fn requested(req: &AccessRequest) -> AuditEvent {
+    AuditEvent {
+        request_id: req.id.clone(),
+        kind: AuditKind::Requested,
+        at: req.created_at,
+        actor: Some(req.requester.clone()),
+        from: None,
+        to: Some(State::Pending),
+        detail: "requested".to_owned(),
+    }
+}
+
+fn approver(u: &str) -> Actor {
+    Actor {
+        user: user(u),
+        is_approver: true,
+        is_admin: false,
+    }
+}
+
+/// Moves `req` through `event` in the store; returns the new request.
+pub async fn step(
+    store: &dyn Store,
+    req: &AccessRequest,
+    event: Event,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AccessRequest {
+    let t = request::apply(req, &event, at).unwrap();
+    let audit = AuditEvent::of(&t, None, at, "test");
+    store.transition(&t, &audit).await.unwrap();
+    t.request
+}
+
+/// An Active grant expiring 30 minutes after `t0()` plus `seed` seconds.
+pub async fn active(store: &dyn Store, seed: u8) -> AccessRequest {
+    let req = new_request(seed, 1);
+    store.create(&req, &requested(&req)).await.unwrap();
+    let at = req.created_at;
+    let req = step(
+        store,
+        &req,
+        Event::Approve {
+            by: approver(LEAD1),
+        },
+        at,
+    )
+    .await;
+    step(
+        store,
+        &req,
+        Event::Applied {
+            expires_at: at + TimeDelta::minutes(30),
+        },
+        at,
+    )
+    .await
+}
+
+pub async fn create_and_load_round_trip(b: &dyn Backend) {
+    let store = b.client().await;
+    let req = new_request(1, 1);
+    store.create(&req, &requested(&req)).await.unwrap();
+    assert_eq!(store.load(&req.id).await.unwrap(), Some(req.clone()));
+    assert_eq!(
+        store.load(&RequestId::from_random([99; 10])).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.create(&req, &requested(&req)).await,
+        Err(StoreError::Exists(req.id.clone()))
+    );
+    let history = store.audit_of(&req.id).await.unwrap();
+    assert_eq!(history.len(), 1, "a duplicate create adds no event");
+}
+
+pub async fn transition_is_compare_and_set(b: &dyn Backend) {
+    let store = b.client().await;
+    let req = new_request(2, 2);
+    store.create(&req, &requested(&req)).await.unwrap();
+    let at = req.created_at;
+    let first = request::apply(
+        &req,
+        &Event::Approve {
+            by: approver(LEAD1),
+        },
+        at,
+    )
+    .unwrap();
+    // A second decision computed from the same (now stale) version.
+    let stale = request::apply(
+        &req,
+        &Event::Approve {
+            by: approver(LEAD2),
+        },
+        at,
+    )
+    .unwrap();
+    store
+        .transition(&first, &AuditEvent::of(&first, None, at, "first"))
+        .await
+        .unwrap();
+    let lost = store
+        .transition(&stale, &AuditEvent::of(&stale, None, at, "stale"))
+        .await;
+    assert_eq!(lost, Err(StoreError::Conflict(req.id.clone())));
+    let stored = store.load(&req.id).await.unwrap().unwrap();
+    assert_eq!(stored, first.request);
+    let kinds: Vec<AuditKind> = store
+        .audit_of(&req.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [AuditKind::Requested, AuditKind::ApprovalRecorded],
+        "the loser left no event"
+    );
+}
+
+pub async fn lists_by_requester_and_state(b: &dyn Backend) {
+    let store = b.client().await;
+    let a = new_request(3, 1);
+    let c = new_request(4, 1);
+    store.create(&a, &requested(&a)).await.unwrap();
+    store.create(&c, &requested(&c)).await.unwrap();
+    let live = active(store.as_ref(), 5).await;
+    let mine = store.list_by_requester(&user(ALICE)).await.unwrap();
+    let ids: Vec<&RequestId> = mine.iter().map(|r| &r.id).collect();
+    assert_eq!(ids, [&live.id, &c.id, &a.id], "newest first");
+    assert!(
+        store
+            .list_by_requester(&user(LEAD1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pending: Vec<RequestId> = store
+        .list_by_state(State::Pending)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(pending, [a.id.clone(), c.id.clone()]);
+    let actives = store.list_by_state(State::Active).await.unwrap();
+    assert_eq!(actives, [live]);
+}
+
+pub async fn claims_only_due_work_and_only_once_per_lease(b: &dyn Backend) {
+    let (one, two) = (b.client().await, b.client().await);
+    let grants = [
+        active(one.as_ref(), 10).await,
+        active(one.as_ref(), 11).await,
+        active(one.as_ref(), 12).await,
+    ];
+    let expiry = |r: &AccessRequest| r.expires_at.unwrap();
+    // Before any expiry nothing is due.
+    assert!(
+        one.claim_due(t0(), t0() + TimeDelta::minutes(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let now = expiry(&grants[1]);
+    let lease = now + TimeDelta::minutes(1);
+    let claimed = one.claim_due(now, lease, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1, "limit respected");
+    assert_eq!(claimed[0].id, grants[0].id, "earliest first");
+    let claimed2 = two.claim_due(now, lease, 10).await.unwrap();
+    assert_eq!(
+        claimed2.len(),
+        1,
+        "the other replica gets only what is unclaimed and due"
+    );
+    assert_eq!(claimed2[0].id, grants[1].id);
+    assert!(
+        one.claim_due(now, lease, 10).await.unwrap().is_empty(),
+        "claimed work is not handed out twice"
+    );
+    // After the lease, unfinished work is handed out again, exactly once.
+    let later = lease + TimeDelta::seconds(1);
+    let retaken = two
+        .claim_due(later, later + TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<RequestId> = retaken.into_iter().map(|c| c.id).collect();
+    ids.sort();
+    // The two whose lease ran out, and the third, which has come due meanwhile.
+    let mut want: Vec<RequestId> = grants.iter().map(|g| g.id.clone()).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(
+        one.claim_due(later, later + TimeDelta::minutes(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn a_transition_releases_the_claim_and_rearms_the_timer(b: &dyn Backend) {
+    let store = b.client().await;
+    let grant = active(store.as_ref(), 20).await;
+    let due = grant.expires_at.unwrap();
+    let claimed = store
+        .claim_due(due, due + TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let done = step(store.as_ref(), &grant, Event::Expire, due).await;
+    assert_eq!(done.state, State::Expired);
+    let far = due + TimeDelta::days(30);
+    assert!(
+        store.claim_due(far, far, 10).await.unwrap().is_empty(),
+        "a terminal request has no timer"
+    );
+}
+
+pub async fn release_rearms_only_the_current_version(b: &dyn Backend) {
+    let store = b.client().await;
+    let grant = active(store.as_ref(), 21).await;
+    let due = grant.expires_at.unwrap();
+    store
+        .claim_due(due, due + TimeDelta::hours(1), 10)
+        .await
+        .unwrap();
+    store.release(&grant).await.unwrap();
+    let again = store
+        .claim_due(due, due + TimeDelta::hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "released work is claimable at once");
+    // A release based on an old version must not re-arm that version's timer: here
+    // the grant was extended meanwhile, so the old expiry must not fire.
+    let old = active(store.as_ref(), 22).await;
+    let at = old.created_at;
+    let alice = Actor {
+        user: user(ALICE),
+        is_approver: false,
+        is_admin: false,
+    };
+    let asked = step(
+        store.as_ref(),
+        &old,
+        Event::Extend {
+            by: alice,
+            duration: Ttl::from_mins(30),
+        },
+        at,
+    )
+    .await;
+    let extended = step(
+        store.as_ref(),
+        &asked,
+        Event::Approve {
+            by: approver(LEAD1),
+        },
+        at,
+    )
+    .await;
+    assert_eq!(
+        extended.expires_at,
+        Some(old.expires_at.unwrap() + TimeDelta::minutes(30))
+    );
+    store.release(&old).await.unwrap();
+    let between = old.expires_at.unwrap() + TimeDelta::minutes(15);
+    let claimed: Vec<RequestId> = store
+        .claim_due(between, between, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(!claimed.contains(&old.id), "the old expiry stays disarmed");
+    let after = extended.expires_at.unwrap();
+    let claimed: Vec<RequestId> = store
+        .claim_due(after, after, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(claimed.contains(&old.id), "the new expiry fires");
+}
+
+pub async fn audit_keeps_history_per_request_and_recent(b: &dyn Backend) {
+    let store = b.client().await;
+    let grant = active(store.as_ref(), 30).await;
+    let extra = AuditEvent {
+        request_id: grant.id.clone(),
+        kind: AuditKind::PolicyReapplied,
+        at: t0(),
+        actor: None,
+        from: Some(State::Active),
+        to: Some(State::Active),
+        detail: "reconciler re-applied".to_owned(),
+    };
+    store.append_audit(&extra).await.unwrap();
+    let kinds: Vec<AuditKind> = store
+        .audit_of(&grant.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            AuditKind::Requested,
+            AuditKind::Approved,
+            AuditKind::Activated,
+            AuditKind::PolicyReapplied
+        ]
+    );
+    let recent = store.recent_audit(2).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[1], extra, "newest last");
+    store.ping().await.unwrap();
+}
+
+/// Instantiates every contract test for one backend.
+#[macro_export]
+macro_rules! store_contract {
+    ($name:ident, $backend:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn create_and_load_round_trip() {
+                $crate::store_contract::create_and_load_round_trip(&$backend.await).await
+            }
+            #[tokio::test]
+            async fn transition_is_compare_and_set() {
+                $crate::store_contract::transition_is_compare_and_set(&$backend.await).await
+            }
+            #[tokio::test]
+            async fn lists_by_requester_and_state() {
+                $crate::store_contract::lists_by_requester_and_state(&$backend.await).await
+            }
+            #[tokio::test]
+            async fn claims_only_due_work_and_only_once_per_lease() {
+                $crate::store_contract::claims_only_due_work_and_only_once_per_lease(
+                    &$backend.await,
+                )
+                .await
+            }
+            #[tokio::test]
+            async fn a_transition_releases_the_claim_and_rearms_the_timer() {
+                $crate::store_contract::a_transition_releases_the_claim_and_rearms_the_timer(
+                    &$backend.await,
+                )
+                .await
+            }
+            #[tokio::test]
+            async fn release_rearms_only_the_current_version() {
+                $crate::store_contract::release_rearms_only_the_current_version(&$backend.await)
+                    .await
+            }
+            #[tokio::test]
+            async fn audit_keeps_history_per_request_and_recent() {
+                $crate::store_contract::audit_keeps_history_per_request_and_recent(&$backend.await)
+                    .await
+            }
+            $crate::lifecycle_contract!($backend);
+        }
+    };
+}
+
+store_contract!(memory_store, memory());
