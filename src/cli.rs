@@ -203,6 +203,7 @@ fn preview_request(catalog: &Catalog, args: &RenderArgs) -> Result<AccessRequest
             duration,
             reason,
             approval_timeout: catalog.limits.approval_timeout,
+            expiry_warning: catalog.limits.expiry_warning,
         },
         Utc::now(),
     ))

@@ -74,6 +74,7 @@ impl App {
                 duration: s.duration,
                 reason: s.reason,
                 approval_timeout: self.catalog.limits.approval_timeout,
+                expiry_warning: self.catalog.limits.expiry_warning,
             },
             now,
         );

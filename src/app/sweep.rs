@@ -18,6 +18,8 @@ pub struct SweepReport {
     pub activated: usize,
     pub failed: usize,
     pub expired: usize,
+    /// Expiry warnings sent.
+    pub warned: usize,
     /// Claims given back because the timer had moved (e.g. the grant was extended).
     pub released: usize,
     /// Claims that hit an error; their lease runs out and a later sweep retries them.
@@ -29,6 +31,7 @@ enum Outcome {
     Activated,
     Failed,
     Expired,
+    Warned,
     Released,
 }
 
@@ -52,6 +55,7 @@ impl App {
                 Ok(Outcome::Activated) => report.activated += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Expired) => report.expired += 1,
+                Ok(Outcome::Warned) => report.warned += 1,
                 Ok(Outcome::Released) => report.released += 1,
                 Err(e) => {
                     warn!(request_id = %claim.id, error = %e, "sweep could not finish this request; it will be retried after the lease");
@@ -76,6 +80,13 @@ impl App {
                 } else {
                     Outcome::Activated
                 })
+            }
+            State::Active
+                if req.expires_at.is_none_or(|at| at > now)
+                    && req.warn_at.is_some_and(|at| at <= now) =>
+            {
+                self.step(id, &Event::WarnExpiry, None, now).await?;
+                Ok(Outcome::Warned)
             }
             State::Active if req.expires_at.is_some_and(|at| at <= now) => {
                 // Access ends in the cluster first; if that fails the claim stays

@@ -31,6 +31,8 @@ pub struct AccessConfig {
     pub max_duration: Ttl,
     /// How long a request waits for approval before it lapses.
     pub approval_timeout: Ttl,
+    /// How long before expiry the requester is warned (with a "Revoke now" button).
+    pub expiry_warning: Ttl,
     /// Fewest characters a reason must have.
     pub reason_min_chars: usize,
     /// Widest IPv4 prefix a source may name (24 means /24 or narrower).
@@ -47,6 +49,7 @@ impl Default for AccessConfig {
             min_duration: Ttl::from_mins(5),
             max_duration: Ttl::from_hours(12),
             approval_timeout: Ttl::from_hours(1),
+            expiry_warning: Ttl::from_mins(5),
             reason_min_chars: 10,
             widest_ipv4_prefix: 24,
             widest_ipv6_prefix: 64,
@@ -295,6 +298,7 @@ pub struct Limits {
     pub min_duration: Ttl,
     pub max_duration: Ttl,
     pub approval_timeout: Ttl,
+    pub expiry_warning: Ttl,
     pub reason_min_chars: usize,
     pub admins: Vec<SlackUserId>,
 }
@@ -487,6 +491,7 @@ fn check_access(a: &AccessConfig, p: &mut Problems) -> Limits {
         min_duration: a.min_duration,
         max_duration: a.max_duration,
         approval_timeout: a.approval_timeout,
+        expiry_warning: a.expiry_warning,
         reason_min_chars: a.reason_min_chars,
         admins,
     }

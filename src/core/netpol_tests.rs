@@ -31,6 +31,7 @@ fn request(source: Source, ports: Vec<PortSpec>) -> AccessRequest {
             duration: Ttl::from_mins(30),
             reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
             approval_timeout: Ttl::from_hours(1),
+            expiry_warning: Ttl::from_secs(0),
         },
         expiry() - chrono::TimeDelta::minutes(30),
     );

@@ -150,6 +150,16 @@ pub struct AccessRequest {
     pub expires_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub extension: Option<Extension>,
+    /// How long before expiry the requester is warned (0s: never).
+    #[serde(default = "no_warning")]
+    pub expiry_warning: Ttl,
+    /// When the expiry warning is due; `None` once sent or when there is none.
+    #[serde(default)]
+    pub warn_at: Option<DateTime<Utc>>,
+}
+
+fn no_warning() -> Ttl {
+    Ttl::from_secs(0)
 }
 
 /// Everything needed to create a request; the caller has checked the command.
@@ -163,6 +173,8 @@ pub struct NewRequest {
     pub duration: Ttl,
     pub reason: Reason,
     pub approval_timeout: Ttl,
+    /// How long before expiry to warn the requester (0s: never).
+    pub expiry_warning: Ttl,
 }
 
 impl AccessRequest {
@@ -186,7 +198,15 @@ impl AccessRequest {
             expires_at: None,
             ended_at: None,
             extension: None,
+            expiry_warning: n.expiry_warning,
+            warn_at: None,
         }
+    }
+
+    /// The warning point for a grant expiring at `expires_at`, if it is still ahead.
+    fn warning_for(&self, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let at = expires_at - self.expiry_warning.as_delta();
+        (self.expiry_warning.as_secs() > 0 && at > now).then_some(at)
     }
 
     /// When this request's timer fires, if it can still move: the approval deadline
@@ -199,7 +219,7 @@ impl AccessRequest {
                 let approved = self.approvals.last().map_or(self.created_at, |a| a.at);
                 Some(approved + APPLY_RETRY_AFTER.as_delta())
             }
-            State::Active => self.expires_at,
+            State::Active => self.warn_at.or(self.expires_at),
             _ => None,
         }
     }
@@ -244,6 +264,8 @@ pub enum Event {
     },
     /// `expires_at` passed and the policy is gone.
     Expire,
+    /// The expiry warning is due.
+    WarnExpiry,
     Revoke {
         by: Actor,
         reason: Option<String>,
@@ -265,6 +287,7 @@ impl Event {
             Event::Applied { .. } => "applied",
             Event::ApplyFailed { .. } => "apply-failed",
             Event::Expire => "expire",
+            Event::WarnExpiry => "warn-expiry",
             Event::Revoke { .. } => "revoke",
             Event::Extend { .. } => "extend",
         }
@@ -290,6 +313,8 @@ pub enum AuditKind {
     ExtensionApprovalRecorded,
     ExtensionDenied,
     Extended,
+    /// The requester was told the grant ends soon.
+    ExpiryWarned,
     /// The reconciler deleted a policy (expired, unknown or not active).
     PolicyRemoved,
     /// The reconciler put back an active grant's missing or edited policy.
@@ -315,6 +340,7 @@ impl AuditKind {
             AuditKind::ExtensionApprovalRecorded => "extension_approval_recorded",
             AuditKind::ExtensionDenied => "extension_denied",
             AuditKind::Extended => "extended",
+            AuditKind::ExpiryWarned => "expiry_warned",
             AuditKind::PolicyRemoved => "policy_removed",
             AuditKind::PolicyReapplied => "policy_reapplied",
             AuditKind::RevokeFailing => "revoke_failing",
@@ -411,7 +437,9 @@ pub fn apply(
             });
             if ext.approvals.len() >= req.scope.approvals_required as usize {
                 let old = req.expires_at.unwrap_or(now);
-                next.expires_at = Some(old.max(now) + ext.duration.as_delta());
+                let expires_at = old.max(now) + ext.duration.as_delta();
+                next.expires_at = Some(expires_at);
+                next.warn_at = req.warning_for(expires_at, now);
                 next.approvals.extend(ext.approvals);
                 next.extension = None;
                 AuditKind::Extended
@@ -464,7 +492,9 @@ pub fn apply(
             next.activated_at = Some(now);
             // The policy carries `expires_at` (computed just before applying); never
             // grant more than the approved duration from now.
-            next.expires_at = Some((*expires_at).min(now + req.duration.as_delta()));
+            let expires_at = (*expires_at).min(now + req.duration.as_delta());
+            next.expires_at = Some(expires_at);
+            next.warn_at = req.warning_for(expires_at, now);
             AuditKind::Activated
         }
         (State::Approved, Event::ApplyFailed { reason }) => {
@@ -478,7 +508,18 @@ pub fn apply(
             }
             end(&mut next, State::Expired, None, None, now);
             next.extension = None;
+            next.warn_at = None;
             AuditKind::Expired
+        }
+        (State::Active, Event::WarnExpiry) => {
+            let Some(due) = req.warn_at else {
+                return Err(wrong("warned (its warning was already sent)"));
+            };
+            if now < due {
+                return Err(TransitionError::NotDue { due });
+            }
+            next.warn_at = None;
+            AuditKind::ExpiryWarned
         }
         (State::Active, Event::Revoke { by, reason }) => {
             if by.user != req.requester && !by.is_approver && !by.is_admin {
@@ -489,6 +530,7 @@ pub fn apply(
             }
             end(&mut next, State::Revoked, Some(by), reason.clone(), now);
             next.extension = None;
+            next.warn_at = None;
             AuditKind::Revoked
         }
         (State::Active, Event::Extend { by, duration }) => {
@@ -568,6 +610,7 @@ fn past_tense(event: &Event) -> &'static str {
         Event::Applied { .. } => "activated",
         Event::ApplyFailed { .. } => "marked failed",
         Event::Expire => "expired",
+        Event::WarnExpiry => "warned",
         Event::Revoke { .. } => "revoked",
         Event::Extend { .. } => "extended",
     }

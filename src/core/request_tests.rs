@@ -65,6 +65,7 @@ fn request(required: u32, self_ok: bool) -> AccessRequest {
             duration: Ttl::from_mins(30),
             reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
             approval_timeout: Ttl::from_hours(1),
+            expiry_warning: Ttl::from_mins(5),
         },
         t0(),
     )
@@ -77,6 +78,9 @@ fn in_state(state: State) -> AccessRequest {
     if matches!(state, State::Active | State::Expired | State::Revoked) {
         r.activated_at = Some(t0());
         r.expires_at = Some(t0() + chrono::TimeDelta::minutes(30));
+    }
+    if state == State::Active {
+        r.warn_at = Some(t0() + chrono::TimeDelta::minutes(25));
     }
     r
 }
@@ -107,6 +111,7 @@ fn all_events() -> Vec<Event> {
             by: requester(),
             duration: Ttl::from_mins(30),
         },
+        Event::WarnExpiry,
     ]
 }
 
@@ -125,6 +130,7 @@ fn expected(state: State, event: &str) -> Option<(State, AuditKind)> {
         (S::Active, "expire") => Some((S::Expired, K::Expired)),
         (S::Active, "revoke") => Some((S::Revoked, K::Revoked)),
         (S::Active, "extend") => Some((S::Active, K::ExtensionRequested)),
+        (S::Active, "warn-expiry") => Some((S::Active, K::ExpiryWarned)),
         _ => None,
     }
 }
@@ -154,7 +160,7 @@ fn every_state_and_event_pair_follows_the_table() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 81);
+    assert_eq!(checked, 90);
 }
 
 #[test]
@@ -463,4 +469,53 @@ fn denying_an_extension_keeps_the_grant() {
     );
     assert_eq!(denied.request.expires_at, active.expires_at);
     assert!(denied.request.extension.is_none());
+}
+
+#[test]
+fn the_expiry_warning_comes_once_before_expiry() {
+    let approved = in_state(State::Approved);
+    let t = apply(
+        &approved,
+        &Event::Applied {
+            expires_at: t0() + chrono::TimeDelta::minutes(30),
+        },
+        t0(),
+    )
+    .unwrap();
+    let warn_at = t0() + chrono::TimeDelta::minutes(25);
+    assert_eq!(t.request.warn_at, Some(warn_at));
+    assert_eq!(
+        t.request.due_at(),
+        Some(warn_at),
+        "the timer fires for the warning first"
+    );
+    let early = apply(
+        &t.request,
+        &Event::WarnExpiry,
+        warn_at - chrono::TimeDelta::seconds(1),
+    );
+    assert!(matches!(early, Err(TransitionError::NotDue { .. })));
+    let warned = apply(&t.request, &Event::WarnExpiry, warn_at).unwrap();
+    assert_eq!(warned.kind, AuditKind::ExpiryWarned);
+    assert_eq!(
+        warned.request.due_at(),
+        t.request.expires_at,
+        "then for the expiry"
+    );
+    assert!(
+        apply(&warned.request, &Event::WarnExpiry, warn_at).is_err(),
+        "only once"
+    );
+    // A grant shorter than the warning gets none.
+    let mut short = in_state(State::Approved);
+    short.duration = Ttl::from_mins(5);
+    let t = apply(
+        &short,
+        &Event::Applied {
+            expires_at: t0() + chrono::TimeDelta::minutes(5),
+        },
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(t.request.warn_at, None);
 }

@@ -53,13 +53,16 @@ pub async fn a_grant_lives_exactly_its_duration(b: &dyn Backend) {
         "ingress plus egress companion for a pod source: {live:?}"
     );
 
-    // One second before expiry nothing happens; at expiry the policies go.
+    // Five minutes before expiry the requester is warned; one second before expiry
+    // nothing else happens; at expiry the policies go.
     let report = t
         .app
-        .sweep_once(t0() + TimeDelta::minutes(30) - TimeDelta::seconds(1))
+        .sweep_once(t0() + TimeDelta::minutes(25))
         .await
         .unwrap();
-    assert_eq!(report.claimed, 0);
+    assert_eq!(report.warned, 1);
+    let almost = t0() + TimeDelta::minutes(30) - TimeDelta::seconds(1);
+    assert_eq!(t.app.sweep_once(almost).await.unwrap().claimed, 0);
     let report = t
         .app
         .sweep_once(t0() + TimeDelta::minutes(30))
@@ -75,12 +78,19 @@ pub async fn a_grant_lives_exactly_its_duration(b: &dyn Backend) {
             AuditKind::Requested,
             AuditKind::Approved,
             AuditKind::Activated,
+            AuditKind::ExpiryWarned,
             AuditKind::Expired
         ]
     );
     assert_eq!(
         t.notifier.kinds(),
-        ["requested", "approved", "activated", "expired"]
+        [
+            "requested",
+            "approved",
+            "activated",
+            "expiry_warned",
+            "expired"
+        ]
     );
 }
 

@@ -59,6 +59,7 @@ pub fn new_request(seed: u8, required: u32) -> AccessRequest {
             duration: Ttl::from_mins(30),
             reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
             approval_timeout: Ttl::from_hours(1),
+            expiry_warning: Ttl::from_secs(0),
         },
         t0() + TimeDelta::seconds(i64::from(seed)),
     )
