@@ -2,7 +2,7 @@
 //! It has the same semantics as the Redis store (the same contract tests run against
 //! both), but nothing survives a restart and only one replica may use it.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -25,6 +25,7 @@ struct Inner {
     /// Where each request's timer sits in `due`, to remove it without a scan.
     due_of: HashMap<RequestId, DateTime<Utc>>,
     history: HashMap<RequestId, Vec<AuditEvent>>,
+    annotations: HashMap<RequestId, BTreeMap<String, String>>,
     recent: VecDeque<AuditEvent>,
 }
 
@@ -188,6 +189,27 @@ impl Store for MemoryStore {
         let s = self.lock()?;
         let skip = s.recent.len().saturating_sub(limit);
         Ok(s.recent.iter().skip(skip).cloned().collect())
+    }
+
+    async fn annotate(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut s = self.lock()?;
+        if !s.requests.contains_key(id) {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        s.annotations
+            .entry(id.clone())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    async fn annotations(&self, id: &RequestId) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self
+            .lock()?
+            .annotations
+            .get(id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,3 +1,5 @@
 //! Adapters: the ports implemented on real infrastructure. Only `startup` picks which.
 
+pub mod http;
 pub mod memory;
+pub mod slack;

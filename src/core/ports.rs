@@ -2,6 +2,8 @@
 //! `Arc<dyn Port>`, so tests can put a real Redis, a real API server or a recording
 //! fake behind the same use cases.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -115,6 +117,13 @@ pub trait Store: Send + Sync {
     /// The most recent events of all requests, oldest first.
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Remembers a small fact about a request outside its lifecycle, such as where its
+    /// Slack card was posted. Not versioned: the last write wins.
+    async fn annotate(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Everything `annotate` remembered about a request.
+    async fn annotations(&self, id: &RequestId) -> Result<BTreeMap<String, String>, StoreError>;
+
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -158,6 +167,14 @@ pub struct NotifyError(pub String);
 pub trait Notifier: Send + Sync {
     /// Tells people about an event of `req` (as it is after the event).
     async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError>;
+}
+
+/// Tells approvers whether a grant would change anything in the cluster.
+#[async_trait]
+pub trait Previewer: Send + Sync {
+    /// One plain line, e.g. "default-deny present, 4 pods" or
+    /// "cluster unreachable: unknown". Never fails: not knowing is an answer.
+    async fn preview(&self, req: &AccessRequest) -> String;
 }
 
 /// Resolves Slack user groups to their members.

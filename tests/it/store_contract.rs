@@ -386,6 +386,36 @@ pub async fn audit_keeps_history_per_request_and_recent(b: &dyn Backend) {
     store.ping().await.unwrap();
 }
 
+pub async fn annotations_are_kept_per_request(b: &dyn Backend) {
+    let store = b.client().await;
+    let req = new_request(40, 1);
+    store.create(&req, &requested(&req)).await.unwrap();
+    store
+        .annotate(&req.id, "slack.card", "C03DBAPPRV 1700000000.000100")
+        .await
+        .unwrap();
+    store
+        .annotate(&req.id, "slack.card", "C03DBAPPRV 1700000000.000200")
+        .await
+        .unwrap();
+    store
+        .annotate(&req.id, "preview", "default-deny present, 4 pods")
+        .await
+        .unwrap();
+    let notes = store.annotations(&req.id).await.unwrap();
+    assert_eq!(notes.len(), 2);
+    assert_eq!(
+        notes["slack.card"], "C03DBAPPRV 1700000000.000200",
+        "last write wins"
+    );
+    let unknown = RequestId::from_random([41; 10]);
+    assert_eq!(
+        store.annotate(&unknown, "k", "v").await,
+        Err(StoreError::NotFound(unknown.clone()))
+    );
+    assert!(store.annotations(&unknown).await.unwrap().is_empty());
+}
+
 /// Instantiates every contract test for one backend.
 #[macro_export]
 macro_rules! store_contract {
@@ -427,6 +457,10 @@ macro_rules! store_contract {
             async fn audit_keeps_history_per_request_and_recent() {
                 $crate::store_contract::audit_keeps_history_per_request_and_recent(&$backend.await)
                     .await
+            }
+            #[tokio::test]
+            async fn annotations_are_kept_per_request() {
+                $crate::store_contract::annotations_are_kept_per_request(&$backend.await).await
             }
             $crate::lifecycle_contract!($backend);
         }

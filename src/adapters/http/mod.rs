@@ -1,0 +1,87 @@
+//! The HTTP surface: Slack's slash commands and interactions (signature checked
+//! before anything reads the body), health, readiness and metrics.
+//!
+//! Slack wants an answer within 3 seconds, so handlers answer at once and do slow
+//! work (the cluster, Slack's Web API) in the background, reporting back through the
+//! request's `response_url` or the approval card.
+
+mod commands;
+mod interactions;
+pub mod signature;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use tracing::warn;
+
+use crate::adapters::slack::SlackApi;
+use crate::app::App;
+use crate::settings::Secret;
+
+/// Largest body accepted from Slack; larger ones get 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the handlers need.
+pub struct HttpState {
+    pub app: App,
+    pub signing_secret: Secret,
+    /// For answers that come after the ack (`response_url`).
+    pub slack: SlackApi,
+}
+
+/// The whole router, so tests can serve it on port 0.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/slack/commands", post(commands::handle))
+        .route("/slack/interactions", post(interactions::handle))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Checks Slack's signature on a raw body; `Err` is the status to answer (401, no
+/// detail), and the reason is logged.
+fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<(), StatusCode> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    signature::verify(
+        state.signing_secret.expose(),
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+        body,
+        state.app.now(),
+    )
+    .map_err(|e| {
+        warn!(error = %e, "refused a request that is not signed by Slack");
+        StatusCode::UNAUTHORIZED
+    })
+}
+
+/// Slack's `ssl_check=1` probe asks only whether the endpoint answers.
+fn is_ssl_check(body: &Bytes) -> bool {
+    form_urlencoded_pairs(body).any(|(k, v)| k == "ssl_check" && v == "1")
+}
+
+fn form_urlencoded_pairs(body: &Bytes) -> impl Iterator<Item = (String, String)> + '_ {
+    body.split(|b| *b == b'&').filter_map(|pair| {
+        let text = std::str::from_utf8(pair).ok()?;
+        let (k, v) = text.split_once('=').unwrap_or((text, ""));
+        let decode = |s: &str| {
+            urlencoding::decode(&s.replace('+', " "))
+                .ok()
+                .map(|c| c.into_owned())
+        };
+        Some((decode(k)?, decode(v)?))
+    })
+}
+
+/// Runs slow work after the ack, logging anything that escapes it.
+fn in_background<F>(work: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(work);
+}

@@ -1,0 +1,394 @@
+//! Every message jitbot shows in Slack, as Block Kit JSON: the approval card (whose
+//! footer follows the request's state), the requester's DMs and the audit lines. All
+//! of it stays inside Slack's limits, which `check_limits` enforces in tests.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::core::netpol;
+use crate::core::ports::AuditEvent;
+use crate::core::request::{AccessRequest, AuditKind, State};
+
+/// Action ids of jitbot's buttons.
+pub const APPROVE: &str = "jit_approve";
+pub const DENY: &str = "jit_deny";
+pub const REVOKE: &str = "jit_revoke";
+
+/// Room for the policy YAML in one section (Slack allows 3000 characters).
+const YAML_ROOM: usize = 2600;
+
+/// A message: fallback text (notifications, screen readers) and blocks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub blocks: Value,
+}
+
+/// Escapes text for Slack mrkdwn: `&`, `<` and `>` are control characters there.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn mention(user: &impl std::fmt::Display) -> String {
+    format!("<@{user}>")
+}
+
+fn hhmm(t: DateTime<Utc>) -> String {
+    t.format("%H:%M UTC").to_string()
+}
+
+/// Escapes `s` and cuts it to `max` characters, never inside an `&…;` entity.
+fn fit(s: &str, max: usize) -> String {
+    let escaped = escape(s);
+    if escaped.chars().count() <= max {
+        return escaped;
+    }
+    let mut out: String = escaped.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = out.rfind('&')
+        && !out[amp..].contains(';')
+    {
+        out.truncate(amp);
+    }
+    out.push('…');
+    out
+}
+
+fn section(text: String) -> Value {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
+}
+
+fn context(text: String) -> Value {
+    json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": text }] })
+}
+
+fn button(text: &str, action: &str, value: &str, style: Option<&str>) -> Value {
+    let mut b = json!({
+        "type": "button",
+        "text": { "type": "plain_text", "text": text },
+        "action_id": action,
+        "value": value,
+    });
+    if let Some(style) = style {
+        b["style"] = json!(style);
+    }
+    b
+}
+
+/// The approval card for `req`, with the policy it would apply and what the
+/// cluster says about it.
+pub fn card(req: &AccessRequest, policy_yaml: &str, preview: Option<&str>) -> Message {
+    let id = req.id.as_str();
+    let selector: Vec<String> = req
+        .scope
+        .pod_selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let ports: Vec<String> = req.scope.ports.iter().map(|p| p.to_string()).collect();
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": format!("Access request: {}", req.target) } }),
+        section(format!(
+            "{} asks for *{}* of access to *{}*.\n>{}",
+            mention(&req.requester),
+            req.duration,
+            req.target,
+            fit(req.reason.as_str(), 2500)
+        )),
+        json!({ "type": "section", "fields": [
+            { "type": "mrkdwn", "text": format!("*Namespace*\n{}", req.scope.namespace) },
+            { "type": "mrkdwn", "text": format!("*Pods*\n`{}`", fit(&selector.join(", "), 1800)) },
+            { "type": "mrkdwn", "text": format!("*Ports*\n{}", fit(&ports.join(", "), 1800)) },
+            { "type": "mrkdwn", "text": format!("*Source*\n{}", fit(&req.source.to_string(), 1800)) },
+            { "type": "mrkdwn", "text": format!("*Duration*\n{}", req.duration) },
+            { "type": "mrkdwn", "text": format!("*Request*\n`{id}`") },
+        ]}),
+        section(format!(
+            "*Does it matter?* {}",
+            fit(preview.unwrap_or("not checked"), 500)
+        )),
+        section(format!(
+            "*Policy to apply*\n```{}```",
+            fit(policy_yaml, YAML_ROOM)
+        )),
+    ];
+    blocks.extend(footer(req));
+    Message {
+        text: format!(
+            "{} asks for {} of access to {} ({id})",
+            req.requester, req.duration, req.target
+        ),
+        blocks: Value::Array(blocks),
+    }
+}
+
+/// The card's last blocks: approvals and buttons while a decision is open, the
+/// outcome once it is not (so no stale buttons remain).
+fn footer(req: &AccessRequest) -> Vec<Value> {
+    let id = req.id.as_str();
+    let buttons = || {
+        let mut approve = button("Approve", APPROVE, id, Some("primary"));
+        approve["confirm"] = json!({
+            "title": { "type": "plain_text", "text": "Approve this access?" },
+            "text": { "type": "mrkdwn", "text": format!(
+                "Opens {} to {} for {}.",
+                req.target,
+                fit(&req.source.to_string(), 150),
+                req.duration
+            ) },
+            "confirm": { "type": "plain_text", "text": "Approve" },
+            "deny": { "type": "plain_text", "text": "Cancel" },
+        });
+        json!({
+            "type": "actions",
+            "block_id": format!("decision:{id}"),
+            "elements": [approve, button("Deny", DENY, id, Some("danger"))],
+        })
+    };
+    let approved = || {
+        let names: Vec<String> = req.approvals.iter().map(|a| mention(&a.by)).collect();
+        let at = req.approvals.last().map(|a| hhmm(a.at)).unwrap_or_default();
+        format!("✅ Approved by {} at {at}", names.join(", "))
+    };
+    let ended_by = || {
+        req.ended_by
+            .as_ref()
+            .map(mention)
+            .unwrap_or_else(|| "jitbot".to_owned())
+    };
+    let at_end = || req.ended_at.map(hhmm).unwrap_or_default();
+    let why = || {
+        req.end_reason
+            .as_deref()
+            .map(|w| format!(": {}", escape(w)))
+            .unwrap_or_default()
+    };
+    match req.state {
+        State::Pending => vec![
+            context(format!(
+                "{} of {} approvals · lapses at {}",
+                req.approvals.len(),
+                req.scope.approvals_required,
+                hhmm(req.approval_deadline)
+            )),
+            buttons(),
+        ],
+        State::Approved => vec![context(format!("{} · applying the policy…", approved()))],
+        State::Active => {
+            let mut out = vec![context(format!(
+                "{} · expires {}",
+                approved(),
+                req.expires_at.map(hhmm).unwrap_or_default()
+            ))];
+            if let Some(ext) = &req.extension {
+                out.push(section(format!(
+                    "⏳ {} asks for *{}* more: {} of {} approvals.",
+                    mention(&ext.requested_by),
+                    ext.duration,
+                    ext.approvals.len(),
+                    req.scope.approvals_required
+                )));
+                out.push(buttons());
+            }
+            out
+        }
+        State::Denied => vec![context(format!(
+            "⛔ Denied by {} at {}{}",
+            ended_by(),
+            at_end(),
+            why()
+        ))],
+        State::Lapsed => vec![context(format!(
+            "⌛ Nobody decided before {}; the request lapsed",
+            at_end()
+        ))],
+        State::Cancelled => vec![context(format!(
+            "Cancelled by {} at {}",
+            ended_by(),
+            at_end()
+        ))],
+        State::Failed => vec![context(format!(
+            "⚠️ {}, but applying the policy failed{}",
+            approved(),
+            why()
+        ))],
+        State::Expired => vec![context(format!(
+            "{} · expired at {}; the policy is gone",
+            approved(),
+            at_end()
+        ))],
+        State::Revoked => vec![context(format!(
+            "{} · revoked by {} at {}{}",
+            approved(),
+            ended_by(),
+            at_end(),
+            why()
+        ))],
+    }
+}
+
+/// The DM the requester gets for `event`, if any.
+pub fn direct_message(req: &AccessRequest, event: &AuditEvent) -> Option<Message> {
+    let id = req.id.as_str();
+    let target = &req.target;
+    let by = || {
+        req.ended_by
+            .as_ref()
+            .map(mention)
+            .unwrap_or_else(|| "jitbot".to_owned())
+    };
+    let why = || {
+        req.end_reason
+            .as_deref()
+            .map(|w| format!(": {}", escape(w)))
+            .unwrap_or_default()
+    };
+    let expires = || req.expires_at.map(hhmm).unwrap_or_default();
+    let text = match event.kind {
+        AuditKind::Activated => {
+            let names: Vec<String> = req.approvals.iter().map(|a| mention(&a.by)).collect();
+            format!(
+                "✅ Your access to *{target}* is on (approved by {}). It ends at {} · `{id}`",
+                names.join(", "),
+                expires()
+            )
+        }
+        AuditKind::Denied => format!(
+            "⛔ Your request `{id}` for *{target}* was denied by {}{}",
+            by(),
+            why()
+        ),
+        AuditKind::Failed => format!(
+            "⚠️ Your request `{id}` for *{target}* was approved, but applying it failed{}. Nothing was opened.",
+            why()
+        ),
+        AuditKind::Lapsed => format!(
+            "⌛ Nobody decided on your request `{id}` for *{target}* in time. Ask again if you still need it."
+        ),
+        AuditKind::Expired => format!("Your access to *{target}* has ended (`{id}`)."),
+        AuditKind::Revoked => format!(
+            "Your access to *{target}* was revoked by {}{} (`{id}`).",
+            by(),
+            why()
+        ),
+        AuditKind::Extended => format!(
+            "⏳ Your access to *{target}* now ends at {} (`{id}`).",
+            expires()
+        ),
+        AuditKind::ExtensionDenied => format!(
+            "⛔ Your extension of `{id}` for *{target}* was denied by {}{}",
+            by(),
+            why()
+        ),
+        AuditKind::ExpiryWarned => {
+            let text = format!(
+                "⏳ Your access to *{target}* ends at {}. Need longer? `/jit extend {id} 30m`",
+                expires()
+            );
+            let blocks = json!([
+                section(text.clone()),
+                { "type": "actions", "block_id": format!("warning:{id}"), "elements": [
+                    button("Revoke now", REVOKE, id, Some("danger")),
+                ]},
+            ]);
+            return Some(Message { text, blocks });
+        }
+        _ => return None,
+    };
+    Some(Message {
+        blocks: json!([section(text.clone())]),
+        text,
+    })
+}
+
+/// The audit channel's top-level message for a request.
+pub fn audit_opening(req: &AccessRequest) -> String {
+    format!(
+        "{} requested *{}* of *{}* from {} · `{}`\n>{}",
+        mention(&req.requester),
+        req.duration,
+        req.target,
+        escape(&req.source.to_string()),
+        req.id,
+        escape(req.reason.as_str())
+    )
+}
+
+/// One reply in a request's audit thread.
+pub fn audit_reply(event: &AuditEvent) -> String {
+    let who = event
+        .actor
+        .as_ref()
+        .map(|a| format!("{} · ", mention(a)))
+        .unwrap_or_default();
+    format!(
+        "{who}*{}*: {}",
+        event.kind.as_str().replace('_', " "),
+        escape(&event.detail)
+    )
+}
+
+/// The policy YAML a request would apply, for the card.
+pub fn policy_yaml(req: &AccessRequest) -> String {
+    let expires = req
+        .expires_at
+        .unwrap_or(req.created_at + req.duration.as_delta());
+    netpol::to_yaml(&netpol::render(req, expires))
+        .unwrap_or_else(|e| format!("(cannot render: {e})"))
+}
+
+/// Checks a message against Slack's Block Kit limits.
+pub fn check_limits(m: &Message) -> Result<(), String> {
+    let fail = |what: String| Err(what);
+    if m.text.chars().count() > 40_000 {
+        return fail("text is over 40000 characters".into());
+    }
+    let Some(blocks) = m.blocks.as_array() else {
+        return fail("blocks is not a list".into());
+    };
+    if blocks.len() > 50 {
+        return fail(format!("{} blocks (at most 50)", blocks.len()));
+    }
+    let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    for (i, b) in blocks.iter().enumerate() {
+        let kind = b["type"].as_str().unwrap_or("");
+        let max_text = match kind {
+            "header" => 150,
+            _ => 3000,
+        };
+        if len(&b["text"]["text"]) > max_text {
+            return fail(format!(
+                "block {i} ({kind}) text is over {max_text} characters"
+            ));
+        }
+        if len(&b["block_id"]) > 255 {
+            return fail(format!("block {i} block_id is over 255 characters"));
+        }
+        if let Some(fields) = b["fields"].as_array()
+            && (fields.len() > 10 || fields.iter().any(|f| len(&f["text"]) > 2000))
+        {
+            return fail(format!("block {i} has too many or too long fields"));
+        }
+        for e in b["elements"].as_array().into_iter().flatten() {
+            if len(&e["action_id"]) > 255 || len(&e["value"]) > 2000 || len(&e["text"]["text"]) > 75
+            {
+                return fail(format!("block {i} has a button over Slack's limits"));
+            }
+            let c = &e["confirm"];
+            if len(&c["title"]["text"]) > 100
+                || len(&c["text"]["text"]) > 300
+                || len(&c["confirm"]["text"]) > 30
+            {
+                return fail(format!(
+                    "block {i} has a confirm dialog over Slack's limits"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "blocks_tests.rs"]
+mod tests;

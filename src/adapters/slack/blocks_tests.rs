@@ -1,0 +1,205 @@
+use std::collections::BTreeMap;
+
+use chrono::{TimeDelta, TimeZone};
+
+use super::*;
+use crate::core::catalog::{PortSpec, Protocol, Source};
+use crate::core::command::Reason;
+use crate::core::ids::RequestId;
+use crate::core::request::{self, Actor, Event, NewRequest, Scope};
+use crate::core::ttl::Ttl;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap()
+}
+
+fn approver(u: &str) -> Actor {
+    Actor {
+        user: u.parse().unwrap(),
+        is_approver: true,
+        is_admin: false,
+    }
+}
+
+/// A request with the longest reason, many ports and many addresses: the biggest
+/// card jitbot can build.
+fn big_request() -> AccessRequest {
+    AccessRequest::new(
+        NewRequest {
+            id: RequestId::from_random([3; 10]),
+            requester: "U0ALICE001".parse().unwrap(),
+            target: "payments-db".parse().unwrap(),
+            scope: Scope {
+                namespace: "payments".parse().unwrap(),
+                pod_selector: (0..20)
+                    .map(|i| (format!("label-{i}.example.com/key-{i}"), "x".repeat(60)))
+                    .collect::<BTreeMap<_, _>>(),
+                ports: (1..=40)
+                    .map(|p| PortSpec {
+                        protocol: Protocol::Tcp,
+                        port: p,
+                        end_port: None,
+                    })
+                    .collect(),
+                approvals_required: 2,
+                allow_self_approval: false,
+                max_duration: Ttl::from_hours(2),
+            },
+            source: Source::Addresses {
+                addresses: (0..50)
+                    .map(|i| format!("fd00::{i:x}/128").parse().unwrap())
+                    .collect(),
+            },
+            duration: Ttl::from_mins(30),
+            reason: Reason::new(&"<@U123> & <!here> ".repeat(22), 0).unwrap(),
+            approval_timeout: Ttl::from_hours(1),
+            expiry_warning: Ttl::from_mins(5),
+        },
+        t0(),
+    )
+}
+
+/// The request in each state it can reach, with the event that got it there.
+fn journey() -> Vec<(AccessRequest, AuditEvent)> {
+    let mut out = Vec::new();
+    let mut req = big_request();
+    let mut push = |req: &AccessRequest, t: &request::Transition| {
+        out.push((t.request.clone(), AuditEvent::of(t, None, t0(), "detail")));
+        let _ = req;
+    };
+    let events = [
+        Event::Approve {
+            by: approver("U01DBLEAD1"),
+        },
+        Event::Approve {
+            by: approver("U01DBLEAD2"),
+        },
+        Event::Applied {
+            expires_at: t0() + TimeDelta::minutes(30),
+        },
+        Event::WarnExpiry,
+        Event::Extend {
+            by: approver("U0ALICE001"),
+            duration: Ttl::from_mins(30),
+        },
+        Event::Revoke {
+            by: approver("U01DBLEAD1"),
+            reason: Some("done".into()),
+        },
+    ];
+    for (i, e) in events.iter().enumerate() {
+        let at = t0() + TimeDelta::minutes(if i >= 3 { 25 } else { 0 });
+        let t = request::apply(&req, e, at).unwrap();
+        push(&req, &t);
+        req = t.request;
+    }
+    out
+}
+
+#[test]
+fn every_message_stays_inside_slacks_limits() {
+    let yaml = policy_yaml(&big_request());
+    assert!(
+        yaml.chars().count() > 3000,
+        "the test needs a policy too big for one section"
+    );
+    let mut checked = 0;
+    let pending = big_request();
+    let opening = card(&pending, &yaml, Some("default-deny present, 4 pods"));
+    check_limits(&opening).unwrap();
+    for (req, event) in journey() {
+        check_limits(&card(&req, &policy_yaml(&req), Some(&"x".repeat(5000)))).unwrap();
+        if let Some(dm) = direct_message(&req, &event) {
+            check_limits(&dm).unwrap();
+            checked += 1;
+        }
+        assert!(audit_reply(&event).chars().count() < 40_000);
+    }
+    assert!(
+        checked >= 3,
+        "DMs for activation, warning and revoke were built"
+    );
+}
+
+#[test]
+fn the_limits_check_catches_what_slack_refuses() {
+    let too_long = Message {
+        text: "x".into(),
+        blocks: json!([section("y".repeat(3001))]),
+    };
+    assert!(check_limits(&too_long).is_err());
+    let too_many = Message {
+        text: "x".into(),
+        blocks: Value::Array(vec![context("a".into()); 51]),
+    };
+    assert!(check_limits(&too_many).is_err());
+    let long_value = Message {
+        text: "x".into(),
+        blocks: json!([{ "type": "actions", "elements": [button("ok", "a", &"v".repeat(2001), None)] }]),
+    };
+    assert!(check_limits(&long_value).is_err());
+}
+
+#[test]
+fn a_pending_card_has_buttons_with_a_confirm_and_no_mentions_from_the_reason() {
+    let req = big_request();
+    let m = card(&req, "yaml", None);
+    let text = m.blocks.to_string();
+    assert!(
+        !text.contains("<!here>"),
+        "the reason cannot ping the channel"
+    );
+    assert!(!text.contains("<@U123>"));
+    let actions = m.blocks.as_array().unwrap().last().unwrap();
+    assert_eq!(actions["type"], "actions");
+    assert_eq!(actions["elements"][0]["action_id"], APPROVE);
+    assert_eq!(actions["elements"][0]["value"], req.id.as_str());
+    assert_eq!(
+        actions["elements"][0]["confirm"]["confirm"]["text"],
+        "Approve"
+    );
+    assert_eq!(actions["elements"][1]["action_id"], DENY);
+    assert!(text.contains("0 of 2 approvals"));
+}
+
+#[test]
+fn a_decided_card_has_no_buttons_and_says_the_outcome() {
+    let states = journey();
+    let (one_of_two, _) = &states[0];
+    assert!(
+        card(one_of_two, "", None)
+            .blocks
+            .to_string()
+            .contains("1 of 2 approvals")
+    );
+    let (active, _) = &states[2];
+    let m = card(active, "", None);
+    let last = m.blocks.as_array().unwrap().last().unwrap().to_string();
+    assert!(
+        last.contains("Approved by <@U01DBLEAD1>, <@U01DBLEAD2> at 14:00 UTC · expires 14:30 UTC"),
+        "{last}"
+    );
+    assert!(!m.blocks.to_string().contains(APPROVE), "no stale buttons");
+    let (extension, _) = &states[4];
+    assert!(
+        card(extension, "", None)
+            .blocks
+            .to_string()
+            .contains(APPROVE),
+        "an extension asks again"
+    );
+    let (revoked, _) = &states[5];
+    let m = card(revoked, "", None).blocks.to_string();
+    assert!(
+        m.contains("revoked by <@U01DBLEAD1>") && !m.contains(APPROVE),
+        "{m}"
+    );
+}
+
+#[test]
+fn the_expiry_warning_offers_revoke_now() {
+    let (req, event) = &journey()[3];
+    let dm = direct_message(req, event).unwrap();
+    assert!(dm.text.contains("ends at 14:30 UTC"), "{}", dm.text);
+    assert_eq!(dm.blocks[1]["elements"][0]["action_id"], REVOKE);
+}

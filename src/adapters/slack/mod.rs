@@ -1,0 +1,203 @@
+//! The Slack Web API side, on slack-morphism: posting and updating messages, DMs,
+//! ephemeral answers, and user-group lookups. Every call goes through slack-morphism's
+//! rate control, which waits out a 429's `Retry-After` and tries again.
+//!
+//! The API URL is configurable (GovSlack, tests); a loopback `http://` URL works
+//! because the connector accepts both schemes.
+
+pub mod blocks;
+mod directory;
+mod notifier;
+
+use std::sync::Arc;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+pub use directory::SlackDirectory;
+pub use notifier::{SlackNotifier, SlackNotifierConfig};
+
+type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+/// Why a Slack call failed, in a form the log and the metrics can use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SlackError {
+    /// Slack answered `{ok: false, error}`: e.g. `channel_not_found`, `invalid_auth`.
+    #[error("Slack refused {method}: {code}")]
+    Api { method: &'static str, code: String },
+    /// Rate limited even after the retries.
+    #[error("Slack rate-limited {method}")]
+    RateLimited { method: &'static str },
+    #[error("Slack could not be reached for {method}: {detail}")]
+    Transport {
+        method: &'static str,
+        detail: String,
+    },
+}
+
+impl SlackError {
+    /// A fixed label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SlackError::Api { .. } => "api_error",
+            SlackError::RateLimited { .. } => "rate_limited",
+            SlackError::Transport { .. } => "transport",
+        }
+    }
+
+    fn from_client(method: &'static str, e: SlackClientError) -> Self {
+        match e {
+            SlackClientError::ApiError(api) => SlackError::Api {
+                method,
+                code: api.code,
+            },
+            SlackClientError::RateLimitError(_) => SlackError::RateLimited { method },
+            other => SlackError::Transport {
+                method,
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A Slack Web API client with the bot token.
+#[derive(Clone)]
+pub struct SlackApi {
+    client: Arc<SlackClient<Connector>>,
+    token: SlackApiToken,
+}
+
+#[derive(Deserialize)]
+struct PostedMessage {
+    ts: String,
+    channel: String,
+}
+
+impl SlackApi {
+    /// A client for `api_url` (e.g. `https://slack.com/api/`), retrying a 429 up to
+    /// `max_retries` times after its `Retry-After`.
+    pub fn new(api_url: &str, bot_token: &str, max_retries: usize) -> std::io::Result<Self> {
+        let https_or_http = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let connector = SlackClientHyperConnector::with_connector(https_or_http)
+            .with_slack_api_url(api_url.trim_end_matches('/'))
+            .with_rate_control(SlackApiRateControlConfig::new().with_max_retries(max_retries));
+        Ok(SlackApi {
+            client: Arc::new(SlackClient::new(connector)),
+            token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_owned())),
+        })
+    }
+
+    async fn post(&self, method: &'static str, body: &Value) -> Result<Value, SlackError> {
+        let session = self.client.open_session(&self.token);
+        session
+            .http_session_api
+            .http_post(method, body, Some(&SLACK_TIER3_METHOD_CONFIG))
+            .await
+            .map_err(|e| SlackError::from_client(method, e))
+    }
+
+    /// Posts a message (optionally in a thread) and returns `(channel, ts)`.
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Option<&Value>,
+        thread_ts: Option<&str>,
+    ) -> Result<(String, String), SlackError> {
+        let mut body = json!({ "channel": channel, "text": text, "unfurl_links": false });
+        if let Some(b) = blocks {
+            body["blocks"] = b.clone();
+        }
+        if let Some(ts) = thread_ts {
+            body["thread_ts"] = json!(ts);
+        }
+        let answer = self.post("chat.postMessage", &body).await?;
+        let posted: PostedMessage =
+            serde_json::from_value(answer).map_err(|e| SlackError::Transport {
+                method: "chat.postMessage",
+                detail: format!("unexpected answer: {e}"),
+            })?;
+        Ok((posted.channel, posted.ts))
+    }
+
+    /// Replaces a message's text and blocks.
+    pub async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: &Value,
+    ) -> Result<(), SlackError> {
+        let body = json!({ "channel": channel, "ts": ts, "text": text, "blocks": blocks });
+        self.post("chat.update", &body).await.map(|_| ())
+    }
+
+    /// Shows a message only to `user` in `channel`.
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), SlackError> {
+        let body = json!({ "channel": channel, "user": user, "text": text });
+        self.post("chat.postEphemeral", &body).await.map(|_| ())
+    }
+
+    /// Opens (or finds) the bot's DM with `user` and returns its channel id.
+    pub async fn open_dm(&self, user: &str) -> Result<String, SlackError> {
+        let answer = self
+            .post("conversations.open", &json!({ "users": user }))
+            .await?;
+        answer["channel"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| SlackError::Transport {
+                method: "conversations.open",
+                detail: "answer has no channel id".to_owned(),
+            })
+    }
+
+    /// The members of a user group.
+    pub async fn group_members(&self, group: &str) -> Result<Vec<String>, SlackError> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId::new(group.to_owned()));
+        let answer = session
+            .usergroups_users_list(&req)
+            .await
+            .map_err(|e| SlackError::from_client("usergroups.users.list", e))?;
+        Ok(answer.users.into_iter().map(|u| u.to_string()).collect())
+    }
+
+    /// Answers a slash command or an interaction through its `response_url`.
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        text: &str,
+        replace_original: bool,
+    ) -> Result<(), SlackError> {
+        let url = response_url.parse().map_err(|e| SlackError::Transport {
+            method: "response_url",
+            detail: format!("bad URL: {e}"),
+        })?;
+        let body = json!({
+            "response_type": "ephemeral",
+            "replace_original": replace_original,
+            "text": text,
+        });
+        let session = self.client.open_session(&self.token);
+        session
+            .http_session_api
+            .http_post_uri::<_, Value>(url, &body, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| SlackError::from_client("response_url", e))
+    }
+}
