@@ -1,5 +1,7 @@
-//! Test support: recording fakes for the ports that face people (Slack) and a
-//! programmable enforcer, plus launchers for the real servers the tests talk to.
+//! Test support: recording fakes for the ports, a fake Slack Web API, jitbot's HTTP
+//! surface wired to them, and launchers for the real servers the tests talk to.
 #![allow(dead_code)] // each test module uses a different part of the support
 
+pub mod fake_slack;
 pub mod fakes;
+pub mod slack_world;

@@ -1,0 +1,405 @@
+//! The Slack surface over Slack's real HTTP protocol: signed slash commands and
+//! button clicks in, Web API calls out to the fake Slack.
+
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use jitbot::adapters::http::signature;
+use jitbot::adapters::slack::blocks::{APPROVE, DENY};
+use jitbot::core::request::{AuditKind, State};
+
+use crate::support::fake_slack::Scripted;
+use crate::support::fakes::{ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2};
+use crate::support::slack_world::{APPROVALS, AUDIT, SECRET, SlackWorld};
+
+/// Sends `/jit request …` and returns the new request's id from the store.
+async fn request(w: &SlackWorld, user: &str, text: &str) -> String {
+    let (status, answer) = w.command(user, text).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let id = answer
+        .strip_prefix("Request `")
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no request id in: {answer}"))
+        .to_owned();
+    let stored = w.store.load(&id.parse().unwrap()).await.unwrap();
+    assert_eq!(
+        stored.map(|r| r.requester.to_string()),
+        Some(user.to_owned())
+    );
+    id
+}
+
+fn card_text(card: &Value) -> String {
+    card["blocks"].to_string()
+}
+
+#[tokio::test]
+async fn a_signed_request_is_acked_fast_and_posts_a_card_with_working_buttons() {
+    let w = SlackWorld::start().await;
+    let started = Instant::now();
+    let (status, answer) = w
+        .command(ALICE, "request payments-db 30m INC-4411 replica lag")
+        .await;
+    // Measured, not timed: the ack must not wait on Slack or the cluster.
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answer.contains(&format!("sent to <#{APPROVALS}>")),
+        "{answer}"
+    );
+    let card = w
+        .slack
+        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
+        .await;
+    let blocks = card_text(&card);
+    for expected in [
+        "payments-db",
+        "INC-4411 replica lag",
+        "10.8.0.14/32",
+        "5432/TCP",
+        "default-deny present, 4 pods",
+        "0 of 1 approvals",
+        APPROVE,
+        DENY,
+        "kind: NetworkPolicy",
+    ] {
+        assert!(
+            blocks.contains(expected),
+            "card lacks {expected:?}: {blocks}"
+        );
+    }
+    let opening = w
+        .slack
+        .wait_for("chat.postMessage", |b| b["channel"] == AUDIT)
+        .await;
+    assert!(
+        opening["text"]
+            .as_str()
+            .unwrap()
+            .contains("requested *30m* of *payments-db*")
+    );
+}
+
+#[tokio::test]
+async fn forged_stale_unsigned_and_oversized_requests_are_refused_and_store_nothing() {
+    let w = SlackWorld::start().await;
+    let body = w.command_body(ALICE, "request payments-db 30m INC-4411 replica lag");
+    let now = w.clock_secs();
+    let forged = signature::sign("not-the-secret", &now.to_string(), body.as_bytes());
+    let stale_ts = (now - 6 * 60).to_string();
+    let stale = signature::sign(SECRET, &stale_ts, body.as_bytes());
+    let cases = [
+        (Some(now.to_string()), Some(forged)),
+        (Some(stale_ts), Some(stale)),
+        (None, None),
+    ];
+    for (ts, sig) in cases {
+        let (status, text) = w
+            .post_raw(
+                "/slack/commands",
+                body.clone(),
+                ts.as_deref(),
+                sig.as_deref(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(text.is_empty(), "no detail leaks: {text}");
+    }
+    let huge = format!("{body}&pad={}", "x".repeat(70 * 1024));
+    let (status, _) = w.post_signed("/slack/commands", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = w
+        .post_signed("/slack/interactions", "payload=%7B%7D".to_owned())
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a signed but unreadable click changes nothing"
+    );
+    assert!(
+        w.store
+            .list_by_requester(&ALICE.parse().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(w.slack.all_calls().is_empty(), "nothing was posted");
+}
+
+#[tokio::test]
+async fn ssl_check_probes_are_answered() {
+    let w = SlackWorld::start().await;
+    let (status, _) = w
+        .post_signed("/slack/commands", "ssl_check=1&token=x".to_owned())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_non_approvers_click_changes_nothing_and_tells_only_them() {
+    let w = SlackWorld::start().await;
+    let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
+    w.slack
+        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
+        .await;
+    assert_eq!(w.click(CAROL, APPROVE, &id, "carol").await, StatusCode::OK);
+    let answer = w.slack.wait_for("respond:carol", |_| true).await;
+    assert_eq!(answer["text"], "you are not an approver for payments-db");
+    assert_eq!(answer["response_type"], "ephemeral");
+    assert_eq!(
+        answer["replace_original"], false,
+        "the card stays for the others"
+    );
+    let req = w.app.load(&id.parse().unwrap()).await.unwrap();
+    assert_eq!((req.state, req.approvals.len()), (State::Pending, 0));
+}
+
+#[tokio::test]
+async fn self_approval_is_refused_unless_the_target_allows_it() {
+    let w = SlackWorld::start().await;
+    let id = request(&w, LEAD1, "request payments-db 30m INC-4411 replica lag").await;
+    w.click(LEAD1, APPROVE, &id, "self").await;
+    let answer = w.slack.wait_for("respond:self", |_| true).await;
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("cannot approve your own request")
+    );
+    let own = request(&w, LEAD1, "request grafana 30m dashboards are blank").await;
+    w.click(LEAD1, APPROVE, &own, "self-ok").await;
+    w.slack
+        .wait_for("chat.update", |b| card_text(b).contains("Approved by"))
+        .await;
+    assert_eq!(
+        w.app.load(&own.parse().unwrap()).await.unwrap().state,
+        State::Active
+    );
+}
+
+#[tokio::test]
+async fn approve_updates_the_card_dms_the_requester_threads_the_audit_and_applies() {
+    let w = SlackWorld::start().await;
+    let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
+    let opening = w
+        .slack
+        .wait_for("chat.postMessage", |b| b["channel"] == AUDIT)
+        .await;
+    assert_eq!(
+        w.click(GROUP_MEMBER, APPROVE, &id, "member").await,
+        StatusCode::OK
+    );
+    let update = w
+        .slack
+        .wait_for("chat.update", |b| card_text(b).contains("· expires"))
+        .await;
+    let blocks = card_text(&update);
+    assert!(
+        blocks.contains(&format!(
+            "Approved by <@{GROUP_MEMBER}> at 14:00 UTC · expires 14:30 UTC"
+        )),
+        "{blocks}"
+    );
+    assert!(!blocks.contains(APPROVE), "no stale buttons");
+    let dm = w
+        .slack
+        .wait_for("chat.postMessage", |b| {
+            b["channel"].as_str().unwrap().starts_with('D')
+        })
+        .await;
+    assert!(
+        dm["text"].as_str().unwrap().contains("ends at 14:30 UTC"),
+        "{dm}"
+    );
+    assert_eq!(w.slack.calls("conversations.open")[0]["users"], ALICE);
+    let thread = opening_ts(&w, &opening);
+    w.slack
+        .wait_for("chat.postMessage", |b| {
+            b["thread_ts"] == thread.as_str() && b["text"].as_str().unwrap().contains("activated")
+        })
+        .await;
+    assert_eq!(w.enforcer.live_names().len(), 1, "the grant is applied");
+    // The card the channel sees now is the updated one.
+    let (channel, ts) = (
+        update["channel"].as_str().unwrap(),
+        update["ts"].as_str().unwrap(),
+    );
+    assert_eq!(
+        w.slack.message(channel, ts).unwrap()["blocks"],
+        update["blocks"]
+    );
+}
+
+fn opening_ts(w: &SlackWorld, opening: &Value) -> String {
+    let posted = w
+        .slack
+        .all_calls()
+        .iter()
+        .position(|c| c.method == "chat.postMessage" && c.body == *opening)
+        .unwrap();
+    // The fake numbers messages in order from 1700000000.000101.
+    let n = w.slack.all_calls()[..=posted]
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .count();
+    format!("1700000000.{:06}", 100 + n)
+}
+
+#[tokio::test]
+async fn double_clicks_and_concurrent_approvals_make_one_decision() {
+    let w = SlackWorld::start().await;
+    let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
+    let sent = tokio::join!(
+        w.click(LEAD1, APPROVE, &id, "a"),
+        w.click(LEAD1, APPROVE, &id, "b"),
+        w.click(LEAD2, APPROVE, &id, "c"),
+        w.click(GROUP_MEMBER, APPROVE, &id, "d"),
+    );
+    assert_eq!(
+        sent,
+        (
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK
+        )
+    );
+    // One click wins; each of the other three is told why it changed nothing.
+    w.slack
+        .wait_until(|s| {
+            ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| s.calls(&format!("respond:{n}")).len())
+                .sum::<usize>()
+                == 3
+        })
+        .await;
+    w.slack
+        .wait_for("chat.update", |b| card_text(b).contains("· expires"))
+        .await;
+    let history = w.store.audit_of(&id.parse().unwrap()).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.kind == AuditKind::Approved)
+            .count(),
+        1
+    );
+    assert_eq!(w.enforcer.lock().applies, 1);
+}
+
+#[tokio::test]
+async fn a_429_from_slack_is_retried_after_retry_after_and_nothing_is_lost() {
+    let w = SlackWorld::start().await;
+    w.slack.script(
+        "chat.postMessage",
+        Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
+    let to_approvers = |s: &crate::support::fake_slack::FakeSlack| {
+        s.calls("chat.postMessage")
+            .into_iter()
+            .filter(|b| b["channel"] == APPROVALS)
+            .count()
+    };
+    // The first attempt was rate-limited; the retry after Retry-After went through.
+    w.slack.wait_until(|s| to_approvers(s) == 2).await;
+    w.notifier.flush().await;
+    assert_eq!(to_approvers(&w.slack), 2);
+    assert!(!w.store.annotations(&id.parse().unwrap()).await.unwrap()["slack.card"].is_empty());
+}
+
+#[tokio::test]
+async fn slack_errors_never_block_or_lose_the_lifecycle() {
+    let w = SlackWorld::start().await;
+    w.slack
+        .script("chat.postMessage", Scripted::Error("channel_not_found"));
+    w.slack
+        .script("chat.postMessage", Scripted::Error("invalid_auth"));
+    let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
+    w.notifier.flush().await;
+    let decided = w
+        .app
+        .decide(
+            &id.parse().unwrap(),
+            &LEAD1.parse().unwrap(),
+            jitbot::app::Decision::Approve,
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided.request.state, State::Active);
+    let kinds: Vec<AuditKind> = w
+        .store
+        .audit_of(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            AuditKind::Requested,
+            AuditKind::Approved,
+            AuditKind::Activated
+        ],
+        "the audit stream has everything"
+    );
+}
+
+#[tokio::test]
+async fn the_other_commands_answer_ephemerally() {
+    let w = SlackWorld::start().await;
+    let (_, help) = w.command(ALICE, "").await;
+    assert!(help.contains("/jit request <target> <duration>"), "{help}");
+    let (_, targets) = w.command(ALICE, "targets").await;
+    assert!(
+        targets.contains("`payments-db`") && targets.contains("`ledger`"),
+        "{targets}"
+    );
+    let (_, bad) = w
+        .command(ALICE, "request paymnts-db 30m INC-4411 replica lag")
+        .await;
+    assert!(
+        bad.contains("`paymnts-db` is not a target") && bad.contains("Usage:"),
+        "{bad}"
+    );
+    let (_, long) = w
+        .command(ALICE, "request payments-db 3h INC-4411 replica lag")
+        .await;
+    assert!(long.contains("pick between 5m and 2h"), "{long}");
+    let (_, stranger) = w
+        .command("U0NOBODY01", "request payments-db 30m INC-4411 replica lag")
+        .await;
+    assert!(
+        stranger.contains("not set up to request access"),
+        "{stranger}"
+    );
+    let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
+    let (_, list) = w.command(ALICE, "list").await;
+    assert!(list.contains(&id) && list.contains("pending"), "{list}");
+    w.app
+        .decide(
+            &id.parse().unwrap(),
+            &LEAD1.parse().unwrap(),
+            jitbot::app::Decision::Approve,
+        )
+        .await
+        .unwrap();
+    let (_, extend) = w.command(ALICE, &format!("extend {id} 30m")).await;
+    assert!(extend.contains("Asked for *30m* more"), "{extend}");
+    let (_, revoking) = w.command(ALICE, &format!("revoke {id} done now")).await;
+    assert!(revoking.contains("Revoking"), "{revoking}");
+    let done = w
+        .slack
+        .wait_for(&format!("respond:cmd-{ALICE}"), |_| true)
+        .await;
+    assert!(done["text"].as_str().unwrap().contains("Revoked"), "{done}");
+    assert!(w.enforcer.live_names().is_empty());
+    w.clock.advance(TimeDelta::minutes(1));
+}

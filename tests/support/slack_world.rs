@@ -1,0 +1,198 @@
+//! jitbot's HTTP surface served on 127.0.0.1:0 with the real Slack adapter pointed at
+//! the fake Slack, the memory store, a recording enforcer and a manual clock; plus
+//! helpers that sign requests exactly as Slack does.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use jitbot::adapters::http::{HttpState, router, signature};
+use jitbot::adapters::memory::MemoryStore;
+use jitbot::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotifierConfig};
+use jitbot::app::{App, AppConfig, ManualClock, Ports};
+use jitbot::core::ports::{Previewer, Store};
+use jitbot::core::request::AccessRequest;
+use jitbot::core::ttl::Ttl;
+use jitbot::settings::Secret;
+
+use super::fake_slack::FakeSlack;
+use super::fakes::{self, RecordingEnforcer, t0};
+
+pub const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+pub const TOKEN: &str = "xoxb-test-token";
+pub const APPROVALS: &str = "C03DBAPPRV";
+pub const AUDIT: &str = "C09AUDIT01";
+
+/// Answers every preview with the same line.
+pub struct FixedPreview(pub &'static str);
+
+#[async_trait::async_trait]
+impl Previewer for FixedPreview {
+    async fn preview(&self, _req: &AccessRequest) -> String {
+        self.0.to_owned()
+    }
+}
+
+pub struct SlackWorld {
+    pub slack: FakeSlack,
+    pub base: String,
+    pub app: App,
+    pub store: Arc<dyn Store>,
+    pub enforcer: Arc<RecordingEnforcer>,
+    pub clock: Arc<ManualClock>,
+    pub notifier: SlackNotifier,
+    http: reqwest::Client,
+}
+
+impl SlackWorld {
+    pub async fn start() -> SlackWorld {
+        Self::start_with_store(Arc::new(MemoryStore::new())).await
+    }
+
+    pub async fn start_with_store(store: Arc<dyn Store>) -> SlackWorld {
+        let slack = FakeSlack::start(
+            TOKEN,
+            &[APPROVALS, AUDIT],
+            &[("S02DBAS001", &[fakes::GROUP_MEMBER])],
+        )
+        .await;
+        let api = SlackApi::new(&slack.api_url, TOKEN, 3).unwrap();
+        let clock = Arc::new(ManualClock::new(t0()));
+        let catalog = Arc::new(fakes::catalog());
+        let enforcer = RecordingEnforcer::new();
+        let (notifier, _worker) = SlackNotifier::start(
+            api.clone(),
+            store.clone(),
+            catalog.clone(),
+            Arc::new(FixedPreview("default-deny present, 4 pods")),
+            SlackNotifierConfig {
+                audit_channel: Some(AUDIT.to_owned()),
+            },
+        );
+        let directory = SlackDirectory::new(api.clone(), clock.clone(), Ttl::from_mins(5));
+        let app = App::new(
+            catalog,
+            Ports {
+                store: store.clone(),
+                enforcer: enforcer.clone(),
+                notifier: Arc::new(notifier.clone()),
+                directory: Arc::new(directory),
+                clock: clock.clone(),
+            },
+            AppConfig::default(),
+        );
+        let state = Arc::new(HttpState {
+            app: app.clone(),
+            signing_secret: Secret::new(SECRET),
+            slack: api,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+        SlackWorld {
+            slack,
+            base,
+            app,
+            store,
+            enforcer,
+            clock,
+            notifier,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Posts a body to `path` signed as Slack signs it, at the app clock's time.
+    pub async fn post_signed(&self, path: &str, body: String) -> (StatusCode, String) {
+        let ts = self.clock_secs().to_string();
+        let sig = signature::sign(SECRET, &ts, body.as_bytes());
+        self.post_raw(path, body, Some(&ts), Some(&sig)).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: String,
+        ts: Option<&str>,
+        sig: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(ts) = ts {
+            req = req.header("x-slack-request-timestamp", ts);
+        }
+        if let Some(sig) = sig {
+            req = req.header("x-slack-signature", sig);
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    pub fn clock_secs(&self) -> i64 {
+        use jitbot::core::ports::Clock;
+        self.clock.now().timestamp()
+    }
+
+    /// The form body of `/jit <text>` typed by `user`.
+    pub fn command_body(&self, user: &str, text: &str) -> String {
+        serde_urlencoded::to_string([
+            ("token", "legacy"),
+            ("team_id", "T1DC2JH3J"),
+            ("team_domain", "example"),
+            ("channel_id", "C01GENERAL"),
+            ("channel_name", "general"),
+            ("user_id", user),
+            ("user_name", "someone"),
+            ("command", "/jit"),
+            ("text", text),
+            (
+                "response_url",
+                &self.slack.response_url(&format!("cmd-{user}")),
+            ),
+            (
+                "trigger_id",
+                "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// Types `/jit <text>` as `user`; returns the status and the ephemeral text.
+    pub async fn command(&self, user: &str, text: &str) -> (StatusCode, String) {
+        let (status, body) = self
+            .post_signed("/slack/commands", self.command_body(user, text))
+            .await;
+        let text = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["text"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        (status, text)
+    }
+
+    /// Clicks a button `action` carrying request `id` as `user`; answers to the click
+    /// land on the fake's `respond:<respond_as>`.
+    pub async fn click(&self, user: &str, action: &str, id: &str, respond_as: &str) -> StatusCode {
+        let payload = json!({
+            "type": "block_actions",
+            "team": { "id": "T1DC2JH3J", "domain": "example" },
+            "user": { "id": user, "username": "someone", "team_id": "T1DC2JH3J" },
+            "api_app_id": "A0JITBOT01",
+            "container": { "type": "message", "message_ts": "1700000000.000101", "channel_id": APPROVALS, "is_ephemeral": false },
+            "trigger_id": "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            "channel": { "id": APPROVALS, "name": "db-approvals" },
+            "response_url": self.slack.response_url(respond_as),
+            "actions": [{
+                "type": "button",
+                "action_id": action,
+                "block_id": format!("decision:{id}"),
+                "value": id,
+                "action_ts": "1700000001.000200",
+            }],
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        self.post_signed("/slack/interactions", body).await.0
+    }
+}
