@@ -33,4 +33,6 @@ pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod core;
+pub mod metrics;
 pub mod settings;
+pub mod worker;

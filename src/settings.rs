@@ -13,6 +13,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, TargetConfig};
+use crate::core::ttl::Ttl;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -20,6 +21,10 @@ use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, Targ
 pub struct Settings {
     pub server: ServerSettings,
     pub access: AccessConfig,
+    pub slack: SlackSettings,
+    pub store: StoreSettings,
+    pub kubernetes: KubernetesSettings,
+    pub worker: WorkerSettings,
     pub log: LogSettings,
     pub targets: Vec<TargetConfig>,
     pub requesters: Vec<RequesterConfig>,
@@ -36,6 +41,112 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: "0.0.0.0:8080".to_owned(),
+        }
+    }
+}
+
+/// `[slack]`: the Slack Web API side.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SlackSettings {
+    /// Base URL of Slack's Web API (GovSlack, or a loopback fake in tests).
+    pub api_url: String,
+    /// Channel id (`C…`) that gets one thread per request; empty for none.
+    pub audit_channel: String,
+    /// How long user-group members are cached.
+    pub usergroup_cache_ttl: Ttl,
+    /// How often a rate-limited (429) call is retried after its Retry-After.
+    pub max_retries: usize,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        SlackSettings {
+            api_url: "https://slack.com/api/".to_owned(),
+            audit_channel: String::new(),
+            usergroup_cache_ttl: Ttl::from_mins(5),
+            max_retries: 5,
+        }
+    }
+}
+
+/// `[store]`: Redis, when `REDIS_URL` is set (otherwise state lives in memory).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct StoreSettings {
+    /// Prefix of every key, with a hash tag so each script touches one cluster slot.
+    pub key_prefix: String,
+    /// Approximate length the audit stream is trimmed to.
+    pub audit_maxlen: usize,
+    pub connect_timeout: Ttl,
+    pub response_timeout: Ttl,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            key_prefix: "{jitbot}".to_owned(),
+            audit_maxlen: 100_000,
+            connect_timeout: Ttl::from_secs(5),
+            response_timeout: Ttl::from_secs(2),
+        }
+    }
+}
+
+/// `[kubernetes]`: the cluster side.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct KubernetesSettings {
+    /// `catalog`: list jitbot's policies in the catalog's namespaces only;
+    /// `cluster`: everywhere (needs cluster-wide list rights).
+    pub scope: KubernetesScope,
+    /// Timeout of one API call.
+    pub request_timeout: Ttl,
+    /// Attempts to apply a grant's policy before the request ends Failed.
+    pub apply_attempts: u32,
+    /// How long one revoke keeps retrying before it gives up until the next pass.
+    pub revoke_deadline: Ttl,
+}
+
+impl Default for KubernetesSettings {
+    fn default() -> Self {
+        KubernetesSettings {
+            scope: KubernetesScope::Catalog,
+            request_timeout: Ttl::from_secs(10),
+            apply_attempts: 3,
+            revoke_deadline: Ttl::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubernetesScope {
+    Catalog,
+    Cluster,
+}
+
+/// `[worker]`: the background loops.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// How often due timers (lapses, expiries, warnings) are swept.
+    pub sweep_interval: Ttl,
+    /// How often the cluster is reconciled against the store.
+    pub reconcile_interval: Ttl,
+    /// How long a claimed timer stays with one replica before another may take it.
+    pub claim_lease: Ttl,
+    /// Most timers one sweep claims.
+    pub sweep_batch: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            sweep_interval: Ttl::from_secs(5),
+            reconcile_interval: Ttl::from_secs(30),
+            claim_lease: Ttl::from_secs(60),
+            sweep_batch: 1000,
         }
     }
 }

@@ -92,6 +92,7 @@ impl App {
             ),
         };
         self.ports.store.create(&req, &event).await?;
+        self.metrics.requested();
         info!(request_id = %req.id, "request submitted");
         self.publish(&req, &event).await;
         Ok(req)
@@ -196,12 +197,16 @@ impl App {
             match self.ports.enforcer.apply(&policies).await {
                 Ok(()) => break Ok(()),
                 Err(EnforceError::Unavailable(why)) if attempt < self.config.apply_attempts => {
+                    self.metrics.kube_error("unavailable");
                     warn!(request_id = %req.id, attempt, error = %why, "apply failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                     attempt += 1;
                 }
-                Err(e) => break Err(e),
+                Err(e) => {
+                    self.count_kube_error(&e);
+                    break Err(e);
+                }
             }
         };
         let event = match &applied {
@@ -250,6 +255,7 @@ impl App {
             let audit = AuditEvent::of(&t, actor, now, describe(&t));
             match self.ports.store.transition(&t, &audit).await {
                 Ok(()) => {
+                    self.metrics.transition(&t, now);
                     info!(request_id = %id, from = %t.from, to = %t.request.state, kind = t.kind.as_str(), "transition");
                     self.publish(&t.request, &audit).await;
                     return Ok(t);
@@ -267,6 +273,7 @@ impl App {
         match self.ports.enforcer.revoke(&netpol::policy_refs(req)).await {
             Ok(()) => true,
             Err(e) => {
+                self.count_kube_error(&e);
                 warn!(request_id = %req.id, error = %e, "deleting the policy failed; the reconciler will retry");
                 self.alert(
                     req,
@@ -292,6 +299,7 @@ impl App {
         {
             Ok(()) => true,
             Err(e) => {
+                self.count_kube_error(&e);
                 warn!(request_id = %req.id, error = %e, "re-applying the policy failed; the reconciler will retry");
                 false
             }

@@ -27,9 +27,12 @@ pub use sweep::SweepReport;
 
 use crate::core::catalog::Catalog;
 use crate::core::ids::{RequestId, SlackUserId};
-use crate::core::ports::{AuditEvent, Clock, Directory, Enforcer, Notifier, Store, StoreError};
+use crate::core::ports::{
+    AuditEvent, Clock, Directory, EnforceError, Enforcer, Notifier, Store, StoreError,
+};
 use crate::core::request::{AccessRequest, Actor, TransitionError};
 use crate::core::ttl::Ttl;
+use crate::metrics::Metrics;
 
 /// Tuning for the use cases.
 #[derive(Clone, Debug)]
@@ -71,6 +74,7 @@ pub struct App {
     pub catalog: Arc<Catalog>,
     pub ports: Ports,
     pub config: AppConfig,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a use case did not do what was asked. `Display` is a sentence for the person
@@ -113,7 +117,14 @@ impl App {
             catalog,
             ports,
             config,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Shares one metrics registry with the adapters.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -157,6 +168,14 @@ impl App {
             .load(id)
             .await?
             .ok_or_else(|| AppError::NotFound(id.clone()))
+    }
+
+    /// Counts a cluster error by kind.
+    fn count_kube_error(&self, e: &EnforceError) {
+        self.metrics.kube_error(match e {
+            EnforceError::Unavailable(_) => "unavailable",
+            EnforceError::Refused(_) => "refused",
+        });
     }
 
     /// Tells Slack; a failure is logged and never undoes the lifecycle.

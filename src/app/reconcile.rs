@@ -35,12 +35,10 @@ pub struct ReconcileReport {
 impl App {
     #[instrument(skip(self))]
     pub async fn reconcile_once(&self, now: DateTime<Utc>) -> Result<ReconcileReport, AppError> {
-        let live = self
-            .ports
-            .enforcer
-            .list_managed()
-            .await
-            .map_err(|e| AppError::Internal(format!("cannot list jitbot's policies: {e}")))?;
+        let live = self.ports.enforcer.list_managed().await.map_err(|e| {
+            self.count_kube_error(&e);
+            AppError::Internal(format!("cannot list jitbot's policies: {e}"))
+        })?;
         let mut report = ReconcileReport {
             seen: live.len(),
             ..ReconcileReport::default()
@@ -123,7 +121,9 @@ impl App {
                 }
             }
         }
-        for r in self.ports.store.list_by_state(State::Active).await? {
+        let active = self.ports.store.list_by_state(State::Active).await?;
+        self.metrics.set_active(active.len());
+        for r in active {
             if r.expires_at.is_none_or(|at| at <= now) {
                 continue; // the sweep expires it
             }

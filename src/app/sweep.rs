@@ -96,6 +96,10 @@ impl App {
                         "deleting the NetworkPolicy failed".to_owned(),
                     ));
                 }
+                if let Some(expires_at) = req.expires_at {
+                    self.metrics
+                        .revoked_after_expiry(expires_at, self.now().max(now));
+                }
                 self.step(id, &Event::Expire, None, now).await?;
                 Ok(Outcome::Expired)
             }

@@ -155,6 +155,10 @@ pub trait Enforcer: Send + Sync {
     async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError>;
     /// Every policy jitbot manages, found by its label.
     async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError>;
+    /// Whether the cluster answers (for readiness).
+    async fn ping(&self) -> Result<(), EnforceError> {
+        self.list_managed().await.map(|_| ())
+    }
 }
 
 /// Why a notification did not go out. The lifecycle never waits on it.

@@ -61,6 +61,7 @@ impl SlackWorld {
         let clock = Arc::new(ManualClock::new(t0()));
         let catalog = Arc::new(fakes::catalog());
         let enforcer = RecordingEnforcer::new();
+        let metrics = Arc::new(jitbot::metrics::Metrics::new());
         let (notifier, _worker) = SlackNotifier::start(
             api.clone(),
             store.clone(),
@@ -69,6 +70,7 @@ impl SlackWorld {
             SlackNotifierConfig {
                 audit_channel: Some(AUDIT.to_owned()),
             },
+            metrics,
         );
         let directory = SlackDirectory::new(api.clone(), clock.clone(), Ttl::from_mins(5));
         let app = App::new(

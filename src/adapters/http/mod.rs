@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tracing::warn;
 
@@ -39,8 +40,40 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/slack/commands", post(commands::handle))
         .route("/slack/interactions", post(interactions::handle))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Ready when the store and the cluster both answer; otherwise 503 saying which not.
+async fn readyz(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
+    let ports = &state.app.ports;
+    let (store, cluster) = tokio::join!(ports.store.ping(), ports.enforcer.ping());
+    let mut down = Vec::new();
+    if let Err(e) = store {
+        warn!(error = %e, "not ready: the store does not answer");
+        down.push("store unreachable");
+    }
+    if let Err(e) = cluster {
+        warn!(error = %e, "not ready: the cluster does not answer");
+        down.push("cluster unreachable");
+    }
+    if down.is_empty() {
+        (StatusCode::OK, "ready".to_owned())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, down.join(", "))
+    }
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.app.metrics.encode(),
+    )
 }
 
 /// Checks Slack's signature on a raw body; `Err` is the status to answer (401, no

@@ -17,6 +17,7 @@ use super::{SlackApi, SlackError};
 use crate::core::catalog::Catalog;
 use crate::core::ports::{AuditEvent, Notifier, NotifyError, Previewer, Store};
 use crate::core::request::{AccessRequest, AuditKind};
+use crate::metrics::Metrics;
 
 const CARD: &str = "slack.card";
 const AUDIT: &str = "slack.audit";
@@ -48,6 +49,7 @@ struct Worker {
     catalog: Arc<Catalog>,
     previewer: Arc<dyn Previewer>,
     config: SlackNotifierConfig,
+    metrics: Arc<Metrics>,
     dms: HashMap<String, String>,
 }
 
@@ -59,6 +61,7 @@ impl SlackNotifier {
         catalog: Arc<Catalog>,
         previewer: Arc<dyn Previewer>,
         config: SlackNotifierConfig,
+        metrics: Arc<Metrics>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let mut worker = Worker {
@@ -67,6 +70,7 @@ impl SlackNotifier {
             catalog,
             previewer,
             config,
+            metrics,
             dms: HashMap::new(),
         };
         let handle = tokio::spawn(async move {
@@ -209,6 +213,7 @@ impl Worker {
 
     fn log(&self, req: &AccessRequest, what: &str, result: Result<(), SlackError>) {
         if let Err(e) = result {
+            self.metrics.slack_error(e.kind());
             warn!(request_id = %req.id, error = %e, kind = e.kind(), "{what} failed");
         }
     }
