@@ -9,6 +9,7 @@
 //!
 //! - [`core`]: pure domain code. Identifiers, the catalog, the `/jit` grammar, the
 //!   request lifecycle and NetworkPolicy rendering. No I/O.
+//! - [`adapters`]: the ports implemented on real systems (the cluster, with kube-rs).
 //! - [`settings`]: layered configuration and secrets.
 //! - [`cli`]: the `jitbot` command line.
 //!
@@ -26,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod cli;
 pub mod core;
 pub mod settings;
