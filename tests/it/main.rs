@@ -1,3 +1,7 @@
 //! jitbot's integration tests: one test binary (fewer link steps), one module per area.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod config_files;
+mod kube_enforcer;
