@@ -13,4 +13,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# The Kubernetes adapter is tested against a real kube-apiserver and etcd, which the
+# tests start themselves (tests/support/kube.rs). build.sh installs etcd-server (and
+# golang-go when it has to compile) and builds the apiserver once, about 5 minutes;
+# afterwards it finds the cached binary and returns at once. The RBAC test applies
+# manifests/rbac.yaml with kubectl: without one installed, build it from the same source.
+realk8s=(kube-apiserver)
+command -v kubectl >/dev/null || realk8s+=(kubectl)
+scripts/realk8s/build.sh "${realk8s[@]}"
+
 cargo test --all-targets "$@"

@@ -7,6 +7,7 @@ pub mod command;
 pub mod ids;
 pub mod netpol;
 pub mod ports;
+pub mod preview;
 pub mod request;
 pub mod ttl;
 pub mod yaml;

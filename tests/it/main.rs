@@ -4,6 +4,7 @@
 mod support;
 
 mod config_files;
+mod kube_enforcer;
 mod lifecycle_contract;
 mod slack_http;
 mod store_contract;

@@ -1,0 +1,199 @@
+//! The [`Enforcer`] on a real cluster, with kube-rs: apply is a server-side apply with
+//! one field manager (`jitbot`, forced, so jitbot's copy always wins), revoke is a
+//! delete where "not found" means done, and the managed policies are found by the
+//! `app.kubernetes.io/managed-by=jitbot` label. It also answers the approval card's
+//! question "does this grant matter?" ([`KubeEnforcer::preview`]).
+//!
+//! Every call has a timeout and a retry budget ([`KubeSettings`]); kube-rs's own retry
+//! layer is switched off for clients this module builds, so that the budget here is the
+//! only one. Nothing here decides what to apply: policies arrive rendered by
+//! [`crate::core::netpol`].
+
+mod errors;
+mod preview;
+mod retry;
+mod settings;
+
+use async_trait::async_trait;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, Config};
+use tokio::time::Instant;
+
+pub use settings::{KubeSettings, ListScope};
+
+use self::errors::classify;
+use self::retry::{Budget, retrying};
+use crate::core::ids::Namespace;
+use crate::core::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE, MANAGED_SELECTOR};
+use crate::core::ports::{EnforceError, Enforcer, PolicyRef};
+
+/// The field manager of every server-side apply: one owner, so re-applying the same
+/// rendering is a no-op and never conflicts with itself.
+pub const FIELD_MANAGER: &str = "jitbot";
+
+/// Items per page when listing; bounds the memory one answer can take.
+const PAGE_SIZE: u32 = 500;
+
+/// NetworkPolicies in a cluster, through the Kubernetes API.
+#[derive(Clone)]
+pub struct KubeEnforcer {
+    client: Client,
+    settings: KubeSettings,
+    /// The catalog's namespaces, where `list_managed` looks when the scope is
+    /// [`ListScope::Catalog`].
+    namespaces: Vec<Namespace>,
+}
+
+impl KubeEnforcer {
+    /// Uses an existing client as it is (its retry layer included, if it has one).
+    pub fn new(client: Client, settings: KubeSettings, namespaces: Vec<Namespace>) -> Self {
+        KubeEnforcer {
+            client,
+            settings,
+            namespaces,
+        }
+    }
+
+    /// Connects the standard way (in-cluster service account, `KUBECONFIG`, or
+    /// `~/.kube/config`), as `kube::Client::try_default` does, but without kube-rs's
+    /// built-in retries: its default policy retries 429/503 up to 15 times and follows
+    /// `Retry-After` for as long as the server says, which would hide the cluster's
+    /// state from our own, bounded retries.
+    pub async fn try_default(
+        settings: KubeSettings,
+        namespaces: Vec<Namespace>,
+    ) -> Result<Self, kube::Error> {
+        let mut config = Config::infer().await.map_err(kube::Error::InferConfig)?;
+        config.default_retry = false;
+        Ok(KubeEnforcer::new(
+            Client::try_from(config)?,
+            settings,
+            namespaces,
+        ))
+    }
+
+    fn policies_in(&self, namespace: &str) -> Api<NetworkPolicy> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Lists every policy `api` sees with the managed-by label, page by page.
+    async fn list_labelled(
+        &self,
+        api: &Api<NetworkPolicy>,
+        place: &str,
+    ) -> Result<Vec<NetworkPolicy>, EnforceError> {
+        let mut out = Vec::new();
+        let mut page = ListParams::default()
+            .labels(MANAGED_SELECTOR)
+            .limit(PAGE_SIZE);
+        loop {
+            let what = format!("list managed policies in {place}");
+            let params = &page;
+            let list = retrying(
+                &self.settings,
+                Budget::Attempts(self.settings.apply_attempts),
+                &what,
+                || async move { api.list(params).await.map_err(classify) },
+            )
+            .await?;
+            out.extend(list.items);
+            match list.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => page.continue_token = Some(token),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// Where a rendered policy goes; a policy without both is a bug upstream.
+fn placement(policy: &NetworkPolicy) -> Result<(&str, &str), EnforceError> {
+    match (&policy.metadata.namespace, &policy.metadata.name) {
+        (Some(namespace), Some(name)) => Ok((namespace, name)),
+        _ => Err(EnforceError::Refused(
+            "a policy without a namespace or name cannot be applied".to_owned(),
+        )),
+    }
+}
+
+fn is_managed(policy: &NetworkPolicy) -> bool {
+    policy
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_KEY))
+        .is_some_and(|v| v == MANAGED_BY_VALUE)
+}
+
+#[async_trait]
+impl Enforcer for KubeEnforcer {
+    /// Applies each policy in order, each with its own attempts. Not atomic: when a
+    /// later policy fails, earlier ones stay applied and the error says which failed;
+    /// the caller retries the whole apply or revokes, both idempotent.
+    #[tracing::instrument(skip_all, fields(policies = policies.len()))]
+    async fn apply(&self, policies: &[NetworkPolicy]) -> Result<(), EnforceError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        for policy in policies {
+            let (namespace, name) = placement(policy)?;
+            let api = &self.policies_in(namespace);
+            let (params, patch) = (&params, &Patch::Apply(policy));
+            retrying(
+                &self.settings,
+                Budget::Attempts(self.settings.apply_attempts),
+                &format!("apply {namespace}/{name}"),
+                || async move { api.patch(name, params, patch).await.map_err(classify) },
+            )
+            .await?;
+            tracing::info!(namespace, name, "applied policy");
+        }
+        Ok(())
+    }
+
+    /// Deletes each policy, retrying until all are gone or `revoke_deadline` (for the
+    /// whole call) has passed. A policy or namespace already gone counts as deleted.
+    #[tracing::instrument(skip_all, fields(policies = policies.len()))]
+    async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError> {
+        let deadline = Instant::now() + self.settings.revoke_deadline;
+        let params = &DeleteParams::default();
+        for policy in policies {
+            let (namespace, name) = (policy.namespace.as_str(), policy.name.as_str());
+            let api = &self.policies_in(namespace);
+            retrying(
+                &self.settings,
+                Budget::Until(deadline),
+                &format!("delete {namespace}/{name}"),
+                || async move {
+                    match api.delete(name, params).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                        Err(err) => Err(classify(err)),
+                    }
+                },
+            )
+            .await?;
+            tracing::info!(namespace, name, "deleted policy");
+        }
+        Ok(())
+    }
+
+    /// Every policy labelled as jitbot's in the configured scope. The label is checked
+    /// again on what comes back, so nothing else is ever reported as ours.
+    async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError> {
+        let mut found = match self.settings.scope {
+            ListScope::Cluster => {
+                let api = Api::all(self.client.clone());
+                self.list_labelled(&api, "all namespaces").await?
+            }
+            ListScope::Catalog => {
+                let mut all = Vec::new();
+                for namespace in &self.namespaces {
+                    let api = self.policies_in(namespace.as_str());
+                    all.extend(self.list_labelled(&api, namespace.as_str()).await?);
+                }
+                all
+            }
+        };
+        found.retain(is_managed);
+        Ok(found)
+    }
+}
