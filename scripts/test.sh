@@ -13,4 +13,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# The store tests run against a real redis-server (Debian's package), one per test.
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
+fi
+
 cargo test --all-targets "$@"

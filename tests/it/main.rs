@@ -5,4 +5,5 @@ mod support;
 
 mod config_files;
 mod lifecycle_contract;
+mod redis_store;
 mod store_contract;

@@ -3,3 +3,4 @@
 #![allow(dead_code)] // each test module uses a different part of the support
 
 pub mod fakes;
+pub mod redis;
