@@ -13,6 +13,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# The store tests run against a real redis-server (Debian's package), one per test.
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
+fi
+
 # The Kubernetes adapter is tested against a real kube-apiserver and etcd, which the
 # tests start themselves (tests/support/kube.rs). build.sh installs etcd-server (and
 # golang-go when it has to compile) and builds the apiserver once, about 5 minutes;

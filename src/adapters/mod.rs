@@ -5,4 +5,5 @@
 pub mod http;
 pub mod kube;
 pub mod memory;
+pub mod redis;
 pub mod slack;

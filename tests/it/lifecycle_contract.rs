@@ -15,7 +15,7 @@ use crate::support::fakes::{
     ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2, TestApp, t0, test_app, user,
 };
 
-fn ask(target: &str, requester: &str) -> Submission {
+pub fn ask(target: &str, requester: &str) -> Submission {
     Submission {
         requester: user(requester),
         target: target.parse().unwrap(),

@@ -6,5 +6,6 @@ mod support;
 mod config_files;
 mod kube_enforcer;
 mod lifecycle_contract;
+mod redis_store;
 mod slack_http;
 mod store_contract;

@@ -7,4 +7,5 @@ pub mod fake_slack;
 pub mod fakes;
 pub mod fault_proxy;
 pub mod kube;
+pub mod redis;
 pub mod slack_world;

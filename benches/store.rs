@@ -1,0 +1,382 @@
+//! Figures for the Redis store on a real redis-server it starts itself, printed as a
+//! small table: `cargo bench --bench store`.
+//!
+//! - `sweep_once` expiring 1k due grants among 10k and among 100k active ones (the
+//!   median of five sweeps, each of its own 1k cohort): wall time, the time Redis
+//!   spent on it, round trips and commands run inside Redis
+//!   (from `INFO commandstats`). Claiming reads only what is due, so the Redis
+//!   columns match whatever the number of active grants. The wall time is mostly
+//!   round-trip latency on a machine the client and the server share, so it is the
+//!   noisier figure.
+//! - `claim_due` alone for 1k due timers among 10k and 100k.
+//! - Memory per grant: its own keys (`MEMORY USAGE`) and `used_memory` growth per
+//!   grant, which includes its share of the indexes, timers and audit stream.
+//! - Submit + approve pairs per second through the use cases, with the cluster and
+//!   Slack faked, one at a time and 16 at once.
+
+#[path = "../tests/support/fakes.rs"]
+#[allow(dead_code)] // the bench uses only part of the test fakes
+mod fakes;
+#[path = "../tests/support/redis.rs"]
+#[allow(dead_code)] // nor does it stop, freeze or cluster the server
+mod redis_server;
+#[path = "support/redis_stats.rs"]
+mod redis_stats;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::task::JoinSet;
+
+use jitbot::adapters::redis::{RedisSettings, RedisStore};
+use jitbot::app::{Decision, Submission};
+use jitbot::core::command::Reason;
+use jitbot::core::ids::RequestId;
+use jitbot::core::ports::{AuditEvent, Store};
+use jitbot::core::request::{
+    self, AccessRequest, Actor, AuditKind, Event, NewRequest, Scope, State,
+};
+use jitbot::core::ttl::Ttl;
+
+use fakes::{ALICE, LEAD1, t0, user};
+use redis_server::RedisServer;
+use redis_stats::{Calls, RedisStats};
+
+/// Grants written at once while populating; the store multiplexes them on one
+/// connection, so this is how many scripts are in flight.
+const POPULATE_TASKS: usize = 64;
+
+/// How big a run is. `cargo bench` passes `--bench` and gets the real figures;
+/// `cargo test --all-targets` runs this binary too, and gets a quick smoke run.
+struct Plan {
+    /// Active grants in each run; `due` of them expire at each `cohort_due`.
+    active: [usize; 2],
+    due: usize,
+    /// Submit + approve pairs at 16 at once (a quarter of it one at a time).
+    pairs: usize,
+}
+
+impl Plan {
+    fn from_args() -> Self {
+        if std::env::args().any(|a| a == "--bench") {
+            Plan {
+                active: [10_000, 100_000],
+                due: 1_000,
+                pairs: 4_000,
+            }
+        } else {
+            Plan {
+                active: [500, 1_000],
+                due: 50,
+                pairs: 160,
+            }
+        }
+    }
+}
+
+/// The instant the first due cohort expires; the second comes due ten minutes later,
+/// every other grant an hour after that or later.
+/// Cohorts of `due` grants that come due ten minutes apart: the first `SWEEPS` are
+/// swept one by one (the median is shown), the last is claimed alone.
+const SWEEPS: usize = 5;
+const COHORTS: usize = SWEEPS + 1;
+
+/// When cohort `c` is made: every grant lasts 30 minutes.
+fn cohort_made(c: usize) -> DateTime<Utc> {
+    t0() + TimeDelta::minutes(10 * c as i64)
+}
+
+fn cohort_due(c: usize) -> DateTime<Utc> {
+    cohort_made(c) + TimeDelta::minutes(30)
+}
+
+/// A Pending request for Alice on payments-db, made at `at`, lasting 30 minutes.
+fn template(at: DateTime<Utc>) -> AccessRequest {
+    let catalog = fakes::catalog();
+    let target = catalog
+        .target("payments-db")
+        .expect("the fake catalog's target");
+    let alice = catalog
+        .requester(&user(ALICE))
+        .expect("the fake catalog's Alice");
+    AccessRequest::new(
+        NewRequest {
+            id: RequestId::from_random(rand::random()),
+            requester: user(ALICE),
+            target: target.name.clone(),
+            scope: Scope::of(target),
+            source: alice.resolve_source(None).expect("Alice's address"),
+            duration: Ttl::from_mins(30),
+            reason: Reason::new("INC-4411 replica lag", 0).expect("a valid reason"),
+            approval_timeout: Ttl::from_hours(1),
+        },
+        at,
+    )
+}
+
+/// Writes one Active grant made at `at` the way the use cases do: create, approve,
+/// applied (three scripts, three audit events).
+async fn active_grant(store: &RedisStore, base: &AccessRequest, at: DateTime<Utc>) -> RequestId {
+    let mut req = base.clone();
+    req.id = RequestId::from_random(rand::random());
+    req.created_at = at;
+    req.approval_deadline = at + TimeDelta::hours(1);
+    let requested = AuditEvent {
+        request_id: req.id.clone(),
+        kind: AuditKind::Requested,
+        at,
+        actor: Some(req.requester.clone()),
+        from: None,
+        to: Some(State::Pending),
+        detail: format!(
+            "{} for {} from {}: {}",
+            req.duration, req.target, req.source, req.reason
+        ),
+    };
+    store.create(&req, &requested).await.expect("create");
+    let lead = Actor {
+        user: user(LEAD1),
+        is_approver: true,
+        is_admin: false,
+    };
+    let events = [
+        Event::Approve { by: lead },
+        Event::Applied {
+            expires_at: at + TimeDelta::minutes(30),
+        },
+    ];
+    for event in events {
+        let t = request::apply(&req, &event, at).expect("a valid transition");
+        let audit = AuditEvent::of(
+            &t,
+            Some(&user(LEAD1)),
+            at,
+            "NetworkPolicy applied in payments",
+        );
+        store.transition(&t, &audit).await.expect("transition");
+        req = t.request;
+    }
+    req.id
+}
+
+/// `active` grants: `COHORTS` cohorts of `due` grants, the rest due hours later.
+async fn populate(store: &RedisStore, active: usize, due: usize) -> Vec<RequestId> {
+    let mut times: Vec<DateTime<Utc>> = Vec::with_capacity(active);
+    for c in 0..COHORTS {
+        times.extend((0..due).map(|_| cohort_made(c)));
+    }
+    let later = (0..active - COHORTS * due)
+        .map(|i| t0() + TimeDelta::hours(1) + TimeDelta::milliseconds(i as i64 * 50));
+    times.extend(later);
+    let base = Arc::new(template(t0()));
+    let times = Arc::new(times);
+    let mut tasks = JoinSet::new();
+    for task in 0..POPULATE_TASKS {
+        let (store, base, times) = (store.clone(), base.clone(), times.clone());
+        tasks.spawn(async move {
+            let mut ids = Vec::new();
+            for at in times.iter().skip(task).step_by(POPULATE_TASKS) {
+                ids.push(active_grant(&store, &base, *at).await);
+            }
+            ids
+        });
+    }
+    let mut ids = Vec::with_capacity(active);
+    while let Some(done) = tasks.join_next().await {
+        ids.extend(done.expect("a populate task"));
+    }
+    ids
+}
+
+/// One measured step.
+struct Row {
+    what: &'static str,
+    active: usize,
+    done: usize,
+    wall: Duration,
+    calls: Calls,
+}
+
+async fn store(server: &RedisServer, prefix: &str) -> RedisStore {
+    let settings = RedisSettings {
+        key_prefix: prefix.to_owned(),
+        response_timeout: Duration::from_secs(10),
+        ..RedisSettings::default()
+    };
+    RedisStore::connect(&server.url(), &settings)
+        .await
+        .expect("connect to the bench redis-server")
+}
+
+/// Submit + approve pairs, `concurrency` at a time: (pairs, wall time, round trips).
+async fn pairs(
+    server: &RedisServer,
+    stats: &mut RedisStats,
+    count: usize,
+    concurrency: usize,
+) -> (usize, Duration, u64) {
+    let store = store(server, &format!("{{bench-pairs-{concurrency}}}")).await;
+    let t = fakes::test_app(Arc::new(store));
+    stats.reset();
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..concurrency {
+        let app = t.app.clone();
+        tasks.spawn(async move {
+            for _ in 0..count / concurrency {
+                let ask = Submission {
+                    requester: user(ALICE),
+                    target: "payments-db".parse().expect("a target name"),
+                    duration: Ttl::from_mins(30),
+                    from: None,
+                    reason: Reason::new("INC-4411 replica lag", 0).expect("a reason"),
+                };
+                let req = app.submit(ask).await.expect("submit");
+                let done = app
+                    .decide(&req.id, &user(LEAD1), Decision::Approve)
+                    .await
+                    .expect("decide");
+                assert_eq!(done.request.state, State::Active);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a submit+approve task");
+    }
+    let wall = started.elapsed();
+    (count, wall, stats.calls().round_trips())
+}
+
+#[tokio::main]
+async fn main() {
+    let plan = Plan::from_args();
+    let server = RedisServer::start();
+    let mut stats = RedisStats(server.admin());
+    let mut rows = Vec::new();
+    let mut memory = Vec::new();
+    for active in plan.active {
+        let prefix = format!("{{bench-{active}}}");
+        let store = store(&server, &prefix).await;
+        let before = stats.used_memory();
+        let started = Instant::now();
+        let ids = populate(&store, active, plan.due).await;
+        let populated = started.elapsed();
+        let grown = stats.used_memory() - before;
+        let sample = &ids[..200.min(ids.len())];
+        let own: i64 = sample
+            .iter()
+            .map(|id| {
+                stats.memory_usage(&format!("{prefix}:req:{id}"))
+                    + stats.memory_usage(&format!("{prefix}:history:{id}"))
+            })
+            .sum();
+        memory.push((
+            active,
+            populated,
+            own / sample.len() as i64,
+            grown / active as i64,
+        ));
+
+        let t = fakes::test_app(Arc::new(store.clone()));
+        let mut sweeps = Vec::new();
+        for c in 0..SWEEPS {
+            stats.reset();
+            let started = Instant::now();
+            let report = t.app.sweep_once(cohort_due(c)).await.expect("sweep_once");
+            let wall = started.elapsed();
+            assert_eq!(report.expired, plan.due, "{report:?}");
+            sweeps.push(Row {
+                what: "sweep_once",
+                active,
+                done: report.expired,
+                wall,
+                calls: stats.calls(),
+            });
+        }
+        sweeps.sort_by_key(|r| r.wall);
+        rows.push(sweeps.swap_remove(SWEEPS / 2));
+
+        stats.reset();
+        let started = Instant::now();
+        let (now, lease) = (
+            cohort_due(SWEEPS),
+            cohort_due(SWEEPS) + TimeDelta::minutes(1),
+        );
+        let claims = store
+            .claim_due(now, lease, plan.due)
+            .await
+            .expect("claim_due");
+        let wall = started.elapsed();
+        assert_eq!(claims.len(), plan.due);
+        rows.push(Row {
+            what: "claim_due",
+            active,
+            done: claims.len(),
+            wall,
+            calls: stats.calls(),
+        });
+    }
+    let pairs = [
+        pairs(&server, &mut stats, plan.pairs / 4, 1).await,
+        pairs(&server, &mut stats, plan.pairs, 16).await,
+    ];
+
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "optimized"
+    };
+    println!(
+        "\njitbot Redis store: redis-server {}, {cpus} CPUs, {build} build",
+        stats.version()
+    );
+    println!(
+        "\n{:<11} {:>7} {:>5} {:>8} {:>14} {:>11} {:>14}",
+        "step", "active", "done", "wall ms", "redis busy ms", "round trips", "cmds in redis"
+    );
+    for r in &rows {
+        let ms = r.wall.as_secs_f64() * 1e3;
+        println!(
+            "{:<11} {:>7} {:>5} {:>8.1} {:>14.1} {:>11} {:>14}",
+            r.what,
+            r.active,
+            r.done,
+            ms,
+            r.calls.busy_ms(),
+            r.calls.round_trips(),
+            r.calls.in_redis()
+        );
+    }
+    println!(
+        "\n{:>7} {:>11} {:>12} {:>12} {:>20}",
+        "grants", "populate s", "grants/s", "own keys B", "used_memory B/grant"
+    );
+    for (active, took, own, per) in &memory {
+        let rate = *active as f64 / took.as_secs_f64();
+        println!(
+            "{:>7} {:>11.1} {:>12.0} {:>12} {:>20}",
+            active,
+            took.as_secs_f64(),
+            rate,
+            own,
+            per
+        );
+    }
+    println!(
+        "\n{:>10} {:>6} {:>7} {:>8} {:>16}",
+        "at a time", "pairs", "wall s", "pairs/s", "round trips/pair"
+    );
+    for ((count, wall, trips), concurrency) in pairs.iter().zip([1, 16]) {
+        let rate = *count as f64 / wall.as_secs_f64();
+        println!(
+            "{:>10} {:>6} {:>7.2} {:>8.0} {:>16.1}",
+            concurrency,
+            count,
+            wall.as_secs_f64(),
+            rate,
+            *trips as f64 / *count as f64
+        );
+    }
+}

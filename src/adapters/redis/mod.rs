@@ -1,0 +1,293 @@
+//! The `Store` on Redis: durable state shared by any number of replicas.
+//!
+//! Key layout (`{jitbot}` is the configurable prefix; its `{hash tag}` puts every key
+//! in one cluster slot, so each Lua script touches one slot and runs on Redis Cluster):
+//!
+//! ```text
+//! {jitbot}:req:<id>           hash    version, state, json (the AccessRequest as JSON)
+//! {jitbot}:due                zset    armed timers: id -> unix ms of due_at()
+//! {jitbot}:claims             zset    claimed timers: id -> unix ms the lease ends
+//! {jitbot}:state:<state>      zset    ids in that state -> created_at (unix ms)
+//! {jitbot}:requester:<user>   zset    that person's ids -> created_at (unix ms)
+//! {jitbot}:audit              stream  every event (field `event`, JSON), MAXLEN ~ N
+//! {jitbot}:history:<id>       list    one request's events (JSON), oldest first
+//! ```
+//!
+//! The `json` field is what `load` reads; `version` and `state` are copies the scripts
+//! compare without decoding JSON. A request has a timer in exactly one of `due` and
+//! `claims` while it can still move, and in neither once it has ended. Every write is
+//! one script (see [`scripts`]); reads are plain commands.
+//!
+//! Times are stored as unix milliseconds: timers and leases rounded up and `now`
+//! rounded down, so nothing fires or runs out early (at most 1 ms late).
+//!
+//! `rediss://` verifies the server's certificate against the system's roots; a private
+//! CA is trusted by pointing `SSL_CERT_FILE` at it.
+//!
+//! Failures: connection errors and timeouts are `Unavailable`; a lost compare-and-set
+//! is `Conflict`; data that does not decode is `Corrupt`. Each call is bounded by
+//! `connect_timeout + response_timeout`. The connection manager reconnects on the
+//! next call once Redis answers again. A call that timed out after its command was
+//! sent may still have been applied; the version check makes retrying it safe.
+
+mod scripts;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
+
+use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::ports::StoreError;
+use crate::core::request::State;
+
+use scripts::Scripts;
+
+/// How jitbot uses Redis. The connection itself (`REDIS_URL`) is a secret and comes
+/// from the environment only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// Prefix of every key. It must contain a hash tag (`{…}`) so that all of
+    /// jitbot's keys live in one cluster slot; give each jitbot installation sharing
+    /// a Redis its own. Default `{jitbot}`.
+    pub key_prefix: String,
+    /// Roughly how many events the shared audit stream keeps (`XADD MAXLEN ~`); each
+    /// request's own history is kept whole. Default 100000.
+    pub audit_maxlen: u64,
+    /// Longest wait to open a connection. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Longest wait for Redis to answer a command. Default 2 s.
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            key_prefix: "{jitbot}".to_owned(),
+            audit_maxlen: 100_000,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a `RedisStore` could not be built. Messages never contain the password.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("REDIS_URL is not usable: {0}")]
+    Url(String),
+    #[error(
+        "redis key prefix `{0}` has no hash tag; use one like `{{jitbot}}` so all keys share one cluster slot"
+    )]
+    KeyPrefix(String),
+    #[error(transparent)]
+    Unavailable(StoreError),
+}
+
+/// Connection attempts per reconnect before a call gives up; the next call starts
+/// again, so the store recovers whenever Redis is back.
+const RECONNECT_ATTEMPTS: usize = 2;
+
+/// jitbot's state in Redis. Cheap to clone: clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+    audit_maxlen: u64,
+    /// Bound on one call, reconnecting included.
+    call_timeout: Duration,
+    /// Where Redis is, without credentials, for messages.
+    endpoint: String,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("endpoint", &self.endpoint)
+            .field("key_prefix", &self.keys.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://` or `rediss://`, with user and password if any)
+    /// and checks that Redis answers.
+    pub async fn connect(url: &str, settings: &RedisSettings) -> Result<Self, ConnectError> {
+        let info = parse_url(url)?;
+        let keys = Keys::new(&settings.key_prefix)?;
+        let endpoint = endpoint(&info);
+        let client = redis::Client::open(info).map_err(|e| ConnectError::Url(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout))
+            .set_number_of_retries(RECONNECT_ATTEMPTS)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let call_timeout = settings.connect_timeout + settings.response_timeout;
+        let unavailable = |why: String| {
+            ConnectError::Unavailable(StoreError::Unavailable(format!(
+                "cannot connect to Redis at {endpoint}: {why}"
+            )))
+        };
+        let conn = tokio::time::timeout(
+            call_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| unavailable(format!("no answer within {call_timeout:?}")))?
+        .map_err(|e| unavailable(e.to_string()))?;
+        Ok(RedisStore {
+            conn,
+            keys,
+            scripts: Arc::new(Scripts::new()),
+            audit_maxlen: settings.audit_maxlen,
+            call_timeout,
+            endpoint,
+        })
+    }
+
+    /// Runs one Redis call within the call timeout. A refused connection means the
+    /// command was never sent, so it is tried once more: the connection manager
+    /// reports the old failure once before it reconnects.
+    async fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let attempts = async {
+            let mut result = op(self.conn.clone()).await;
+            if matches!(&result, Err(e) if e.is_connection_refusal()) {
+                result = op(self.conn.clone()).await;
+            }
+            result
+        };
+        match tokio::time::timeout(self.call_timeout, attempts).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.error(what, &e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis at {} did not answer {what} within {:?}",
+                self.endpoint, self.call_timeout
+            ))),
+        }
+    }
+
+    fn error(&self, what: &str, e: &RedisError) -> StoreError {
+        match e.kind() {
+            ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
+                StoreError::Corrupt(format!("{what}: unexpected answer from Redis: {e}"))
+            }
+            _ if e.code() == Some("WRONGTYPE") => {
+                StoreError::Corrupt(format!("{what}: a key has the wrong type: {e}"))
+            }
+            _ => StoreError::Unavailable(format!("{what} on Redis at {}: {e}", self.endpoint)),
+        }
+    }
+}
+
+/// Parses `REDIS_URL` without connecting. Errors name what is wrong, never the URL
+/// (it may hold a password).
+fn parse_url(url: &str) -> Result<ConnectionInfo, ConnectError> {
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("redis" | "rediss")) {
+        return Err(ConnectError::Url(
+            "it must start with redis:// or rediss:// (TLS)".to_owned(),
+        ));
+    }
+    let info = url
+        .into_connection_info()
+        .map_err(|e| ConnectError::Url(e.to_string()))?;
+    if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
+        return Err(ConnectError::Url(
+            "`#insecure` is not supported: jitbot always verifies the Redis server's certificate"
+                .to_owned(),
+        ));
+    }
+    Ok(info)
+}
+
+/// `redis[s]://host:port[/db]`: where Redis is, without credentials.
+fn endpoint(info: &ConnectionInfo) -> String {
+    let scheme = match info.addr() {
+        ConnectionAddr::TcpTls { .. } => "rediss",
+        _ => "redis",
+    };
+    match info.redis_settings().db() {
+        0 => format!("{scheme}://{}", info.addr()),
+        db => format!("{scheme}://{}/{db}", info.addr()),
+    }
+}
+
+/// Key names, all under one prefix with a hash tag.
+#[derive(Clone, Debug)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Result<Self, ConnectError> {
+        if hash_tag(prefix).is_none() {
+            return Err(ConnectError::KeyPrefix(prefix.to_owned()));
+        }
+        Ok(Keys {
+            prefix: prefix.to_owned(),
+        })
+    }
+    fn request(&self, id: &RequestId) -> String {
+        format!("{}:req:{id}", self.prefix)
+    }
+    fn due(&self) -> String {
+        format!("{}:due", self.prefix)
+    }
+    fn claims(&self) -> String {
+        format!("{}:claims", self.prefix)
+    }
+    fn state(&self, state: State) -> String {
+        format!("{}:state:{state}", self.prefix)
+    }
+    fn requester(&self, user: &SlackUserId) -> String {
+        format!("{}:requester:{user}", self.prefix)
+    }
+    fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
+    fn history(&self, id: &RequestId) -> String {
+        format!("{}:history:{id}", self.prefix)
+    }
+}
+
+/// The part of a key Redis Cluster hashes: between the first `{` and the next `}`,
+/// if that is not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// Unix milliseconds rounded up, for timers and leases: never early.
+fn ms_ceil(t: DateTime<Utc>) -> i64 {
+    let floor = t.timestamp_millis();
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        floor
+    } else {
+        floor + 1
+    }
+}
+
+/// Unix milliseconds rounded down, for `now`.
+fn ms_floor(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// A timer as a script argument: its unix ms, or empty for "no timer".
+fn timer_arg(due: Option<DateTime<Utc>>) -> String {
+    due.map(|t| ms_ceil(t).to_string()).unwrap_or_default()
+}

@@ -1,0 +1,327 @@
+//! `Store` for `RedisStore`: writes through the scripts, reads with plain commands.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::streams::StreamRangeReply;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{RedisStore, ms_ceil, ms_floor, timer_arg};
+use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::ports::{AuditEvent, Claim, Store, StoreError};
+use crate::core::request::{AccessRequest, State, Transition};
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Maps a script's status word to the caller's result.
+fn status(answer: &str, id: &RequestId) -> Result<(), StoreError> {
+    match answer {
+        "OK" => Ok(()),
+        "EXISTS" => Err(StoreError::Exists(id.clone())),
+        "NOT_FOUND" => Err(StoreError::NotFound(id.clone())),
+        "CONFLICT" => Err(StoreError::Conflict(id.clone())),
+        "STATE_MISMATCH" => Err(StoreError::Corrupt(format!(
+            "request {id}: its stored state does not match its version"
+        ))),
+        other => Err(StoreError::Corrupt(format!(
+            "request {id}: unexpected script answer `{other}`"
+        ))),
+    }
+}
+
+impl RedisStore {
+    /// Loads the requests behind index entries, in one round trip.
+    async fn load_many(&self, ids: Vec<String>) -> Result<Vec<AccessRequest>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids
+            .iter()
+            .map(|id| id.parse::<RequestId>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(format!("request index: {e}")))?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGET").arg(self.keys.request(id)).arg("json");
+        }
+        let found: Vec<Option<String>> = self
+            .call("list", |mut c| {
+                let pipe = &pipe;
+                async move { pipe.query_async(&mut c).await }
+            })
+            .await?;
+        ids.iter()
+            .zip(found)
+            // An index entry without its request would be a hand edit; skip it.
+            .filter_map(|(id, json)| json.map(|j| decode(&format!("request {id}"), &j)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn create(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), StoreError> {
+        let (json, event) = (encode(req)?, encode(event)?);
+        let mut inv = self.scripts.create.prepare_invoke();
+        inv.key(self.keys.request(&req.id))
+            .key(self.keys.due())
+            .key(self.keys.state(req.state))
+            .key(self.keys.requester(&req.requester))
+            .key(self.keys.audit())
+            .key(self.keys.history(&req.id))
+            .arg(req.id.as_str())
+            .arg(req.version)
+            .arg(req.state.as_str())
+            .arg(ms_floor(req.created_at))
+            .arg(json)
+            .arg(timer_arg(req.due_at()))
+            .arg(event)
+            .arg(self.audit_maxlen);
+        let answer: String = self
+            .call("create", |mut c| {
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        status(&answer, &req.id)
+    }
+
+    async fn load(&self, id: &RequestId) -> Result<Option<AccessRequest>, StoreError> {
+        let key = self.keys.request(id);
+        let json: Option<String> = self
+            .call("load", |mut c| {
+                let key = &key;
+                async move {
+                    redis::cmd("HGET")
+                        .arg(key)
+                        .arg("json")
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        json.map(|j| decode(&format!("request {id}"), &j))
+            .transpose()
+    }
+
+    async fn transition(&self, t: &Transition, event: &AuditEvent) -> Result<(), StoreError> {
+        let req = &t.request;
+        let Some(previous) = req.version.checked_sub(1) else {
+            return Err(StoreError::Conflict(req.id.clone()));
+        };
+        let (json, event) = (encode(req)?, encode(event)?);
+        let mut inv = self.scripts.transition.prepare_invoke();
+        inv.key(self.keys.request(&req.id))
+            .key(self.keys.due())
+            .key(self.keys.claims())
+            .key(self.keys.state(t.from))
+            .key(self.keys.state(req.state))
+            .key(self.keys.audit())
+            .key(self.keys.history(&req.id))
+            .arg(req.id.as_str())
+            .arg(previous)
+            .arg(req.version)
+            .arg(t.from.as_str())
+            .arg(req.state.as_str())
+            .arg(ms_floor(req.created_at))
+            .arg(json)
+            .arg(timer_arg(req.due_at()))
+            .arg(event)
+            .arg(self.audit_maxlen);
+        let answer: String = self
+            .call("transition", |mut c| {
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        status(&answer, &req.id)
+    }
+
+    async fn list_by_requester(
+        &self,
+        user: &SlackUserId,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        let key = self.keys.requester(user);
+        let ids: Vec<String> = self
+            .call("list", |mut c| {
+                let key = &key;
+                async move {
+                    redis::cmd("ZRANGE")
+                        .arg(key)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let mut out: Vec<AccessRequest> = self
+            .load_many(ids)
+            .await?
+            .into_iter()
+            .filter(|r| &r.requester == user)
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn list_by_state(&self, state: State) -> Result<Vec<AccessRequest>, StoreError> {
+        let key = self.keys.state(state);
+        let ids: Vec<String> = self
+            .call("list", |mut c| {
+                let key = &key;
+                async move {
+                    redis::cmd("ZRANGE")
+                        .arg(key)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        // The index and the requests are read in two steps; keep only requests that
+        // are still in `state` when read.
+        let mut out: Vec<AccessRequest> = self
+            .load_many(ids)
+            .await?
+            .into_iter()
+            .filter(|r| r.state == state)
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Claim>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.scripts.claim_due.prepare_invoke();
+        inv.key(self.keys.due())
+            .key(self.keys.claims())
+            .arg(ms_floor(now))
+            .arg(ms_ceil(lease_until))
+            .arg(limit);
+        let ids: Vec<String> = self
+            .call("claim_due", |mut c| {
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        ids.into_iter()
+            .map(|id| {
+                let id = id
+                    .parse::<RequestId>()
+                    .map_err(|e| StoreError::Corrupt(format!("timer index: {e}")))?;
+                Ok(Claim { id, lease_until })
+            })
+            .collect()
+    }
+
+    async fn release(&self, req: &AccessRequest) -> Result<(), StoreError> {
+        let mut inv = self.scripts.release.prepare_invoke();
+        inv.key(self.keys.request(&req.id))
+            .key(self.keys.due())
+            .key(self.keys.claims())
+            .arg(req.id.as_str())
+            .arg(req.version)
+            .arg(timer_arg(req.due_at()));
+        let answer: String = self
+            .call("release", |mut c| {
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        status(&answer, &req.id)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let json = encode(event)?;
+        let mut inv = self.scripts.append_audit.prepare_invoke();
+        inv.key(self.keys.audit())
+            .key(self.keys.history(&event.request_id))
+            .arg(json)
+            .arg(self.audit_maxlen);
+        let answer: String = self
+            .call("append_audit", |mut c| {
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        status(&answer, &event.request_id)
+    }
+
+    async fn audit_of(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        let key = self.keys.history(id);
+        let events: Vec<String> = self
+            .call("audit_of", |mut c| {
+                let key = &key;
+                async move {
+                    redis::cmd("LRANGE")
+                        .arg(key)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        events
+            .iter()
+            .map(|e| decode(&format!("history of {id}"), e))
+            .collect()
+    }
+
+    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.audit();
+        let reply: StreamRangeReply = self
+            .call("recent_audit", |mut c| {
+                let key = &key;
+                async move {
+                    redis::cmd("XREVRANGE")
+                        .arg(key)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(limit)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        reply
+            .ids
+            .iter()
+            .rev()
+            .map(|entry| {
+                let json: String = entry.get("event").ok_or_else(|| {
+                    StoreError::Corrupt(format!("audit entry {} has no event", entry.id))
+                })?;
+                decode(&format!("audit entry {}", entry.id), &json)
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self
+            .call("ping", |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
+            .await?;
+        Ok(())
+    }
+}

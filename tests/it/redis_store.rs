@@ -1,0 +1,337 @@
+//! The store and lifecycle contracts against a real redis-server, and what only a
+//! shared, durable store can show: a restart of jitbot and of Redis loses no expiry,
+//! the work of a worker that died is taken over once its lease ends, an outage fails
+//! closed and recovers, a frozen server cannot hang a call, and every key lives in
+//! one cluster slot.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+use jitbot::adapters::redis::{RedisSettings, RedisStore};
+use jitbot::app::{AppError, Decision};
+use jitbot::core::ids::RequestId;
+use jitbot::core::ports::Store;
+use jitbot::core::request::{AuditKind, State};
+
+use crate::lifecycle_contract::ask;
+use crate::store_contract::Backend;
+use crate::support::fakes::{ALICE, LEAD1, TestApp, t0, test_app, user};
+use crate::support::redis::{RedisServer, unique_prefix};
+
+/// One redis-server and one key prefix; every `client()` is a new `RedisStore` with
+/// its own connection, like another jitbot replica.
+pub struct Redis {
+    pub server: Arc<RedisServer>,
+    pub settings: RedisSettings,
+}
+
+impl Redis {
+    pub fn on(server: Arc<RedisServer>) -> Self {
+        Redis {
+            server,
+            settings: RedisSettings {
+                key_prefix: unique_prefix(),
+                connect_timeout: Duration::from_secs(2),
+                response_timeout: Duration::from_secs(2),
+                ..RedisSettings::default()
+            },
+        }
+    }
+
+    /// Short timeouts, for tests that make Redis fail on purpose.
+    pub fn impatient(mut self) -> Self {
+        self.settings.connect_timeout = Duration::from_millis(300);
+        self.settings.response_timeout = Duration::from_millis(300);
+        self
+    }
+
+    pub async fn store(&self) -> RedisStore {
+        RedisStore::connect(&self.server.url(), &self.settings)
+            .await
+            .expect("connecting to the test redis-server")
+    }
+}
+
+#[async_trait]
+impl Backend for Redis {
+    async fn client(&self) -> Arc<dyn Store> {
+        Arc::new(self.store().await)
+    }
+}
+
+pub async fn redis() -> Redis {
+    Redis::on(Arc::new(RedisServer::start()))
+}
+
+crate::store_contract!(redis_backend, redis());
+
+/// Submits and approves `n` grants for Alice on `payments-db` (30 minutes each).
+async fn grant(t: &TestApp, n: usize) -> Vec<RequestId> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
+        let done = t
+            .app
+            .decide(&req.id, &user(LEAD1), Decision::Approve)
+            .await
+            .unwrap();
+        assert_eq!(done.request.state, State::Active);
+        ids.push(req.id);
+    }
+    ids
+}
+
+/// Two new replicas whose clusters hold the policies `from` had applied.
+async fn replicas(b: &Redis, from: &[NetworkPolicy]) -> [TestApp; 2] {
+    let apps = [test_app(b.client().await), test_app(b.client().await)];
+    for app in &apps {
+        for policy in from {
+            app.enforcer.insert(policy.clone());
+        }
+    }
+    apps
+}
+
+/// Every policy either replica deleted, as `namespace/name`.
+fn revoked(apps: &[TestApp]) -> Vec<String> {
+    let mut all: Vec<String> = apps
+        .iter()
+        .flat_map(|a| a.enforcer.lock().revokes.clone())
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
+    all.sort();
+    all
+}
+
+async fn count(store: &dyn Store, id: &RequestId, kind: AuditKind) -> usize {
+    let history = store.audit_of(id).await.unwrap();
+    history.iter().filter(|e| e.kind == kind).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_jitbot_and_redis_loses_no_expiry() {
+    let b = Redis::on(Arc::new(RedisServer::start_persistent()));
+    let first = test_app(b.client().await);
+    let ids = grant(&first, 5).await;
+    let policies: Vec<_> = first.enforcer.lock().live.values().cloned().collect();
+    assert_eq!(policies.len(), 5);
+    drop(first);
+    // Redis crashes too and comes back from its append-only file.
+    b.server.restart();
+
+    let apps = replicas(&b, &policies).await;
+    let at = t0() + TimeDelta::minutes(31);
+    let (one, two) = tokio::join!(apps[0].app.sweep_once(at), apps[1].app.sweep_once(at));
+    assert_eq!(one.unwrap().expired + two.unwrap().expired, 5);
+    let names = revoked(&apps);
+    let distinct: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(names.len(), 5, "each policy deleted once: {names:?}");
+    assert_eq!(distinct.len(), 5);
+    let store = apps[0].app.ports.store.clone();
+    for id in &ids {
+        assert_eq!(apps[0].app.load(id).await.unwrap().state, State::Expired);
+        assert_eq!(count(store.as_ref(), id, AuditKind::Expired).await, 1);
+    }
+    let again = apps[1]
+        .app
+        .sweep_once(at + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(again.claimed, 0, "nothing is left to expire");
+    assert_eq!(revoked(&apps).len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_of_a_worker_that_died_is_taken_over_after_its_lease_exactly_once() {
+    let b = redis().await;
+    let t = test_app(b.client().await);
+    let id = grant(&t, 1).await.remove(0);
+    let policies: Vec<_> = t.enforcer.lock().live.values().cloned().collect();
+    let expiry = t0() + TimeDelta::minutes(30);
+    let lease = expiry + TimeDelta::seconds(60);
+
+    // A worker claims the expiry, then dies without finishing it.
+    let dead = b.client().await;
+    assert_eq!(dead.claim_due(expiry, lease, 10).await.unwrap().len(), 1);
+    drop(dead);
+
+    let apps = replicas(&b, &policies).await;
+    let during = apps[0]
+        .app
+        .sweep_once(lease - TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        during.claimed, 0,
+        "nobody else works it while the lease holds"
+    );
+    let (one, two) = tokio::join!(apps[0].app.sweep_once(lease), apps[1].app.sweep_once(lease));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.claimed + two.claimed, 1, "{one:?} {two:?}");
+    assert_eq!(one.expired + two.expired, 1);
+    assert_eq!(revoked(&apps).len(), 1);
+    assert_eq!(t.app.load(&id).await.unwrap().state, State::Expired);
+    let store = t.app.ports.store.clone();
+    assert_eq!(count(store.as_ref(), &id, AuditKind::Expired).await, 1);
+    let later = lease + TimeDelta::minutes(5);
+    assert_eq!(apps[1].app.sweep_once(later).await.unwrap().claimed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_closed_and_loses_nothing() {
+    let b = Redis::on(Arc::new(RedisServer::start_persistent())).impatient();
+    let t = test_app(b.client().await);
+    let granted = grant(&t, 1).await.remove(0);
+    let pending = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
+    let store = t.app.ports.store.clone();
+
+    b.server.stop();
+    let started = Instant::now();
+    let submit = t.app.submit(ask("payments-db", ALICE)).await;
+    assert!(
+        matches!(submit, Err(AppError::StoreUnavailable(_))),
+        "{submit:?}"
+    );
+    let decide = t
+        .app
+        .decide(&pending.id, &user(LEAD1), Decision::Approve)
+        .await;
+    assert!(
+        matches!(decide, Err(AppError::StoreUnavailable(_))),
+        "{decide:?}"
+    );
+    let sweep = t.app.sweep_once(t0() + TimeDelta::minutes(31)).await;
+    assert!(
+        matches!(sweep, Err(AppError::StoreUnavailable(_))),
+        "{sweep:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "each call is bounded by the timeouts, took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        t.enforcer.lock().applies,
+        1,
+        "nothing applied while Redis was away"
+    );
+
+    // Redis comes back; the same client reconnects and the expiry that came due
+    // meanwhile is worked.
+    b.server.restart();
+    let report = t
+        .app
+        .sweep_once(t0() + TimeDelta::minutes(31))
+        .await
+        .unwrap();
+    assert_eq!(report.expired, 1, "{report:?}");
+    assert!(t.enforcer.live_names().is_empty());
+    assert_eq!(t.app.load(&granted).await.unwrap().state, State::Expired);
+    assert_eq!(
+        t.app.load(&pending.id).await.unwrap(),
+        pending,
+        "no half transition"
+    );
+    let history = store.audit_of(&pending.id).await.unwrap();
+    assert_eq!(history.len(), 1, "only `requested`: {history:?}");
+    let alices = store.list_by_requester(&user(ALICE)).await.unwrap();
+    assert_eq!(alices.len(), 2, "the refused submit stored nothing");
+    let late = t
+        .app
+        .decide(&pending.id, &user(LEAD1), Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(late.request.state, State::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_cannot_hang_a_call() {
+    let b = redis().await.impatient();
+    let store = b.store().await;
+    let t = test_app(b.client().await);
+    store.ping().await.unwrap();
+
+    b.server.pause();
+    let started = Instant::now();
+    let err = store
+        .load(&RequestId::from_random([1; 10]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, jitbot::core::ports::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    let submit = t.app.submit(ask("payments-db", ALICE)).await;
+    assert!(
+        matches!(submit, Err(AppError::StoreUnavailable(_))),
+        "{submit:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the response timeout, took {:?}",
+        started.elapsed()
+    );
+
+    b.server.resume();
+    store.ping().await.unwrap();
+    let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
+    assert_eq!(store.load(&req.id).await.unwrap(), Some(req));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_the_store_writes_shares_one_cluster_slot() {
+    use crate::{lifecycle_contract as life, store_contract as contract};
+    // A one-node cluster refuses (CROSSSLOT) any script whose keys span slots.
+    let server = Arc::new(RedisServer::start_cluster());
+    let on = || Redis::on(server.clone());
+    contract::create_and_load_round_trip(&on()).await;
+    contract::transition_is_compare_and_set(&on()).await;
+    contract::lists_by_requester_and_state(&on()).await;
+    contract::claims_only_due_work_and_only_once_per_lease(&on()).await;
+    contract::a_transition_releases_the_claim_and_rearms_the_timer(&on()).await;
+    contract::release_rearms_only_the_current_version(&on()).await;
+    contract::audit_keeps_history_per_request_and_recent(&on()).await;
+    life::a_grant_lives_exactly_its_duration(&on()).await;
+    life::a_pending_request_lapses_after_the_approval_timeout(&on()).await;
+    life::revoke_removes_access_and_only_permitted_people_may(&on()).await;
+    life::extension_is_approved_again_and_moves_the_policy_expiry(&on()).await;
+    life::a_failed_delete_keeps_the_grant_due_and_raises_an_alert(&on()).await;
+
+    let mut con = server.admin();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    let slot = |con: &mut redis::Connection, key: &str| -> i64 {
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(con)
+            .unwrap()
+    };
+    let mut prefixes = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
+    for key in &keys {
+        let (prefix, rest) = key.split_at(key.find('}').unwrap() + 1);
+        assert_eq!(slot(&mut con, key), slot(&mut con, prefix), "{key}");
+        prefixes.insert(prefix.to_owned());
+        kinds.insert(rest.split(':').nth(1).unwrap_or_default().to_owned());
+    }
+    assert_eq!(prefixes.len(), 12, "one prefix per run: {prefixes:?}");
+    let want = [
+        "audit",
+        "claims",
+        "due",
+        "history",
+        "req",
+        "requester",
+        "state",
+    ];
+    assert_eq!(
+        kinds,
+        want.map(str::to_owned).into(),
+        "every kind of key was checked"
+    );
+}
