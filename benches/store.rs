@@ -110,6 +110,7 @@ fn template(at: DateTime<Utc>) -> AccessRequest {
             duration: Ttl::from_mins(30),
             reason: Reason::new("INC-4411 replica lag", 0).expect("a valid reason"),
             approval_timeout: Ttl::from_hours(1),
+            expiry_warning: Ttl::from_secs(0),
         },
         at,
     )

@@ -10,13 +10,16 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
+use crate::adapters::kube::KubeEnforcer;
 use crate::core::catalog::Catalog;
 use crate::core::command::{Reason, check_duration};
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
+use crate::core::ports::Previewer;
 use crate::core::request::{AccessRequest, NewRequest, Scope};
 use crate::core::ttl::Ttl;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{Secrets, Settings, SettingsError};
+use crate::startup::{self, Application, Overrides};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,6 +84,10 @@ pub struct RenderArgs {
     /// The reason recorded in the policy's annotation.
     #[arg(long, default_value = "preview rendered by jitbot render")]
     pub reason: String,
+    /// Also ask the cluster whether the grant would change anything (a default-deny
+    /// policy selects the pods) and how many pods it touches.
+    #[arg(long)]
+    pub check: bool,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -91,9 +98,50 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config(&args, &env),
         Command::Render(args) => render(&args, &env),
-        Command::Serve(_) => not_built("serve"),
+        Command::Serve(args) => serve(&args, &env),
         Command::Grants(_) => not_built("grants"),
         Command::Playground(_) => not_built("playground"),
+    }
+}
+
+/// Runs async work on a fresh runtime.
+fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, ExitCode> {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => Ok(rt.block_on(work)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn serve(args: &ConfigArg, env: &HashMap<String, String>) -> ExitCode {
+    let (settings, catalog) = match Settings::load_checked(args.config.as_deref(), env) {
+        Ok(loaded) => loaded,
+        Err(err) => return fail_settings(&err),
+    };
+    let secrets = Secrets::from_vars(env);
+    let missing = startup::missing_settings(&secrets);
+    if !missing.is_empty() {
+        eprintln!("jitbot cannot start:");
+        for m in missing {
+            eprintln!("  {m}");
+        }
+        return ExitCode::from(2);
+    }
+    startup::init_logging(&settings.log);
+    let run = async {
+        let app = Application::build(&settings, catalog, &secrets, Overrides::default()).await?;
+        app.run_until_signal().await
+    };
+    match block_on(run) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            tracing::error!(error = format!("{e:#}"), "jitbot stopped");
+            eprintln!("jitbot stopped: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
     }
 }
 
@@ -128,8 +176,8 @@ fn check_config(args: &ConfigArg, env: &HashMap<String, String>) -> ExitCode {
 }
 
 fn render(args: &RenderArgs, env: &HashMap<String, String>) -> ExitCode {
-    let catalog = match Settings::load_checked(args.config.config.as_deref(), env) {
-        Ok((_, catalog)) => catalog,
+    let (settings, catalog) = match Settings::load_checked(args.config.config.as_deref(), env) {
+        Ok(loaded) => loaded,
         Err(err) => return fail_settings(&err),
     };
     match preview_request(&catalog, args) {
@@ -137,6 +185,19 @@ fn render(args: &RenderArgs, env: &HashMap<String, String>) -> ExitCode {
             let expires_at = req.created_at + req.duration.as_delta();
             match netpol::to_yaml(&netpol::render(&req, expires_at)) {
                 Ok(yaml) => {
+                    if args.check {
+                        let kube = startup::kube_settings(&settings);
+                        let check = async {
+                            match KubeEnforcer::try_default(kube, catalog.namespaces()).await {
+                                Ok(enforcer) => enforcer.preview(&req).await,
+                                Err(e) => format!("cluster unreachable: unknown ({e})"),
+                            }
+                        };
+                        match block_on(check) {
+                            Ok(line) => println!("# does it matter? {line}"),
+                            Err(code) => return code,
+                        }
+                    }
                     print!("{yaml}");
                     ExitCode::SUCCESS
                 }

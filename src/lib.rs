@@ -35,4 +35,5 @@ pub mod cli;
 pub mod core;
 pub mod metrics;
 pub mod settings;
+pub mod startup;
 pub mod worker;

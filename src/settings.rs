@@ -12,6 +12,7 @@ use std::path::Path;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::kube::ListScope;
 use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, TargetConfig};
 use crate::core::ttl::Ttl;
 
@@ -99,7 +100,7 @@ impl Default for StoreSettings {
 pub struct KubernetesSettings {
     /// `catalog`: list jitbot's policies in the catalog's namespaces only;
     /// `cluster`: everywhere (needs cluster-wide list rights).
-    pub scope: KubernetesScope,
+    pub scope: ListScope,
     /// Timeout of one API call.
     pub request_timeout: Ttl,
     /// Attempts to apply a grant's policy before the request ends Failed.
@@ -111,19 +112,12 @@ pub struct KubernetesSettings {
 impl Default for KubernetesSettings {
     fn default() -> Self {
         KubernetesSettings {
-            scope: KubernetesScope::Catalog,
+            scope: ListScope::Catalog,
             request_timeout: Ttl::from_secs(10),
             apply_attempts: 3,
             revoke_deadline: Ttl::from_secs(60),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KubernetesScope {
-    Catalog,
-    Cluster,
 }
 
 /// `[worker]`: the background loops.

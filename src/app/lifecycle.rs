@@ -212,11 +212,9 @@ impl App {
         let event = match &applied {
             Ok(()) => Event::Applied { expires_at },
             Err(e) => {
-                warn!(request_id = %req.id, error = %e, "apply failed for good; ending the request as failed");
+                warn!(request_id = %req.id, attempt, error = %e, "apply failed for good; ending the request as failed");
                 Event::ApplyFailed {
-                    reason: format!(
-                        "applying the NetworkPolicy failed after {attempt} attempt(s): {e}"
-                    ),
+                    reason: format!("applying the NetworkPolicy failed: {e}"),
                 }
             }
         };

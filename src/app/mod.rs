@@ -37,7 +37,8 @@ use crate::metrics::Metrics;
 /// Tuning for the use cases.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
-    /// Attempts to apply a grant's policy before the request ends Failed.
+    /// Attempts to apply a grant's policy before the request ends Failed. An enforcer
+    /// that retries by itself (the Kubernetes one does) wants 1 here.
     pub apply_attempts: u32,
     /// Pause between apply attempts (doubled each time).
     pub apply_backoff: Duration,

@@ -209,7 +209,7 @@ fn render_refuses_bad_input_with_a_clear_message() {
 
 #[test]
 fn commands_not_built_yet_say_so() {
-    for cmd in [&["serve"][..], &["playground"], &["grants", "list"]] {
+    for cmd in [&["playground"][..], &["grants", "list"]] {
         let out = jitbot(cmd);
         assert_eq!(out.status.code(), Some(2), "{cmd:?}");
         assert!(text(&out.stderr).contains("is not available in this version yet"));
@@ -224,4 +224,31 @@ fn help_and_version_work() {
     for sub in ["check-config", "render", "serve", "grants", "playground"] {
         assert!(text(&out.stdout).contains(sub), "{sub}");
     }
+}
+
+#[test]
+fn serve_without_slack_credentials_says_what_is_missing_before_binding() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jitbot"))
+        .args([
+            "serve",
+            "--config",
+            repo("config/example.toml").to_str().unwrap(),
+        ])
+        .env_remove("JITBOT_CONFIG")
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("SLACK_SIGNING_SECRET")
+        // A port another process holds: had serve bound first, the error would say so.
+        .env("JITBOT__SERVER__LISTEN", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "SLACK_SIGNING_SECRET is not set: create the Slack app from manifests/slack-app.yaml"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("SLACK_BOT_TOKEN is not set"), "{err}");
+    assert!(!err.contains("cannot listen"), "{err}");
 }

@@ -241,7 +241,7 @@ pub async fn a_failing_apply_ends_failed_after_bounded_attempts(b: &dyn Backend)
             .end_reason
             .as_deref()
             .unwrap()
-            .contains("after 3 attempt(s)"),
+            .contains("applying the NetworkPolicy failed: the cluster is unavailable: 503"),
         "{:?}",
         done.request.end_reason
     );

@@ -6,6 +6,7 @@ mod support;
 mod config_files;
 mod kube_enforcer;
 mod lifecycle_contract;
+mod manifests;
 mod redis_store;
 mod slack_http;
 mod store_contract;

@@ -88,6 +88,7 @@ impl SlackWorld {
             app: app.clone(),
             signing_secret: Secret::new(SECRET),
             slack: api,
+            background: tokio_util::task::TaskTracker::new(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -95,7 +95,7 @@ async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent) -> String {
             let state = state.clone();
             let url = event.response_url.0.to_string();
             let shown = id.clone();
-            in_background(async move {
+            in_background(&state.clone(), async move {
                 let text = match state.app.revoke(&id, &user, reason).await {
                     Ok(_) => format!("Revoked `{id}`: the policy is gone."),
                     Err(e) => sentence(&e),

@@ -56,7 +56,10 @@ pub(super) async fn handle(
         let state = state.clone();
         let user = user.clone();
         let response_url = response_url.clone();
-        in_background(async move { act(&state, &user, &action, response_url.as_deref()).await });
+        let tracker = state.clone();
+        in_background(&tracker, async move {
+            act(&state, &user, &action, response_url.as_deref()).await
+        });
     }
     StatusCode::OK.into_response()
 }

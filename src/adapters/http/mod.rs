@@ -17,6 +17,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::adapters::slack::SlackApi;
@@ -32,6 +33,8 @@ pub struct HttpState {
     pub signing_secret: Secret,
     /// For answers that come after the ack (`response_url`).
     pub slack: SlackApi,
+    /// Work that runs after the ack; shutdown waits for it.
+    pub background: TaskTracker,
 }
 
 /// The whole router, so tests can serve it on port 0.
@@ -111,10 +114,10 @@ fn form_urlencoded_pairs(body: &Bytes) -> impl Iterator<Item = (String, String)>
     })
 }
 
-/// Runs slow work after the ack, logging anything that escapes it.
-fn in_background<F>(work: F)
+/// Runs slow work after the ack; a graceful shutdown waits for it.
+fn in_background<F>(state: &HttpState, work: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    tokio::spawn(work);
+    state.background.spawn(work);
 }

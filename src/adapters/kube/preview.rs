@@ -16,14 +16,24 @@ use super::errors::classify;
 use super::retry::{Budget, retrying};
 use crate::core::catalog::Source;
 use crate::core::ids::Namespace;
-use crate::core::ports::EnforceError;
+use crate::core::ports::{EnforceError, Previewer};
 use crate::core::preview::{Direction, Isolation, Preview};
+use crate::core::request::AccessRequest;
+
+#[async_trait::async_trait]
+impl Previewer for KubeEnforcer {
+    async fn preview(&self, req: &AccessRequest) -> String {
+        self.preview_grant(&req.scope.namespace, &req.scope.pod_selector, &req.source)
+            .await
+            .to_string()
+    }
+}
 
 impl KubeEnforcer {
     /// Whether a grant to the pods `pod_selector` selects in `namespace`, from `source`,
     /// would change anything, and how many pods it touches. Never fails: an unreachable
     /// or forbidding cluster gives a preview that says it does not know.
-    pub async fn preview(
+    pub async fn preview_grant(
         &self,
         namespace: &Namespace,
         pod_selector: &BTreeMap<String, String>,

@@ -261,6 +261,9 @@ impl Keys {
     fn history(&self, id: &RequestId) -> String {
         format!("{}:history:{id}", self.prefix)
     }
+    fn notes(&self, id: &RequestId) -> String {
+        format!("{}:notes:{id}", self.prefix)
+    }
 }
 
 /// The part of a key Redis Cluster hashes: between the first `{` and the next `}`,

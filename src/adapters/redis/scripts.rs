@@ -107,6 +107,13 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 return 'OK'
 ";
 
+/// Remembers a note about an existing request (KEYS: request, notes; ARGV: key, value).
+const ANNOTATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOT_FOUND' end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 'OK'
+";
+
 /// The scripts, each with its SHA1 computed once; `invoke` sends EVALSHA and loads
 /// the script only when the server does not know it yet (e.g. after a restart).
 pub(super) struct Scripts {
@@ -115,6 +122,7 @@ pub(super) struct Scripts {
     pub claim_due: Script,
     pub release: Script,
     pub append_audit: Script,
+    pub annotate: Script,
 }
 
 impl Scripts {
@@ -125,6 +133,7 @@ impl Scripts {
             claim_due: Script::new(CLAIM_DUE),
             release: Script::new(RELEASE),
             append_audit: Script::new(APPEND_AUDIT),
+            annotate: Script::new(ANNOTATE),
         }
     }
 }

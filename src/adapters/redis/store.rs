@@ -1,5 +1,7 @@
 //! `Store` for `RedisStore`: writes through the scripts, reads with plain commands.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::streams::StreamRangeReply;
@@ -260,6 +262,30 @@ impl Store for RedisStore {
             })
             .await?;
         status(&answer, &event.request_id)
+    }
+
+    async fn annotate(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut inv = self.scripts.annotate.prepare_invoke();
+        inv.key(self.keys.request(id))
+            .key(self.keys.notes(id))
+            .arg(key)
+            .arg(value);
+        let answer: String = self
+            .call("annotate", |mut c| {
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        status(&answer, id)
+    }
+
+    async fn annotations(&self, id: &RequestId) -> Result<BTreeMap<String, String>, StoreError> {
+        let key = self.keys.notes(id);
+        self.call("annotations", |mut c| {
+            let key = &key;
+            async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
+        })
+        .await
     }
 
     async fn audit_of(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError> {

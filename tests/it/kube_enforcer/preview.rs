@@ -48,7 +48,7 @@ async fn preview_of_a_namespace_without_policies_says_the_grant_changes_nothing(
     // jitbot's own policies are what grants add, never a baseline.
     jitbot.apply(&grant(&c.namespace)).await.unwrap();
     let preview = jitbot
-        .preview(&c.namespace, &postgres(), &address_source())
+        .preview_grant(&c.namespace, &postgres(), &address_source())
         .await;
     assert_eq!(preview.matters(), Some(false));
     assert_eq!(
@@ -69,7 +69,7 @@ async fn preview_sees_a_default_deny_baseline_and_counts_the_target_pods() {
     .await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
     let preview = jitbot
-        .preview(&c.namespace, &postgres(), &address_source())
+        .preview_grant(&c.namespace, &postgres(), &address_source())
         .await;
     match &preview {
         Preview::Known { target, source } => {
@@ -92,7 +92,7 @@ async fn preview_ignores_a_baseline_that_selects_other_pods_only() {
     create_foreign(&c.client, &c.namespace, deny_egress).await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
     let preview = jitbot
-        .preview(&c.namespace, &postgres(), &address_source())
+        .preview_grant(&c.namespace, &postgres(), &address_source())
         .await;
     assert_eq!(preview.matters(), Some(false), "{preview:?}");
 }
@@ -105,7 +105,7 @@ async fn preview_of_a_pod_source_without_default_deny_egress_judges_the_target_o
         .await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace, &bastion]);
     let open = jitbot
-        .preview(&c.namespace, &postgres(), &pod_source(&bastion))
+        .preview_grant(&c.namespace, &postgres(), &pod_source(&bastion))
         .await;
     assert_eq!(
         open.to_string(),
@@ -114,7 +114,7 @@ async fn preview_of_a_pod_source_without_default_deny_egress_judges_the_target_o
 
     create_foreign(&c.client, &c.namespace, baseline("deny", &["Ingress"], &[])).await;
     let isolated = jitbot
-        .preview(&c.namespace, &postgres(), &pod_source(&bastion))
+        .preview_grant(&c.namespace, &postgres(), &pod_source(&bastion))
         .await;
     assert_eq!(
         isolated.to_string(),
@@ -138,7 +138,7 @@ async fn preview_of_a_pod_source_behind_default_deny_egress_says_the_grant_matte
     create_foreign(&c.client, &bastion, legacy).await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace, &bastion]);
     let preview = jitbot
-        .preview(&c.namespace, &postgres(), &pod_source(&bastion))
+        .preview_grant(&c.namespace, &postgres(), &pod_source(&bastion))
         .await;
     match &preview {
         Preview::Known {
@@ -166,7 +166,7 @@ async fn preview_of_an_unreachable_cluster_is_unknown_and_listing_unavailable() 
     let namespace = "payments".parse().unwrap();
     let jitbot = KubeEnforcer::new(client(config), fast(), vec![namespace]);
     let preview = jitbot
-        .preview(&"payments".parse().unwrap(), &postgres(), &address_source())
+        .preview_grant(&"payments".parse().unwrap(), &postgres(), &address_source())
         .await;
     assert_eq!(preview, Preview::Unreachable);
     assert_eq!(preview.to_string(), "cluster unreachable: unknown");
@@ -182,7 +182,7 @@ async fn preview_without_permission_to_read_is_unknown() {
     let c = cluster().await;
     let nobody = server().client_with_token(&server().nobody_token).await;
     let preview = enforcer(nobody, &[&c.namespace])
-        .preview(&c.namespace, &postgres(), &address_source())
+        .preview_grant(&c.namespace, &postgres(), &address_source())
         .await;
     assert_eq!(preview, Preview::Forbidden);
 }

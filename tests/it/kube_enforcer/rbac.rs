@@ -1,4 +1,4 @@
-//! The shipped RBAC, for real: `manifests/rbac.yaml` applied with kubectl, a token
+//! The shipped RBAC, for real: `manifests/base/rbac.yaml` applied with kubectl, a token
 //! issued for the `jitbot` ServiceAccount by the API server (TokenRequest), and the
 //! adapter run with it.
 
@@ -29,7 +29,7 @@ async fn as_jitbot(admin: &Client) -> Client {
         Err(Error::Api(s)) if s.code == 409 => {}
         Err(err) => panic!("cannot create namespace jitbot: {err}"),
     }
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml");
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/base/rbac.yaml");
     server().kubectl(&["apply", "-f", manifest]);
 
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "jitbot");
@@ -72,7 +72,7 @@ async fn the_shipped_rbac_lets_jitbot_grant_and_revoke_and_nothing_more() {
     let listed = jitbot.list_managed().await.unwrap();
     assert!(listed.iter().any(|p| name_of(p) == name_of(&policies[0])));
     let preview = jitbot
-        .preview(&c.namespace, &postgres(), &address_source())
+        .preview_grant(&c.namespace, &postgres(), &address_source())
         .await;
     assert!(matches!(preview, Preview::Known { .. }), "{preview:?}");
     jitbot.revoke(&refs(&policies)).await.unwrap();

@@ -1,0 +1,15 @@
+# jitbot's container image: built with the Rust toolchain, run from a small image
+# without a shell, as a non-root user.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY config ./config
+RUN cargo build --release --locked --bin jitbot
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/jitbot /usr/local/bin/jitbot
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/jitbot"]
+CMD ["serve"]
