@@ -4,9 +4,11 @@
 mod support;
 
 mod config_files;
+mod e2e;
 mod kube_enforcer;
 mod lifecycle_contract;
 mod manifests;
 mod redis_store;
+mod serve_binary;
 mod slack_http;
 mod store_contract;

@@ -9,3 +9,4 @@ pub mod fault_proxy;
 pub mod kube;
 pub mod redis;
 pub mod slack_world;
+pub mod spawn;

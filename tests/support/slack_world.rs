@@ -36,13 +36,135 @@ impl Previewer for FixedPreview {
 
 pub struct SlackWorld {
     pub slack: FakeSlack,
-    pub base: String,
+    pub inbound: InboundSlack,
     pub app: App,
     pub store: Arc<dyn Store>,
     pub enforcer: Arc<RecordingEnforcer>,
     pub clock: Arc<ManualClock>,
     pub notifier: SlackNotifier,
+}
+
+impl std::ops::Deref for SlackWorld {
+    type Target = InboundSlack;
+    fn deref(&self) -> &InboundSlack {
+        &self.inbound
+    }
+}
+
+/// Slack's side of the inbound protocol: slash commands and button clicks, signed as
+/// Slack signs them at the app clock's time, sent to a jitbot at `base`.
+pub struct InboundSlack {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    /// Where the fake Slack receives `response_url` posts.
+    pub respond_base: String,
     http: reqwest::Client,
+}
+
+impl InboundSlack {
+    pub fn new(base: String, clock: Arc<ManualClock>, slack: &FakeSlack) -> Self {
+        InboundSlack {
+            base,
+            clock,
+            respond_base: slack.response_url(""),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn response_url(&self, name: &str) -> String {
+        format!("{}{name}", self.respond_base)
+    }
+
+    /// Posts a body to `path` signed as Slack signs it, at the app clock's time.
+    pub async fn post_signed(&self, path: &str, body: String) -> (StatusCode, String) {
+        let ts = self.clock_secs().to_string();
+        let sig = signature::sign(SECRET, &ts, body.as_bytes());
+        self.post_raw(path, body, Some(&ts), Some(&sig)).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: String,
+        ts: Option<&str>,
+        sig: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(ts) = ts {
+            req = req.header("x-slack-request-timestamp", ts);
+        }
+        if let Some(sig) = sig {
+            req = req.header("x-slack-signature", sig);
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    pub fn clock_secs(&self) -> i64 {
+        use jitbot::core::ports::Clock;
+        self.clock.now().timestamp()
+    }
+
+    /// The form body of `/jit <text>` typed by `user`.
+    pub fn command_body(&self, user: &str, text: &str) -> String {
+        serde_urlencoded::to_string([
+            ("token", "legacy"),
+            ("team_id", "T1DC2JH3J"),
+            ("team_domain", "example"),
+            ("channel_id", "C01GENERAL"),
+            ("channel_name", "general"),
+            ("user_id", user),
+            ("user_name", "someone"),
+            ("command", "/jit"),
+            ("text", text),
+            ("response_url", &self.response_url(&format!("cmd-{user}"))),
+            (
+                "trigger_id",
+                "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// Types `/jit <text>` as `user`; returns the status and the ephemeral text.
+    pub async fn command(&self, user: &str, text: &str) -> (StatusCode, String) {
+        let (status, body) = self
+            .post_signed("/slack/commands", self.command_body(user, text))
+            .await;
+        let text = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["text"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        (status, text)
+    }
+
+    /// Clicks a button `action` carrying request `id` as `user`; answers to the click
+    /// land on the fake's `respond:<respond_as>`.
+    pub async fn click(&self, user: &str, action: &str, id: &str, respond_as: &str) -> StatusCode {
+        let payload = json!({
+            "type": "block_actions",
+            "team": { "id": "T1DC2JH3J", "domain": "example" },
+            "user": { "id": user, "username": "someone", "team_id": "T1DC2JH3J" },
+            "api_app_id": "A0JITBOT01",
+            "container": { "type": "message", "message_ts": "1700000000.000101", "channel_id": APPROVALS, "is_ephemeral": false },
+            "trigger_id": "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            "channel": { "id": APPROVALS, "name": "db-approvals" },
+            "response_url": self.response_url(respond_as),
+            "actions": [{
+                "type": "button",
+                "action_id": action,
+                "block_id": format!("decision:{id}"),
+                "value": id,
+                "action_ts": "1700000001.000200",
+            }],
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        self.post_signed("/slack/interactions", body).await.0
+    }
 }
 
 impl SlackWorld {
@@ -93,109 +215,15 @@ impl SlackWorld {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+        let inbound = InboundSlack::new(base, clock.clone(), &slack);
         SlackWorld {
             slack,
-            base,
+            inbound,
             app,
             store,
             enforcer,
             clock,
             notifier,
-            http: reqwest::Client::new(),
         }
-    }
-
-    /// Posts a body to `path` signed as Slack signs it, at the app clock's time.
-    pub async fn post_signed(&self, path: &str, body: String) -> (StatusCode, String) {
-        let ts = self.clock_secs().to_string();
-        let sig = signature::sign(SECRET, &ts, body.as_bytes());
-        self.post_raw(path, body, Some(&ts), Some(&sig)).await
-    }
-
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        body: String,
-        ts: Option<&str>,
-        sig: Option<&str>,
-    ) -> (StatusCode, String) {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        if let Some(ts) = ts {
-            req = req.header("x-slack-request-timestamp", ts);
-        }
-        if let Some(sig) = sig {
-            req = req.header("x-slack-signature", sig);
-        }
-        let res = req.send().await.unwrap();
-        (res.status(), res.text().await.unwrap())
-    }
-
-    pub fn clock_secs(&self) -> i64 {
-        use jitbot::core::ports::Clock;
-        self.clock.now().timestamp()
-    }
-
-    /// The form body of `/jit <text>` typed by `user`.
-    pub fn command_body(&self, user: &str, text: &str) -> String {
-        serde_urlencoded::to_string([
-            ("token", "legacy"),
-            ("team_id", "T1DC2JH3J"),
-            ("team_domain", "example"),
-            ("channel_id", "C01GENERAL"),
-            ("channel_name", "general"),
-            ("user_id", user),
-            ("user_name", "someone"),
-            ("command", "/jit"),
-            ("text", text),
-            (
-                "response_url",
-                &self.slack.response_url(&format!("cmd-{user}")),
-            ),
-            (
-                "trigger_id",
-                "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
-            ),
-        ])
-        .unwrap()
-    }
-
-    /// Types `/jit <text>` as `user`; returns the status and the ephemeral text.
-    pub async fn command(&self, user: &str, text: &str) -> (StatusCode, String) {
-        let (status, body) = self
-            .post_signed("/slack/commands", self.command_body(user, text))
-            .await;
-        let text = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["text"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        (status, text)
-    }
-
-    /// Clicks a button `action` carrying request `id` as `user`; answers to the click
-    /// land on the fake's `respond:<respond_as>`.
-    pub async fn click(&self, user: &str, action: &str, id: &str, respond_as: &str) -> StatusCode {
-        let payload = json!({
-            "type": "block_actions",
-            "team": { "id": "T1DC2JH3J", "domain": "example" },
-            "user": { "id": user, "username": "someone", "team_id": "T1DC2JH3J" },
-            "api_app_id": "A0JITBOT01",
-            "container": { "type": "message", "message_ts": "1700000000.000101", "channel_id": APPROVALS, "is_ephemeral": false },
-            "trigger_id": "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
-            "channel": { "id": APPROVALS, "name": "db-approvals" },
-            "response_url": self.slack.response_url(respond_as),
-            "actions": [{
-                "type": "button",
-                "action_id": action,
-                "block_id": format!("decision:{id}"),
-                "value": id,
-                "action_ts": "1700000001.000200",
-            }],
-        });
-        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-        self.post_signed("/slack/interactions", body).await.0
     }
 }

@@ -1,0 +1,260 @@
+//! The whole product through its HTTP surface, built exactly as `jitbot serve` builds
+//! it: real redis-server, real kube-apiserver, fake Slack. DESIGN.md's invariants by
+//! name: no access outlives its expiry, exactly-once decisions across replicas,
+//! every state change audited, nothing posted twice.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::Api;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use jitbot::adapters::slack::blocks::APPROVE;
+use jitbot::core::ports::Clock;
+use jitbot::core::request::State;
+use jitbot::startup::Application;
+
+use crate::support::fake_slack::FakeSlack;
+use crate::support::fakes::{ALICE, LEAD1, LEAD2, t0};
+use crate::support::kube::{Cluster, cluster};
+use crate::support::redis::{RedisServer, unique_prefix};
+use crate::support::slack_world::{APPROVALS, AUDIT, InboundSlack, TOKEN};
+use crate::support::spawn::{World, clock, spawn_app};
+
+struct Setup {
+    _redis: RedisServer,
+    redis_url: String,
+    prefix: String,
+    cluster: Cluster,
+    slack: FakeSlack,
+}
+
+async fn setup() -> Setup {
+    let redis = RedisServer::start();
+    let cluster = cluster().await;
+    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+    Setup {
+        redis_url: redis.url(),
+        _redis: redis,
+        prefix: unique_prefix(),
+        cluster,
+        slack,
+    }
+}
+
+impl Setup {
+    fn world(&self, clock: &std::sync::Arc<jitbot::app::ManualClock>) -> World<'_> {
+        World {
+            redis_url: &self.redis_url,
+            key_prefix: &self.prefix,
+            kube: self.cluster.client.clone(),
+            namespace: &self.cluster.namespace,
+            slack_api_url: &self.slack.api_url,
+            clock: clock.clone(),
+        }
+    }
+
+    fn policies(&self) -> Api<NetworkPolicy> {
+        Api::namespaced(self.cluster.client.clone(), self.cluster.namespace.as_str())
+    }
+
+    async fn policy(&self, id: &str) -> Option<NetworkPolicy> {
+        self.policies().get_opt(&format!("jit-{id}")).await.unwrap()
+    }
+}
+
+fn inbound(
+    app: &Application,
+    clock: &std::sync::Arc<jitbot::app::ManualClock>,
+    slack: &FakeSlack,
+) -> InboundSlack {
+    InboundSlack::new(format!("http://{}", app.addr), clock.clone(), slack)
+}
+
+/// `/jit request` through the HTTP surface; returns the request id from the answer.
+async fn request(slack: &InboundSlack) -> String {
+    let (status, answer) = slack
+        .command(ALICE, "request payments-db 30m INC-4411 replica lag")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+        .strip_prefix("Request `")
+        .and_then(|r| r.split('`').next())
+        .unwrap_or_else(|| panic!("no id in {answer}"))
+        .to_owned()
+}
+
+fn texts_in_thread(slack: &FakeSlack, thread: &str) -> Vec<String> {
+    slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .filter(|b| b["thread_ts"] == thread)
+        .map(|b| b["text"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn audit_thread_ts(slack: &FakeSlack) -> String {
+    // The opening message is the first post to the audit channel; the fake numbers
+    // every post in order, so find its ts from the recorded card/update bodies.
+    let posts: Vec<Value> = slack.calls("chat.postMessage");
+    let index = posts
+        .iter()
+        .position(|b| b["channel"] == AUDIT && b.get("thread_ts").is_none())
+        .unwrap();
+    format!("1700000000.{:06}", 101 + index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_approve_apply_expire_and_audit_end_to_end() {
+    let s = setup().await;
+    let clock = clock();
+    let app = spawn_app(&s.world(&clock), false).await;
+    let slack = inbound(&app, &clock, &s.slack);
+
+    let id = request(&slack).await;
+    let card = s
+        .slack
+        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
+        .await;
+    assert!(card["blocks"].to_string().contains(APPROVE));
+    assert!(
+        card["blocks"]
+            .to_string()
+            .contains("no default-deny: this grant changes nothing"),
+        "the card carries the cluster's preview: {}",
+        card["blocks"]
+    );
+    assert_eq!(
+        slack.click(LEAD1, APPROVE, &id, "lead").await,
+        StatusCode::OK
+    );
+    s.slack
+        .wait_for("chat.update", |b| {
+            b["blocks"].to_string().contains("· expires")
+        })
+        .await;
+
+    let policy = s
+        .policy(&id)
+        .await
+        .expect("the NetworkPolicy is in the API server");
+    let annotations = policy.metadata.annotations.unwrap();
+    assert_eq!(annotations["jitbot.dev/expires-at"], "2026-11-26T14:30:00Z");
+    assert_eq!(annotations["jitbot.dev/approved-by"], LEAD1);
+
+    clock.advance(TimeDelta::minutes(30));
+    let report = app.app.sweep_once(clock.now()).await.unwrap();
+    assert_eq!(report.expired, 1, "{report:?}");
+    assert!(s.policy(&id).await.is_none(), "gone within one sweep");
+
+    app.notifier.flush().await;
+    let thread = audit_thread_ts(&s.slack);
+    let replies = texts_in_thread(&s.slack, &thread).join("\n");
+    for step in ["*approved*", "*activated*", "*expired*"] {
+        assert!(
+            replies.contains(step),
+            "audit thread lacks {step}:\n{replies}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sharing_redis_decide_apply_and_revoke_once() {
+    let s = setup().await;
+    let clock = clock();
+    let a = spawn_app(&s.world(&clock), false).await;
+    let b = spawn_app(&s.world(&clock), false).await;
+    let (via_a, via_b) = (inbound(&a, &clock, &s.slack), inbound(&b, &clock, &s.slack));
+
+    let id = request(&via_a).await;
+    s.slack
+        .wait_for("chat.postMessage", |m| m["channel"] == APPROVALS)
+        .await;
+    // Both approvers click at once, each through a different replica.
+    let (one, two) = tokio::join!(
+        via_a.click(LEAD1, APPROVE, &id, "one"),
+        via_b.click(LEAD2, APPROVE, &id, "two")
+    );
+    assert_eq!((one, two), (StatusCode::OK, StatusCode::OK));
+    s.slack
+        .wait_for("chat.update", |m| {
+            m["blocks"].to_string().contains("· expires")
+        })
+        .await;
+    s.slack
+        .wait_until(|f| f.calls("respond:one").len() + f.calls("respond:two").len() == 1)
+        .await;
+    assert!(s.policy(&id).await.is_some());
+
+    clock.advance(TimeDelta::minutes(31));
+    let (ra, rb) = tokio::join!(a.app.sweep_once(clock.now()), b.app.sweep_once(clock.now()));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.expired + rb.expired, 1, "one revoke: {ra:?} {rb:?}");
+    assert!(s.policy(&id).await.is_none());
+
+    a.notifier.flush().await;
+    b.notifier.flush().await;
+    let cards = s
+        .slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .filter(|m| m["channel"] == APPROVALS)
+        .count();
+    assert_eq!(cards, 1, "one card");
+    let thread = audit_thread_ts(&s.slack);
+    let replies = texts_in_thread(&s.slack, &thread);
+    for step in ["*approved*", "*activated*", "*expired*"] {
+        assert_eq!(
+            replies.iter().filter(|r| r.contains(step)).count(),
+            1,
+            "{step} posted once: {replies:#?}"
+        );
+    }
+    let dms = s
+        .slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .filter(|m| m["channel"].as_str().unwrap().starts_with('D'))
+        .count();
+    // The sweep came after the expiry itself, so no late warning was sent.
+    assert_eq!(dms, 2, "the activation and expiry DMs, each once");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_dies_after_approval_is_cleaned_up_by_the_next_at_start_up() {
+    let s = setup().await;
+    let clock = clock();
+    let first = spawn_app(&s.world(&clock), false).await;
+    let slack = inbound(&first, &clock, &s.slack);
+    let id = request(&slack).await;
+    slack.click(LEAD1, APPROVE, &id, "lead").await;
+    s.slack
+        .wait_for("chat.update", |b| {
+            b["blocks"].to_string().contains("· expires")
+        })
+        .await;
+    assert!(s.policy(&id).await.is_some());
+    first.stop().await;
+
+    // Long after expiry, a new process starts with its workers on.
+    clock.set(t0() + TimeDelta::hours(3));
+    let next = spawn_app(&s.world(&clock), true).await;
+    let gone = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if s.policy(&id).await.is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling the API server
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the expired policy was removed at start-up");
+    let req = next.app.load(&id.parse().unwrap()).await.unwrap();
+    assert_eq!(req.state, State::Expired);
+    next.stop().await;
+}

@@ -1,0 +1,102 @@
+//! `jitbot serve` as an operator runs it: the binary, a config file, secrets in the
+//! environment, the cluster from KUBECONFIG. It serves health, readiness and metrics,
+//! and on SIGTERM it stops accepting, finishes and exits 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::fake_slack::FakeSlack;
+use crate::support::kube::{cluster, server};
+use crate::support::slack_world::{APPROVALS, AUDIT, SECRET, TOKEN};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_health_readiness_and_metrics_and_exits_0_on_sigterm() {
+    let c = cluster().await;
+    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jitbot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[slack]
+api_url = "{api}"
+[log]
+format = "json"
+[[targets]]
+name = "payments-db"
+namespace = "{ns}"
+pod_selector = {{ app = "postgres" }}
+ports = [{{ port = 5432 }}]
+default_duration = "30m"
+max_duration = "2h"
+approvers = ["U01DBLEAD1"]
+approval_channel = "{APPROVALS}"
+"#,
+            api = slack.api_url,
+            ns = c.namespace
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jitbot"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("KUBECONFIG", &server().kubeconfig)
+        .env("SLACK_BOT_TOKEN", TOKEN)
+        .env("SLACK_SIGNING_SECRET", SECRET)
+        .env_remove("REDIS_URL")
+        .env_remove("JITBOT_CONFIG")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log says where it listens; every line is JSON.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut addr = None;
+    let mut seen = Vec::new();
+    while addr.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no listening line in {seen:#?}"));
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if json["message"] == "jitbot is listening" {
+            addr = json["addr"].as_str().map(str::to_owned);
+        }
+        seen.push(line);
+    }
+    let base = format!("http://{}", addr.unwrap());
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(
+        get("/readyz").await.unwrap().status(),
+        200,
+        "memory store and the API server answer"
+    );
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("jitbot_active_grants"), "{metrics}");
+    assert!(
+        seen.iter().any(|l| l.contains("state lives in memory")),
+        "the memory store warns at start"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exited.code(), Some(0), "a SIGTERM is a clean stop");
+}

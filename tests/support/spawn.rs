@@ -1,0 +1,95 @@
+//! `spawn_app()`: the whole of jitbot as `jitbot serve` builds it (startup.rs), on
+//! 127.0.0.1:0, with a real redis-server, the real kube-apiserver and the fake Slack.
+//! Only the clock is injected; the workers stay off unless asked for, so a test moves
+//! time and runs one sweep at a time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use jitbot::app::ManualClock;
+use jitbot::core::catalog::{PortConfig, RequesterConfig, SourceConfig, TargetConfig};
+use jitbot::core::ids::Namespace;
+use jitbot::core::ports::Clock;
+use jitbot::settings::{Secrets, Settings};
+use jitbot::startup::{Application, Overrides};
+
+use super::fakes::{ALICE, LEAD1, LEAD2, t0};
+use super::slack_world::{APPROVALS, AUDIT, SECRET, TOKEN};
+
+/// Where a test's jitbot finds its world.
+pub struct World<'a> {
+    pub redis_url: &'a str,
+    pub key_prefix: &'a str,
+    pub kube: kube::Client,
+    pub namespace: &'a Namespace,
+    pub slack_api_url: &'a str,
+    pub clock: Arc<ManualClock>,
+}
+
+/// Settings as a platform team would write them, for `payments-db` in `namespace`.
+pub fn settings(world: &World<'_>) -> Settings {
+    let mut s = Settings::default();
+    s.server.listen = "127.0.0.1:0".to_owned();
+    s.slack.api_url = world.slack_api_url.to_owned();
+    s.slack.audit_channel = AUDIT.to_owned();
+    s.store.key_prefix = world.key_prefix.to_owned();
+    s.kubernetes.request_timeout = jitbot::core::ttl::Ttl::from_secs(5);
+    s.targets = vec![TargetConfig {
+        name: "payments-db".to_owned(),
+        description: "Payments Postgres replicas".to_owned(),
+        namespace: world.namespace.to_string(),
+        pod_selector: BTreeMap::from([("app".to_owned(), "postgres".to_owned())]),
+        ports: vec![PortConfig {
+            port: 5432,
+            end_port: None,
+            protocol: "TCP".to_owned(),
+        }],
+        default_duration: "30m".to_owned(),
+        max_duration: "2h".to_owned(),
+        approvers: vec![LEAD1.to_owned(), LEAD2.to_owned()],
+        approval_channel: APPROVALS.to_owned(),
+        approvals_required: 1,
+        allow_self_approval: false,
+    }];
+    s.requesters = vec![RequesterConfig {
+        slack_user: ALICE.to_owned(),
+        name: "alice".to_owned(),
+        source: SourceConfig {
+            addresses: vec!["10.8.0.14".to_owned()],
+            ..SourceConfig::default()
+        },
+    }];
+    s
+}
+
+pub fn secrets(world: &World<'_>) -> Secrets {
+    Secrets::from_vars(&HashMap::from([
+        ("SLACK_BOT_TOKEN".to_owned(), TOKEN.to_owned()),
+        ("SLACK_SIGNING_SECRET".to_owned(), SECRET.to_owned()),
+        ("REDIS_URL".to_owned(), world.redis_url.to_owned()),
+    ]))
+}
+
+/// Starts one jitbot replica in `world`.
+pub async fn spawn_app(world: &World<'_>, workers: bool) -> Application {
+    let settings = settings(world);
+    let catalog = settings.catalog().expect("the test catalog is valid");
+    let clock: Arc<dyn Clock> = world.clock.clone();
+    Application::build(
+        &settings,
+        catalog,
+        &secrets(world),
+        Overrides {
+            clock: Some(clock),
+            kube_client: Some(world.kube.clone()),
+            no_workers: !workers,
+        },
+    )
+    .await
+    .expect("jitbot starts")
+}
+
+/// A manual clock at the fixed test time.
+pub fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(t0()))
+}
