@@ -2,6 +2,8 @@
 //! (`--config FILE` or `JITBOT_CONFIG`, then `JITBOT__…` variables) and exits 0 on
 //! success, 2 on a problem the user can fix (with every problem listed), 1 otherwise.
 
+mod grants;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -56,12 +58,26 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum GrantsCommand {
-    /// List active grants.
-    List(ConfigArg),
-    /// Revoke a grant now.
+    /// List active grants (and, with --all, requests still waiting or being applied),
+    /// from the Redis store at REDIS_URL.
+    List {
+        /// Also show pending and approved requests.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Revoke a grant now: the store first, then the cluster; Slack is told when
+    /// SLACK_BOT_TOKEN is set.
     Revoke {
         /// The request id.
         id: String,
+        /// Your Slack user id: an admin, one of the target's approvers, or the requester.
+        #[arg(long, value_name = "SLACK_USER_ID")]
+        by: String,
+        /// Why, for the audit log and the requester.
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -99,13 +115,19 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config(&args, &env),
         Command::Render(args) => render(&args, &env),
         Command::Serve(args) => serve(&args, &env),
-        Command::Grants(_) => not_built("grants"),
+        Command::Grants(GrantsCommand::List { all, config }) => grants::list(&config, all, &env),
+        Command::Grants(GrantsCommand::Revoke {
+            id,
+            by,
+            reason,
+            config,
+        }) => grants::revoke(&config, &id, &by, reason.as_deref(), &env),
         Command::Playground(_) => not_built("playground"),
     }
 }
 
 /// Runs async work on a fresh runtime.
-fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, ExitCode> {
+pub(crate) fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, ExitCode> {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => Ok(rt.block_on(work)),
         Err(e) => {
@@ -151,7 +173,7 @@ fn not_built(what: &str) -> ExitCode {
 }
 
 /// Prints a settings error and picks its exit code.
-fn fail_settings(err: &SettingsError) -> ExitCode {
+pub(crate) fn fail_settings(err: &SettingsError) -> ExitCode {
     eprintln!("{err}");
     ExitCode::from(2)
 }
