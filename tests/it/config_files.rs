@@ -243,3 +243,31 @@ fn serve_without_slack_credentials_says_what_is_missing_before_binding() {
     assert!(err.contains("SLACK_BOT_TOKEN is not set"), "{err}");
     assert!(!err.contains("cannot listen"), "{err}");
 }
+
+#[test]
+fn the_readme_documents_every_setting_with_its_default() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let text = std::fs::read_to_string(repo("config/default.toml")).unwrap();
+    let file: toml::Value = toml::from_str(&text).unwrap();
+    let mut keys = BTreeSet::new();
+    key_paths(&file, "", &mut keys);
+    for key in keys {
+        let (section, name) = key.split_once('.').unwrap();
+        let value = &file[section][name];
+        let shown = match value {
+            toml::Value::String(s) => format!("`{s}`"),
+            toml::Value::Array(a) if a.is_empty() => "`[]`".to_owned(),
+            other => format!("`{other}`"),
+        };
+        let shown = if shown == "``" {
+            "`\"\"`".to_owned()
+        } else {
+            shown
+        };
+        let row = format!("| `{key}` | {shown} |");
+        assert!(
+            readme.contains(&row),
+            "README lacks the row for {key}: {row}"
+        );
+    }
+}
