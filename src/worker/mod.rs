@@ -2,35 +2,40 @@
 //! around one `*_once` step of the app, which the tests drive directly with an
 //! injected `now`; here the step runs on an interval until shutdown.
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::app::App;
+use crate::app::{App, AppError};
 
 /// Runs `sweep_once` every `every` until `shutdown` turns true.
-pub async fn sweep_loop(app: App, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        match app.sweep_once(app.now()).await {
-            Ok(report) if report.claimed > 0 => debug!(?report, "sweep"),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "sweep failed; retrying next interval"),
-        }
-    }
+pub async fn sweep_loop(app: App, every: Duration, shutdown: watch::Receiver<bool>) {
+    repeat("sweep", every, shutdown, || app.sweep_once(app.now())).await;
 }
 
 /// Runs `reconcile_once` at once and then every `every` until `shutdown` turns true.
-pub async fn reconcile_loop(app: App, every: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn reconcile_loop(app: App, every: Duration, shutdown: watch::Receiver<bool>) {
+    repeat("reconcile", every, shutdown, || {
+        app.reconcile_once(app.now())
+    })
+    .await;
+}
+
+/// Runs `step` at once and then every `every`; a failed step is logged and retried at
+/// the next tick.
+async fn repeat<F, Fut, R>(
+    name: &'static str,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    step: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<R, AppError>>,
+    R: Debug,
+{
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -41,9 +46,9 @@ pub async fn reconcile_loop(app: App, every: Duration, mut shutdown: watch::Rece
         if *shutdown.borrow() {
             break;
         }
-        match app.reconcile_once(app.now()).await {
-            Ok(report) => debug!(?report, "reconcile"),
-            Err(e) => warn!(error = %e, "reconcile failed; retrying next interval"),
+        match step().await {
+            Ok(report) => debug!(?report, "{name} done"),
+            Err(e) => warn!(error = %e, "{name} failed; retrying next interval"),
         }
     }
 }

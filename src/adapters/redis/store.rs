@@ -38,6 +38,22 @@ fn status(answer: &str, id: &RequestId) -> Result<(), StoreError> {
 }
 
 impl RedisStore {
+    /// The request ids in an index set, oldest first.
+    async fn index(&self, key: String) -> Result<Vec<String>, StoreError> {
+        self.call("list", |mut c| {
+            let key = &key;
+            async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            }
+        })
+        .await
+    }
+
     /// Loads the requests behind index entries, in one round trip.
     async fn load_many(&self, ids: Vec<String>) -> Result<Vec<AccessRequest>, StoreError> {
         if ids.is_empty() {
@@ -149,20 +165,7 @@ impl Store for RedisStore {
         &self,
         user: &SlackUserId,
     ) -> Result<Vec<AccessRequest>, StoreError> {
-        let key = self.keys.requester(user);
-        let ids: Vec<String> = self
-            .call("list", |mut c| {
-                let key = &key;
-                async move {
-                    redis::cmd("ZRANGE")
-                        .arg(key)
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
+        let ids = self.index(self.keys.requester(user)).await?;
         let mut out: Vec<AccessRequest> = self
             .load_many(ids)
             .await?
@@ -174,20 +177,7 @@ impl Store for RedisStore {
     }
 
     async fn list_by_state(&self, state: State) -> Result<Vec<AccessRequest>, StoreError> {
-        let key = self.keys.state(state);
-        let ids: Vec<String> = self
-            .call("list", |mut c| {
-                let key = &key;
-                async move {
-                    redis::cmd("ZRANGE")
-                        .arg(key)
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
+        let ids = self.index(self.keys.state(state)).await?;
         // The index and the requests are read in two steps; keep only requests that
         // are still in `state` when read.
         let mut out: Vec<AccessRequest> = self
