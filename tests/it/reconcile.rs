@@ -1,0 +1,242 @@
+//! `reconcile_once` against the real API server: the second, independent path that
+//! removes access past its expiry even when the store knows nothing, restores what an
+//! active grant should have, and never touches policies that are not jitbot's.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+use jitbot::app::Decision;
+use jitbot::core::catalog::Source;
+use jitbot::core::command::Reason;
+use jitbot::core::ids::RequestId;
+use jitbot::core::netpol;
+use jitbot::core::ports::Clock;
+use jitbot::core::request::{AccessRequest, AuditKind, NewRequest, Scope, State};
+use jitbot::core::ttl::Ttl;
+use jitbot::startup::Application;
+
+use crate::support::fake_slack::FakeSlack;
+use crate::support::fakes::{ALICE, LEAD1, t0};
+use crate::support::kube::{Cluster, cluster};
+use crate::support::redis::{RedisServer, unique_prefix};
+use crate::support::slack_world::{APPROVALS, AUDIT, TOKEN};
+use crate::support::spawn::{World, clock, spawn_app};
+
+struct Fixture {
+    _redis: RedisServer,
+    _slack: FakeSlack,
+    cluster: Cluster,
+    app: Application,
+    clock: std::sync::Arc<jitbot::app::ManualClock>,
+}
+
+async fn fixture() -> Fixture {
+    let redis = RedisServer::start();
+    let cluster = cluster().await;
+    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+    let clock = clock();
+    let prefix = unique_prefix();
+    let world = World {
+        redis_url: &redis.url(),
+        key_prefix: &prefix,
+        kube: cluster.client.clone(),
+        namespace: &cluster.namespace,
+        slack_api_url: &slack.api_url,
+        clock: clock.clone(),
+    };
+    let app = spawn_app(&world, false).await;
+    Fixture {
+        _redis: redis,
+        _slack: slack,
+        cluster,
+        app,
+        clock,
+    }
+}
+
+impl Fixture {
+    fn policies(&self) -> Api<NetworkPolicy> {
+        Api::namespaced(self.cluster.client.clone(), self.cluster.namespace.as_str())
+    }
+
+    async fn exists(&self, name: &str) -> bool {
+        self.policies().get_opt(name).await.unwrap().is_some()
+    }
+
+    /// Puts a jitbot policy in the cluster that the store knows nothing about, as a
+    /// store that lost its data would leave it.
+    async fn orphan(&self, expires_at: DateTime<Utc>) -> String {
+        let req = AccessRequest::new(
+            NewRequest {
+                id: RequestId::from_random(rand::random()),
+                requester: ALICE.parse().unwrap(),
+                target: "payments-db".parse().unwrap(),
+                scope: Scope {
+                    namespace: self.cluster.namespace.clone(),
+                    pod_selector: [("app".to_owned(), "postgres".to_owned())].into(),
+                    ports: vec![],
+                    approvals_required: 1,
+                    allow_self_approval: false,
+                    max_duration: Ttl::from_hours(2),
+                },
+                source: Source::Addresses {
+                    addresses: vec!["10.8.0.14/32".parse().unwrap()],
+                },
+                duration: Ttl::from_mins(30),
+                reason: Reason::new("left over", 0).unwrap(),
+                approval_timeout: Ttl::from_hours(1),
+                expiry_warning: Ttl::from_secs(0),
+            },
+            t0(),
+        );
+        let policy = netpol::render(&req, expires_at).remove(0);
+        self.policies()
+            .create(&PostParams::default(), &policy)
+            .await
+            .unwrap();
+        netpol::policy_name(&req.id)
+    }
+
+    /// An active grant made through the app.
+    async fn grant(&self) -> AccessRequest {
+        let submission = jitbot::app::Submission {
+            requester: ALICE.parse().unwrap(),
+            target: "payments-db".parse().unwrap(),
+            duration: Ttl::from_mins(30),
+            from: None,
+            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
+        };
+        let req = self.app.app.submit(submission).await.unwrap();
+        let t = self
+            .app
+            .app
+            .decide(&req.id, &LEAD1.parse().unwrap(), Decision::Approve)
+            .await
+            .unwrap();
+        assert_eq!(t.request.state, State::Active);
+        t.request
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_empty_store_an_expired_policy_is_deleted() {
+    let f = fixture().await;
+    let name = f.orphan(t0() - TimeDelta::minutes(1)).await;
+    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(report.removed, 1, "{report:?}");
+    assert!(!f.exists(&name).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unexplained_policy_is_kept_only_until_its_expires_at() {
+    let f = fixture().await;
+    let expires = t0() + TimeDelta::minutes(20);
+    let name = f.orphan(expires).await;
+    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(
+        (report.kept_unexplained, report.removed),
+        (1, 0),
+        "{report:?}"
+    );
+    assert!(
+        f.exists(&name).await,
+        "the store may have lost a real grant: keep it for now"
+    );
+    f.clock.set(expires);
+    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(report.removed, 1, "{report:?}");
+    assert!(!f.exists(&name).await, "but never past its expiry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_active_grant_is_reapplied_and_audited() {
+    let f = fixture().await;
+    let grant = f.grant().await;
+    let name = netpol::policy_name(&grant.id);
+    f.policies()
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(report.reapplied, 1, "{report:?}");
+    assert!(f.exists(&name).await);
+    let history = f.app.app.ports.store.audit_of(&grant.id).await.unwrap();
+    assert_eq!(history.last().unwrap().kind, AuditKind::PolicyReapplied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_active_grant_is_restored() {
+    let f = fixture().await;
+    let grant = f.grant().await;
+    let name = netpol::policy_name(&grant.id);
+    // Someone widens the grant by hand: every pod in the namespace.
+    let widen = serde_json::json!({ "spec": { "podSelector": { "matchLabels": null } } });
+    f.policies()
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&widen))
+        .await
+        .unwrap();
+    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(report.reapplied, 1, "{report:?}");
+    let restored = f.policies().get(&name).await.unwrap();
+    let selector = restored
+        .spec
+        .unwrap()
+        .pod_selector
+        .unwrap()
+        .match_labels
+        .unwrap();
+    assert_eq!(selector["app"], "postgres");
+    let again = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(again.reapplied, 0, "a restored policy is left alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_whose_request_ended_is_deleted() {
+    let f = fixture().await;
+    let grant = f.grant().await;
+    let name = netpol::policy_name(&grant.id);
+    // The revoke's own delete is lost (say the cluster was down): the policy stays.
+    let t = jitbot::core::request::apply(
+        &f.app.app.load(&grant.id).await.unwrap(),
+        &jitbot::core::request::Event::Revoke {
+            by: f.app.app.actor(&ALICE.parse().unwrap(), &grant).await,
+            reason: None,
+        },
+        f.clock.now(),
+    )
+    .unwrap();
+    let audit = jitbot::core::ports::AuditEvent::of(&t, None, f.clock.now(), "revoked");
+    f.app.app.ports.store.transition(&t, &audit).await.unwrap();
+    assert!(f.exists(&name).await);
+    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(report.removed, 1, "{report:?}");
+    assert!(!f.exists(&name).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_that_are_not_jitbots_are_never_touched() {
+    let f = fixture().await;
+    let mut lookalike = netpol::render(&f.grant().await, t0() - TimeDelta::hours(1)).remove(0);
+    // Same name pattern and an expired annotation, but someone else's label...
+    lookalike.metadata.name = Some("jit-not-ours".to_owned());
+    lookalike.metadata.resource_version = None;
+    let labels = lookalike.metadata.labels.as_mut().unwrap();
+    labels.insert(netpol::MANAGED_BY_KEY.to_owned(), "someone-else".to_owned());
+    f.policies()
+        .create(&PostParams::default(), &lookalike)
+        .await
+        .unwrap();
+    // ...and one with no labels at all.
+    let mut bare = lookalike.clone();
+    bare.metadata.name = Some("jit-bare".to_owned());
+    bare.metadata.labels = None;
+    f.policies()
+        .create(&PostParams::default(), &bare)
+        .await
+        .unwrap();
+    f.clock.advance(TimeDelta::days(2));
+    f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert!(f.exists("jit-not-ours").await);
+    assert!(f.exists("jit-bare").await);
+}
