@@ -14,3 +14,4 @@ mod redis_store;
 mod serve_binary;
 mod slack_http;
 mod store_contract;
+mod workers;

@@ -1,0 +1,103 @@
+//! The worker loops on tokio's paused clock: the sweep runs on its interval and stops
+//! on shutdown; the reconciler runs once at start. No test waits for real time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use tokio::sync::watch;
+
+use jitbot::adapters::memory::MemoryStore;
+use jitbot::app::{Decision, Submission};
+use jitbot::core::command::Reason;
+use jitbot::core::request::State;
+use jitbot::core::ttl::Ttl;
+use jitbot::worker;
+
+use crate::support::fakes::{ALICE, LEAD1, test_app, user};
+
+/// Lets spawned tasks run until they wait on something again.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweep_loop_expires_grants_on_its_interval_and_stops_on_shutdown() {
+    let t = test_app(Arc::new(MemoryStore::new()));
+    let req = t
+        .app
+        .submit(Submission {
+            requester: user(ALICE),
+            target: "payments-db".parse().unwrap(),
+            duration: Ttl::from_mins(30),
+            from: None,
+            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
+        })
+        .await
+        .unwrap();
+    t.app
+        .decide(&req.id, &user(LEAD1), Decision::Approve)
+        .await
+        .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let sweeper = tokio::spawn(worker::sweep_loop(
+        t.app.clone(),
+        Duration::from_secs(5),
+        stopped,
+    ));
+    settle().await;
+    assert_eq!(
+        t.app.load(&req.id).await.unwrap().state,
+        State::Active,
+        "not due yet"
+    );
+
+    // The grant's time is up on the app clock; the loop notices at its next tick.
+    t.clock.advance(TimeDelta::minutes(31));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    settle().await;
+    assert_eq!(t.app.load(&req.id).await.unwrap().state, State::Expired);
+    assert!(t.enforcer.live_names().is_empty());
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(1), sweeper)
+        .await
+        .expect("the loop stops")
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_reconcile_loop_runs_at_once_on_start() {
+    let t = test_app(Arc::new(MemoryStore::new()));
+    let req = t
+        .app
+        .submit(Submission {
+            requester: user(ALICE),
+            target: "payments-db".parse().unwrap(),
+            duration: Ttl::from_mins(30),
+            from: None,
+            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
+        })
+        .await
+        .unwrap();
+    t.app
+        .decide(&req.id, &user(LEAD1), Decision::Approve)
+        .await
+        .unwrap();
+    // Someone deletes the policy behind jitbot's back.
+    t.enforcer.lock().live.clear();
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(worker::reconcile_loop(
+        t.app.clone(),
+        Duration::from_secs(30),
+        stopped,
+    ));
+    settle().await;
+    assert_eq!(
+        t.enforcer.live_names().len(),
+        1,
+        "restored without waiting an interval"
+    );
+}
