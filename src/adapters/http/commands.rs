@@ -92,10 +92,11 @@ async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent) -> String {
             Err(e) => sentence(&e),
         },
         Command::Revoke { id, reason } => {
-            let state = state.clone();
             let url = event.response_url.0.to_string();
             let shown = id.clone();
-            in_background(&state.clone(), async move {
+            let worker = state.clone();
+            in_background(state, async move {
+                let state = worker;
                 let text = match state.app.revoke(&id, &user, reason).await {
                     Ok(_) => format!("Revoked `{id}`: the policy is gone."),
                     Err(e) => sentence(&e),
