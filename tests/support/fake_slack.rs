@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -28,6 +28,8 @@ pub enum Scripted {
 pub struct Call {
     pub method: String,
     pub body: Value,
+    /// When the call arrived.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -43,6 +45,8 @@ struct FakeState {
 
 type Shared = Arc<(Mutex<FakeState>, Notify)>;
 
+/// A handle on the fake; clones share it.
+#[derive(Clone)]
 pub struct FakeSlack {
     /// Base URL to configure as `slack.api_url`.
     pub api_url: String,
@@ -105,6 +109,13 @@ impl FakeSlack {
         self.shared.0.lock().unwrap().calls.clone()
     }
 
+    /// The calls recorded after the first `start`, in order: lets a reader that keeps
+    /// a cursor follow a long run without copying everything each time.
+    pub fn calls_from(&self, start: usize) -> Vec<Call> {
+        let s = self.shared.0.lock().unwrap();
+        s.calls.get(start..).unwrap_or_default().to_vec()
+    }
+
     /// A posted message as it stands now.
     pub fn message(&self, channel: &str, ts: &str) -> Option<Value> {
         let s = self.shared.0.lock().unwrap();
@@ -161,6 +172,7 @@ fn record(shared: &Shared, method: &str, body: Value) -> Option<Scripted> {
     s.calls.push(Call {
         method: method.to_owned(),
         body,
+        at: Instant::now(),
     });
     let scripted = s.scripted.get_mut(method).and_then(|q| q.pop_front());
     drop(s);

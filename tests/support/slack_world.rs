@@ -145,6 +145,12 @@ impl InboundSlack {
     /// Clicks a button `action` carrying request `id` as `user`; answers to the click
     /// land on the fake's `respond:<respond_as>`.
     pub async fn click(&self, user: &str, action: &str, id: &str, respond_as: &str) -> StatusCode {
+        let body = self.click_body(user, action, id, respond_as);
+        self.post_signed("/slack/interactions", body).await.0
+    }
+
+    /// The form body of a click on button `action` carrying request `id`, by `user`.
+    pub fn click_body(&self, user: &str, action: &str, id: &str, respond_as: &str) -> String {
         let payload = json!({
             "type": "block_actions",
             "team": { "id": "T1DC2JH3J", "domain": "example" },
@@ -162,8 +168,7 @@ impl InboundSlack {
                 "action_ts": "1700000001.000200",
             }],
         });
-        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-        self.post_signed("/slack/interactions", body).await.0
+        serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
     }
 }
 
