@@ -259,7 +259,7 @@ impl Settings {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Settings, SettingsError> {
-        let (settings, unknown) = Settings::load_lenient(file, env)?;
+        let (settings, unknown) = Settings::load_lenient(file.map(Layer::File), env)?;
         if unknown.is_empty() {
             Ok(settings)
         } else {
@@ -273,7 +273,21 @@ impl Settings {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<(Settings, Catalog), SettingsError> {
-        let (settings, mut problems) = Settings::load_lenient(file, env)?;
+        Settings::check(Settings::load_lenient(file.map(Layer::File), env)?)
+    }
+
+    /// Like [`Settings::load_checked`], with the file's TOML given as text (the
+    /// example catalog built into the binary, for the playground).
+    pub fn load_checked_toml(
+        toml: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<(Settings, Catalog), SettingsError> {
+        Settings::check(Settings::load_lenient(Some(Layer::Toml(toml)), env)?)
+    }
+
+    fn check(
+        (settings, mut problems): (Settings, Vec<Problem>),
+    ) -> Result<(Settings, Catalog), SettingsError> {
         match settings.catalog() {
             Ok(catalog) if problems.is_empty() => Ok((settings, catalog)),
             Ok(_) => Err(SettingsError::Invalid(problems)),
@@ -286,18 +300,25 @@ impl Settings {
 
     /// Loads the layers and returns the settings with one problem per unknown key.
     fn load_lenient(
-        file: Option<&Path>,
+        file: Option<Layer<'_>>,
         env: &HashMap<String, String>,
     ) -> Result<(Settings, Vec<Problem>), SettingsError> {
         let mut builder = Config::builder();
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(SettingsError::Read(format!(
-                    "{} does not exist or is not a file; pass --config with the path of a TOML file",
-                    path.display()
-                )));
+        match file {
+            Some(Layer::File(path)) => {
+                if !path.is_file() {
+                    return Err(SettingsError::Read(format!(
+                        "{} does not exist or is not a file; pass --config with the path of a TOML file",
+                        path.display()
+                    )));
+                }
+                builder =
+                    builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
             }
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+            Some(Layer::Toml(text)) => {
+                builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+            }
+            None => {}
         }
         let vars: config::Map<String, String> = env
             .iter()
@@ -333,6 +354,12 @@ impl Settings {
         Catalog::build(&self.access, &self.targets, &self.requesters)
             .map_err(SettingsError::Invalid)
     }
+}
+
+/// The layer between the built-in defaults and the environment.
+enum Layer<'a> {
+    File(&'a Path),
+    Toml(&'a str),
 }
 
 /// Writes serde_ignored's `targets.0.key` as `targets[0].key`, like catalog problems.

@@ -8,6 +8,7 @@ mod e2e;
 mod kube_enforcer;
 mod lifecycle_contract;
 mod manifests;
+mod playground;
 mod redis_store;
 mod serve_binary;
 mod slack_http;
