@@ -313,13 +313,17 @@ fn allowed_hosts(addr: SocketAddr) -> Option<Vec<String>> {
     if addr.ip().is_unspecified() {
         return None;
     }
-    let mut hosts = vec![addr.to_string()];
+    let mut names = vec![match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    }];
     if addr.ip().is_loopback() {
-        hosts.extend([
-            format!("localhost:{port}"),
-            format!("127.0.0.1:{port}"),
-            format!("[::1]:{port}"),
-        ]);
+        names.extend(["localhost", "127.0.0.1", "[::1]"].map(str::to_owned));
+    }
+    let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
+    // Browsers leave the default port out of the Host header.
+    if port == 80 {
+        hosts.extend(names);
     }
     Some(hosts)
 }

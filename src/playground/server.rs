@@ -127,8 +127,12 @@ async fn command(State(engine): State<Arc<Engine>>, Json(typed): Json<Typed>) ->
         Ok(u) => u,
         Err(why) => return refuse(why),
     };
+    // The page shows `/jit` before the input; a typed one is taken off too.
     let text = typed.text.trim();
-    let text = text.strip_prefix("/jit").unwrap_or(text).trim();
+    let text = match text.strip_prefix("/jit") {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => rest.trim(),
+        _ => text,
+    };
     if text.chars().count() > MAX_TEXT {
         return refuse("that command is too long");
     }

@@ -361,6 +361,16 @@ async fn the_page_is_self_contained_and_answers_only_its_own_address() {
     pg.stop().await;
 }
 
+/// Stops the playground process however the test ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jitbot"))
@@ -372,6 +382,7 @@ async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -391,6 +402,4 @@ async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
         .unwrap();
     assert_eq!(state["users"][0]["id"], ALICE);
     assert_eq!(state["channels"][0]["id"], DB_APPROVALS);
-    let _ = child.kill();
-    let _ = child.wait();
 }
