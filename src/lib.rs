@@ -14,6 +14,8 @@
 //! - [`adapters`]: the ports on real infrastructure (memory, Redis, Kubernetes).
 //! - [`settings`]: layered configuration and secrets.
 //! - [`cli`]: the `jitbot` command line.
+//! - [`playground`]: `jitbot playground`, the same app with a Slack stand-in, a dry-run
+//!   cluster and a movable clock, driven from a web page.
 //!
 //! The lifecycle (see [`core::request`]):
 //!
@@ -34,6 +36,7 @@ pub mod app;
 pub mod cli;
 pub mod core;
 pub mod metrics;
+pub mod playground;
 pub mod settings;
 pub mod startup;
 pub mod worker;

@@ -259,7 +259,7 @@ impl Settings {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Settings, SettingsError> {
-        let (settings, unknown) = Settings::load_lenient(file, env)?;
+        let (settings, unknown) = Settings::load_lenient(file.map(Layer::File), env)?;
         if unknown.is_empty() {
             Ok(settings)
         } else {
@@ -273,7 +273,21 @@ impl Settings {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<(Settings, Catalog), SettingsError> {
-        let (settings, mut problems) = Settings::load_lenient(file, env)?;
+        Settings::check(Settings::load_lenient(file.map(Layer::File), env)?)
+    }
+
+    /// Like [`Settings::load_checked`], with the file's TOML given as text (the
+    /// example catalog built into the binary, for the playground).
+    pub fn load_checked_toml(
+        toml: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<(Settings, Catalog), SettingsError> {
+        Settings::check(Settings::load_lenient(Some(Layer::Toml(toml)), env)?)
+    }
+
+    fn check(
+        (settings, mut problems): (Settings, Vec<Problem>),
+    ) -> Result<(Settings, Catalog), SettingsError> {
         match settings.catalog() {
             Ok(catalog) if problems.is_empty() => Ok((settings, catalog)),
             Ok(_) => Err(SettingsError::Invalid(problems)),
@@ -286,18 +300,25 @@ impl Settings {
 
     /// Loads the layers and returns the settings with one problem per unknown key.
     fn load_lenient(
-        file: Option<&Path>,
+        file: Option<Layer<'_>>,
         env: &HashMap<String, String>,
     ) -> Result<(Settings, Vec<Problem>), SettingsError> {
         let mut builder = Config::builder();
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(SettingsError::Read(format!(
-                    "{} does not exist or is not a file; pass --config with the path of a TOML file",
-                    path.display()
-                )));
+        match file {
+            Some(Layer::File(path)) => {
+                if !path.is_file() {
+                    return Err(SettingsError::Read(format!(
+                        "{} does not exist or is not a file; pass --config with the path of a TOML file",
+                        path.display()
+                    )));
+                }
+                builder =
+                    builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
             }
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+            Some(Layer::Toml(text)) => {
+                builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+            }
+            None => {}
         }
         let vars: config::Map<String, String> = env
             .iter()
@@ -335,6 +356,12 @@ impl Settings {
     }
 }
 
+/// The layer between the built-in defaults and the environment.
+enum Layer<'a> {
+    File(&'a Path),
+    Toml(&'a str),
+}
+
 /// Writes serde_ignored's `targets.0.key` as `targets[0].key`, like catalog problems.
 fn key_path(dotted: &str) -> String {
     let mut out = String::new();
@@ -352,57 +379,5 @@ fn key_path(dotted: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_never_print() {
-        let vars = HashMap::from([
-            ("SLACK_BOT_TOKEN".to_owned(), "xoxb-very-secret".to_owned()),
-            ("REDIS_URL".to_owned(), "redis://:pw@localhost".to_owned()),
-            ("SLACK_APP_TOKEN".to_owned(), "  ".to_owned()),
-        ]);
-        let s = Secrets::from_vars(&vars);
-        let shown = format!("{s:?} {}", s.slack_bot_token.as_ref().unwrap());
-        assert!(!shown.contains("xoxb"), "{shown}");
-        assert!(!shown.contains("pw"), "{shown}");
-        assert!(shown.contains("[redacted]"));
-        assert_eq!(s.slack_bot_token.unwrap().expose(), "xoxb-very-secret");
-        assert!(s.slack_app_token.is_none(), "blank counts as unset");
-        assert!(s.slack_signing_secret.is_none());
-    }
-
-    #[test]
-    fn environment_overrides_defaults() {
-        let env = HashMap::from([
-            ("JITBOT__ACCESS__MIN_DURATION".to_owned(), "10m".to_owned()),
-            (
-                "JITBOT__SERVER__LISTEN".to_owned(),
-                "127.0.0.1:9000".to_owned(),
-            ),
-            ("JITBOT_CONFIG".to_owned(), "ignored.toml".to_owned()),
-        ]);
-        let s = Settings::load(None, &env).unwrap();
-        assert_eq!(s.access.min_duration.to_string(), "10m");
-        assert_eq!(s.server.listen, "127.0.0.1:9000");
-    }
-
-    #[test]
-    fn unknown_environment_keys_are_reported() {
-        let env = HashMap::from([("JITBOT__ACCESS__MIN_DURATON".to_owned(), "10m".to_owned())]);
-        let err = Settings::load(None, &env).unwrap_err();
-        assert_eq!(err.problems().len(), 1, "{err}");
-        assert_eq!(err.problems()[0].path, "access.min_duraton");
-    }
-
-    #[test]
-    fn missing_file_is_a_clear_error() {
-        let err = Settings::load(Some(Path::new("/nonexistent/jitbot.toml")), &HashMap::new())
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("/nonexistent/jitbot.toml does not exist"),
-            "{err}"
-        );
-    }
-}
+#[path = "settings_tests.rs"]
+mod tests;

@@ -1,7 +1,7 @@
 //! Builds jitbot from its settings: the only place that knows every concrete adapter.
 //! Store (Redis when `REDIS_URL` is set, memory otherwise), Kubernetes enforcer and
-//! previewer, Slack client, notifier and directory, the app, the HTTP server and the
-//! two workers. `Application::build` binds its port (0 in tests) and starts them all;
+//! previewer (or the cluster the playground passes in), Slack client, notifier and
+//! directory, the app, the HTTP server and the two workers. `Application::build` binds its port (0 in tests) and starts them all;
 //! `stop` shuts down in order so no transition is left half-done.
 
 use std::io::IsTerminal;
@@ -24,7 +24,9 @@ use crate::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotif
 use crate::app::{App, AppConfig, Ports, SystemClock};
 use crate::core::catalog::Catalog;
 use crate::core::ids::{SlackGroupId, SlackUserId};
-use crate::core::ports::{AuditEvent, Clock, Directory, Notifier, NotifyError, Store};
+use crate::core::ports::{
+    AuditEvent, Clock, Directory, Enforcer, Notifier, NotifyError, Previewer, Store,
+};
 use crate::core::request::AccessRequest;
 use crate::metrics::Metrics;
 use crate::settings::{LogFormat, LogSettings, Secrets, Settings};
@@ -39,6 +41,15 @@ pub struct Overrides {
     pub kube_client: Option<kube::Client>,
     /// Leave the sweep and reconcile loops off (tests drive the `*_once` steps).
     pub no_workers: bool,
+    /// A cluster to use instead of Kubernetes (the playground's dry run).
+    pub cluster: Option<ClusterPorts>,
+}
+
+/// The cluster side as the app and the approval card see it.
+#[derive(Clone)]
+pub struct ClusterPorts {
+    pub enforcer: Arc<dyn Enforcer>,
+    pub previewer: Arc<dyn Previewer>,
 }
 
 /// The settings `serve` cannot run without, each with how to set it.
@@ -245,12 +256,24 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let store = open_store(settings, secrets).await?;
         let kube = kube_settings(settings);
-        let enforcer = Arc::new(match overrides.kube_client.clone() {
-            Some(client) => KubeEnforcer::new(client, kube, catalog.namespaces()),
-            None => KubeEnforcer::try_default(kube, catalog.namespaces())
-                .await
-                .context("cannot reach Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?,
-        });
+        let ClusterPorts {
+            enforcer,
+            previewer,
+        } = match overrides.cluster.clone() {
+            Some(cluster) => cluster,
+            None => {
+                let cluster = Arc::new(match overrides.kube_client.clone() {
+                    Some(client) => KubeEnforcer::new(client, kube, catalog.namespaces()),
+                    None => KubeEnforcer::try_default(kube, catalog.namespaces())
+                        .await
+                        .context("cannot reach Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?,
+                });
+                ClusterPorts {
+                    enforcer: cluster.clone(),
+                    previewer: cluster,
+                }
+            }
+        };
         let slack = SlackApi::new(
             &settings.slack.api_url,
             token.expose(),
@@ -263,7 +286,7 @@ impl Application {
             slack.clone(),
             store.clone(),
             catalog.clone(),
-            enforcer.clone(),
+            previewer,
             SlackNotifierConfig { audit_channel },
             metrics.clone(),
         );
@@ -382,7 +405,8 @@ impl Application {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -20,7 +20,8 @@ use crate::core::netpol;
 use crate::core::ports::Previewer;
 use crate::core::request::{AccessRequest, NewRequest, Scope};
 use crate::core::ttl::Ttl;
-use crate::settings::{Secrets, Settings, SettingsError};
+use crate::playground::{self, Playground};
+use crate::settings::{LogFormat, Secrets, Settings, SettingsError};
 use crate::startup::{self, Application, Overrides};
 
 #[derive(Debug, Parser)]
@@ -53,7 +54,20 @@ pub enum Command {
     #[command(subcommand)]
     Grants(GrantsCommand),
     /// Run the whole flow in a browser, with no Slack workspace and no cluster.
-    Playground(ConfigArg),
+    Playground(PlaygroundArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlaygroundArgs {
+    /// Where to serve the page.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDRESS:PORT")]
+    pub listen: String,
+    /// Apply policies to the cluster from the kubeconfig instead of a dry run.
+    #[arg(long)]
+    pub kube: bool,
+    /// Without it, the example catalog built into jitbot is used.
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +136,7 @@ pub fn run(cli: Cli) -> ExitCode {
             reason,
             config,
         }) => grants::revoke(&config, &id, &by, reason.as_deref(), &env),
-        Command::Playground(_) => not_built("playground"),
+        Command::Playground(args) => playground(&args, &env),
     }
 }
 
@@ -167,9 +181,59 @@ fn serve(args: &ConfigArg, env: &HashMap<String, String>) -> ExitCode {
     }
 }
 
-fn not_built(what: &str) -> ExitCode {
-    eprintln!("jitbot {what} is not available in this version yet.");
-    ExitCode::from(2)
+fn playground(args: &PlaygroundArgs, env: &HashMap<String, String>) -> ExitCode {
+    let loaded = match &args.config.config {
+        Some(path) => Settings::load_checked(Some(path), env),
+        None => Settings::load_checked_toml(playground::EXAMPLE_CONFIG, env),
+    };
+    let (mut settings, catalog) = match loaded {
+        Ok(loaded) => loaded,
+        Err(err) => return fail_settings(&err),
+    };
+    // The page is the playground's output; the log says only what goes wrong
+    // (RUST_LOG still wins).
+    settings.log.level = "warn".to_owned();
+    settings.log.format = LogFormat::Text;
+    startup::init_logging(&settings.log);
+    let options = playground::Options {
+        listen: args.listen.clone(),
+        kube: args.kube,
+        running_clock: true,
+        start: Utc::now(),
+        redis_url: Secrets::from_vars(env).redis_url,
+    };
+    let catalog_source = args
+        .config
+        .config
+        .as_ref()
+        .map_or("the example catalog built into jitbot".to_owned(), |p| {
+            p.display().to_string()
+        });
+    let run = async {
+        let playground = Playground::start(settings, catalog, options).await?;
+        let facts = &playground.engine.facts();
+        println!("jitbot playground: open {}", playground.url());
+        println!("  catalog: {catalog_source}");
+        println!("  Slack:   {}", facts.slack);
+        println!("  cluster: {}", facts.cluster);
+        println!("  store:   {}", facts.store);
+        println!(
+            "  jitbot's own endpoints: http://{}/ (Ctrl-C stops everything)",
+            playground.jitbot_addr()
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        playground.run_until_signal().await;
+        anyhow::Ok(())
+    };
+    match block_on(run) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("jitbot playground stopped: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
+    }
 }
 
 /// Prints a settings error and picks its exit code.

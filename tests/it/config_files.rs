@@ -208,6 +208,24 @@ fn render_refuses_bad_input_with_a_clear_message() {
 }
 
 #[test]
+fn playground_with_a_missing_config_says_so_before_starting() {
+    // Port 1 is not ours: had the playground bound first, the error would say so.
+    let out = jitbot(&[
+        "playground",
+        "--listen",
+        "127.0.0.1:1",
+        "--config",
+        "/nonexistent/jitbot.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/jitbot.toml does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
 fn help_and_version_work() {
     let out = jitbot(&["--version"]);
     assert!(text(&out.stdout).starts_with("jitbot "));

@@ -9,6 +9,7 @@ mod grants_cli;
 mod kube_enforcer;
 mod lifecycle_contract;
 mod manifests;
+mod playground;
 mod reconcile;
 mod redis_store;
 mod serve_binary;

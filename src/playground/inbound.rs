@@ -1,0 +1,159 @@
+//! Slack's inbound half, played by the playground: a slash command or a button click
+//! encoded as Slack encodes it, signed with the signing secret at the app clock's time
+//! (`adapters::http::signature::sign`) and POSTed over loopback HTTP to the app's own
+//! `/slack/commands` and `/slack/interactions`, so the real signature check and the
+//! real handlers run. The clock is the app's: after a fast-forward a request signed
+//! at the wall clock's time would look five minutes stale and be refused.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::adapters::http::signature;
+use crate::core::ports::Clock;
+use crate::settings::Secret;
+
+/// The app did not answer a forwarded request.
+#[derive(Debug, thiserror::Error)]
+#[error("jitbot did not answer {path}: {detail}")]
+pub struct Unanswered {
+    path: &'static str,
+    detail: String,
+}
+
+/// A button click on a message, as the page reports it.
+#[derive(Clone, Debug)]
+pub struct Click<'a> {
+    pub user: &'a str,
+    pub channel: &'a str,
+    pub message_ts: &'a str,
+    pub block_id: &'a str,
+    pub action_id: &'a str,
+    pub value: &'a str,
+    pub response_url: &'a str,
+}
+
+/// Sends signed requests to one jitbot.
+#[derive(Clone)]
+pub struct InboundSlack {
+    app_base: String,
+    secret: Secret,
+    clock: Arc<dyn Clock>,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// The team and channel the playground's commands are typed in.
+const TEAM: &str = "T0PLAYGRND";
+const GENERAL: &str = "C0GENERAL1";
+
+impl InboundSlack {
+    /// `app_base` is like `http://127.0.0.1:4000`.
+    pub fn new(app_base: String, secret: Secret, clock: Arc<dyn Clock>) -> Self {
+        InboundSlack {
+            app_base,
+            secret,
+            clock,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// `/jit <text>` typed by `user`: returns the HTTP status and the ephemeral text.
+    pub async fn command(
+        &self,
+        user: &str,
+        text: &str,
+        response_url: &str,
+    ) -> Result<(u16, String), Unanswered> {
+        let body = serde_urlencoded::to_string([
+            ("token", "deprecated-verification-token"),
+            ("team_id", TEAM),
+            ("team_domain", "playground"),
+            ("channel_id", GENERAL),
+            ("channel_name", "general"),
+            ("user_id", user),
+            ("user_name", user),
+            ("command", "/jit"),
+            ("text", text),
+            ("response_url", response_url),
+            ("trigger_id", "1.1.playground"),
+        ])
+        .map_err(|e| Unanswered {
+            path: "/slack/commands",
+            detail: e.to_string(),
+        })?;
+        let (status, answer) = self.post_signed("/slack/commands", body).await?;
+        let text = serde_json::from_slice::<Value>(&answer)
+            .ok()
+            .and_then(|v| v["text"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
+        Ok((status, text))
+    }
+
+    /// A `block_actions` click: returns the HTTP status.
+    pub async fn click(&self, click: &Click<'_>) -> Result<u16, Unanswered> {
+        let payload = json!({
+            "type": "block_actions",
+            "team": { "id": TEAM, "domain": "playground" },
+            "user": { "id": click.user, "username": click.user, "team_id": TEAM },
+            "api_app_id": "A0PLAYGRND",
+            "container": {
+                "type": "message",
+                "message_ts": click.message_ts,
+                "channel_id": click.channel,
+                "is_ephemeral": false,
+            },
+            "trigger_id": "1.1.playground",
+            "channel": { "id": click.channel, "name": click.channel },
+            "response_url": click.response_url,
+            "actions": [{
+                "type": "button",
+                "action_id": click.action_id,
+                "block_id": click.block_id,
+                "value": click.value,
+                "action_ts": format!("{}.000000", self.clock.now().timestamp()),
+            }],
+        });
+        let body =
+            serde_urlencoded::to_string([("payload", payload.to_string())]).map_err(|e| {
+                Unanswered {
+                    path: "/slack/interactions",
+                    detail: e.to_string(),
+                }
+            })?;
+        Ok(self.post_signed("/slack/interactions", body).await?.0)
+    }
+
+    async fn post_signed(
+        &self,
+        path: &'static str,
+        body: String,
+    ) -> Result<(u16, Bytes), Unanswered> {
+        let fail = |detail: String| Unanswered { path, detail };
+        let ts = self.clock.now().timestamp().to_string();
+        let sig = signature::sign(self.secret.expose(), &ts, body.as_bytes());
+        let request = hyper::Request::post(format!("{}{path}", self.app_base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", sig)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| fail(e.to_string()))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+}

@@ -1,0 +1,344 @@
+//! `jitbot playground`: the whole flow in a browser, with no Slack workspace and no
+//! cluster. It is the same app `jitbot serve` builds ([`Application::build`]: the same
+//! use cases, Block Kit cards and signature-checked endpoints) with three things put
+//! in place of the outside world:
+//!
+//! - Slack: a [`SlackStandin`], a real Slack Web API on loopback inside the process, so
+//!   the real Slack client and notifier talk HTTP to it exactly as to Slack;
+//! - the cluster: a [`DryRunCluster`] that keeps applied policies in memory (or, with
+//!   `--kube`, the real cluster from the kubeconfig);
+//! - the clock: a [`ManualClock`] that starts at the real time, runs along with it,
+//!   and jumps forward on request, after which the sweep and the reconciler run at once
+//!   so expiry can be watched without waiting.
+//!
+//! The store is the memory one, or Redis when `REDIS_URL` is set (under its own key
+//! prefix, so a playground never touches a real jitbot's keys). The page at `/` plays
+//! Slack's client ([`server`]); nothing here changes how jitbot itself behaves.
+
+mod dry_run;
+pub mod inbound;
+pub mod people;
+mod server;
+pub mod slack_standin;
+mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+pub use dry_run::{DRY_RUN_PREVIEW, DryRunCluster};
+pub use slack_standin::{SlackStandin, StandinConfig};
+pub use view::ChannelInfo;
+
+use self::inbound::InboundSlack;
+use self::people::Workspace;
+use crate::adapters::slack::SlackNotifier;
+use crate::app::{App, AppError, ManualClock};
+use crate::core::catalog::Catalog;
+use crate::core::ports::Clock;
+use crate::settings::{Secret, Secrets, Settings};
+use crate::startup::{self, Application, ClusterPorts, Overrides};
+
+/// The example catalog, built in so `jitbot playground` works with no file at all.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../config/example.toml");
+
+/// The audit channel when the configuration names none: the audit thread is half of
+/// what the playground is there to show.
+pub const PLAYGROUND_AUDIT_CHANNEL: &str = "C0JITAUDIT";
+
+/// Redis key prefix of a playground, apart from any real jitbot's.
+pub const REDIS_KEY_PREFIX: &str = "{jitbot-playground}";
+
+/// How the playground runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the page is served, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// Use the cluster from the kubeconfig instead of the dry run.
+    pub kube: bool,
+    /// Whether the clock runs along with the wall clock between jumps (tests keep it
+    /// still, so every time they see is one they set).
+    pub running_clock: bool,
+    /// Where the clock starts.
+    pub start: DateTime<Utc>,
+    /// `REDIS_URL`, if set.
+    pub redis_url: Option<Secret>,
+}
+
+/// What the page's header says the playground is made of.
+#[derive(Clone, Debug, Serialize)]
+pub struct Facts {
+    pub slack: String,
+    pub cluster: String,
+    pub store: String,
+}
+
+/// What the web server works with.
+pub struct Engine {
+    app: App,
+    notifier: SlackNotifier,
+    slack: SlackStandin,
+    clock: Arc<ManualClock>,
+    inbound: InboundSlack,
+    workspace: Workspace,
+    channels: Vec<ChannelInfo>,
+    facts: Facts,
+}
+
+impl Engine {
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Moves the clock forward, then runs one sweep and one reconcile at the new time
+    /// and waits until Slack has been told, so the page shows the outcome at once.
+    pub async fn advance(&self, by: TimeDelta) -> Result<Value, AppError> {
+        self.clock.advance(by);
+        let now = self.clock.now();
+        let sweep = self.app.sweep_once(now).await?;
+        let reconcile = self.app.reconcile_once(now).await?;
+        self.notifier.flush().await;
+        Ok(json!({
+            "now": now,
+            "expired": sweep.expired,
+            "warned": sweep.warned,
+            "lapsed": sweep.lapsed,
+            "removed": reconcile.removed,
+            "reapplied": reconcile.reapplied,
+        }))
+    }
+}
+
+/// A running playground.
+pub struct Playground {
+    /// Where the page is served.
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    application: Application,
+    server: JoinHandle<()>,
+    ticker: Option<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Playground {
+    /// Starts the Slack stand-in, jitbot (as `serve` builds it) and the page.
+    pub async fn start(
+        mut settings: Settings,
+        catalog: Catalog,
+        options: Options,
+    ) -> anyhow::Result<Playground> {
+        let listener = tokio::net::TcpListener::bind(&options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--listen)", options.listen))?;
+        let addr = listener.local_addr()?;
+        if options.kube && !addr.ip().is_loopback() {
+            bail!(
+                "with --kube the playground applies real NetworkPolicies for whoever can reach it; listen on a loopback address such as 127.0.0.1:8080"
+            );
+        }
+        let clock = Arc::new(ManualClock::new(options.start));
+        let workspace = Workspace::of(&catalog);
+        let audit = match settings.slack.audit_channel.trim() {
+            "" => PLAYGROUND_AUDIT_CHANNEL.to_owned(),
+            configured => configured.to_owned(),
+        };
+        let channels = channels_of(&catalog, &audit);
+        let token = format!("xoxb-playground-{:032x}", rand::random::<u128>());
+        let signing = Secret::new(format!("{:032x}", rand::random::<u128>()));
+        let slack = SlackStandin::start(StandinConfig {
+            token: token.clone(),
+            channels: channels.iter().map(|c| c.id.clone()).collect(),
+            groups: workspace.groups.clone(),
+            clock: clock.clone(),
+        })
+        .await
+        .context("cannot start the Slack stand-in")?;
+
+        settings.slack.api_url = slack.api_url.clone();
+        settings.slack.audit_channel = audit;
+        // jitbot's own endpoints stay on a free loopback port; only the page is public.
+        settings.server.listen = "127.0.0.1:0".to_owned();
+        settings.store.key_prefix = REDIS_KEY_PREFIX.to_owned();
+        let store = match &options.redis_url {
+            Some(_) => format!("Redis at REDIS_URL, keys under {REDIS_KEY_PREFIX}"),
+            None => "in memory (gone when the playground stops)".to_owned(),
+        };
+        let secrets = Secrets {
+            slack_bot_token: Some(Secret::new(token)),
+            slack_signing_secret: Some(signing.clone()),
+            slack_app_token: None,
+            redis_url: options.redis_url.clone(),
+        };
+        let (cluster, cluster_words) = if options.kube {
+            (
+                None,
+                "Kubernetes from your kubeconfig: policies are applied for real",
+            )
+        } else {
+            let dry = Arc::new(DryRunCluster::new());
+            let ports = ClusterPorts {
+                enforcer: dry.clone(),
+                previewer: dry,
+            };
+            (
+                Some(ports),
+                "dry run: policies are kept in memory, nothing leaves this process",
+            )
+        };
+        let overrides = Overrides {
+            clock: Some(clock.clone() as Arc<dyn Clock>),
+            kube_client: None,
+            no_workers: false,
+            cluster,
+        };
+        let application = Application::build(&settings, catalog, &secrets, overrides).await?;
+        let engine = Arc::new(Engine {
+            app: application.app.clone(),
+            notifier: application.notifier.clone(),
+            inbound: InboundSlack::new(format!("http://{}", application.addr), signing, clock.clone()),
+            slack,
+            clock: clock.clone(),
+            workspace,
+            channels,
+            facts: Facts {
+                slack: "a stand-in Slack Web API inside this process; requests to jitbot are signed and checked as Slack's are".to_owned(),
+                cluster: cluster_words.to_owned(),
+                store,
+            },
+        });
+
+        let (shutdown, stopped) = watch::channel(false);
+        let mut on_stop = stopped.clone();
+        let page = server::router(engine.clone(), allowed_hosts(addr));
+        let server = tokio::spawn(async move {
+            let serving = axum::serve(listener, page).with_graceful_shutdown(async move {
+                let _ = on_stop.wait_for(|stop| *stop).await;
+            });
+            if let Err(e) = serving.await {
+                warn!(error = %e, "the playground's web server stopped with an error");
+            }
+        });
+        let ticker = options
+            .running_clock
+            .then(|| tokio::spawn(run_clock(clock, stopped)));
+        Ok(Playground {
+            addr,
+            engine,
+            application,
+            server,
+            ticker,
+            shutdown,
+        })
+    }
+
+    /// The address to open in a browser.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn slack(&self) -> &SlackStandin {
+        &self.engine.slack
+    }
+
+    pub fn app(&self) -> &App {
+        &self.engine.app
+    }
+
+    pub fn clock(&self) -> &ManualClock {
+        &self.engine.clock
+    }
+
+    /// Where jitbot's own endpoints (`/slack/…`, `/healthz`, `/metrics`) listen.
+    pub fn jitbot_addr(&self) -> SocketAddr {
+        self.application.addr
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then stops.
+    pub async fn run_until_signal(self) {
+        startup::shutdown_signal().await;
+        self.stop().await;
+    }
+
+    /// Stops the page, the clock and jitbot, in that order.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        if let Some(ticker) = self.ticker {
+            let _ = ticker.await;
+        }
+        self.application.stop().await;
+    }
+}
+
+/// The approval channels in catalog order, each with the targets it decides, then
+/// the audit channel.
+fn channels_of(catalog: &Catalog, audit: &str) -> Vec<ChannelInfo> {
+    let mut approvals: Vec<(String, Vec<String>)> = Vec::new();
+    for t in catalog.targets() {
+        let id = t.approval_channel.to_string();
+        match approvals.iter_mut().find(|(c, _)| *c == id) {
+            Some((_, targets)) => targets.push(t.name.to_string()),
+            None => approvals.push((id, vec![t.name.to_string()])),
+        }
+    }
+    let mut out: Vec<ChannelInfo> = approvals
+        .into_iter()
+        .filter(|(id, _)| id != audit)
+        .map(|(id, targets)| ChannelInfo {
+            id,
+            kind: "approvals",
+            purpose: format!("approvals for {}", targets.join(", ")),
+        })
+        .collect();
+    out.push(ChannelInfo {
+        id: audit.to_owned(),
+        kind: "audit",
+        purpose: "audit: one thread per request".to_owned(),
+    });
+    out
+}
+
+/// The `Host` headers the page answers: its own address, and the loopback names for
+/// it. `None` (any) when it listens on every interface, where no list can be right.
+fn allowed_hosts(addr: SocketAddr) -> Option<Vec<String>> {
+    let port = addr.port();
+    if addr.ip().is_unspecified() {
+        return None;
+    }
+    let mut names = vec![match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    }];
+    if addr.ip().is_loopback() {
+        names.extend(["localhost", "127.0.0.1", "[::1]"].map(str::to_owned));
+    }
+    let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
+    // Browsers leave the default port out of the Host header.
+    if port == 80 {
+        hosts.extend(names);
+    }
+    Some(hosts)
+}
+
+/// Keeps the clock running with the wall clock, one second at a time, until stopped.
+async fn run_clock(clock: Arc<ManualClock>, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let now = tokio::time::Instant::now();
+        clock.advance(TimeDelta::from_std(now - last).unwrap_or_default());
+        last = now;
+    }
+}

@@ -1,0 +1,282 @@
+// The playground page: plays Slack's client for every person in the catalog. It
+// polls /playground/state, draws what jitbot sent to the Slack stand-in, and sends
+// what a person types or clicks to the playground, which signs it as Slack would.
+(function () {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const M = window.Mrkdwn;
+  const B = window.BlockKit;
+
+  let state = null;
+  let fetchedAt = 0;
+  let drawn = '';
+  let channel = null; // the open channel tab; null until there is one to open
+  const collapsed = new Set(); // policies whose YAML was folded away
+
+  const people = () => (state ? state.users : []);
+  const person = (id) => people().find((p) => p.id === id);
+  const ctx = {
+    userName: (id) => (person(id) || {}).name || null,
+    channelName: (id) => id,
+  };
+  const selected = () => $('user').value;
+
+  // The playground's time now: the server's at the last poll plus what passed since.
+  function now() {
+    return state ? Date.parse(state.now) + (Date.now() - fetchedAt) : Date.now();
+  }
+
+  function toast(text) {
+    const t = $('toast');
+    t.textContent = text;
+    t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+  }
+
+  async function post(path, body) {
+    const res = await fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const answer = await res.json().catch(() => ({}));
+    if (!res.ok) toast(answer.error || 'the playground answered HTTP ' + res.status);
+    return answer;
+  }
+
+  async function refresh() {
+    try {
+      const res = await fetch('/playground/state', { cache: 'no-store' });
+      state = await res.json();
+      fetchedAt = Date.now();
+    } catch (e) {
+      $('facts').textContent = 'the playground does not answer: is it still running?';
+      return;
+    }
+    const key = JSON.stringify([state.users, state.channels, state.dms, state.ephemeral, state.cluster, state.requests]);
+    if (key !== drawn) {
+      drawn = key;
+      draw();
+    }
+    tick();
+  }
+
+  // What a button does: confirm first when the button asks for it, then click.
+  async function act(where, action) {
+    if (action.confirm && !(await confirmed(action.confirm))) return;
+    await post('/playground/click', {
+      user: where.user,
+      channel: where.channel,
+      ts: where.ts,
+      block_id: action.block_id,
+      action_id: action.action_id,
+      value: action.value,
+    });
+    setTimeout(refresh, 150);
+  }
+
+  function confirmed(c) {
+    const d = $('confirm');
+    $('confirm-title').textContent = (c.title && c.title.text) || 'Are you sure?';
+    $('confirm-text').innerHTML = c.text && c.text.type === 'mrkdwn' ? M.render(c.text.text, ctx) : M.escapeHtml((c.text && c.text.text) || '');
+    $('confirm-ok').textContent = (c.confirm && c.confirm.text) || 'OK';
+    $('confirm-ok').className = 'bk-button ' + (c.style === 'danger' ? 'bk-danger' : 'bk-primary');
+    $('confirm-deny').textContent = (c.deny && c.deny.text) || 'Cancel';
+    return new Promise((resolve) => {
+      d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true });
+      d.returnValue = '';
+      d.showModal();
+    });
+  }
+
+  function messageList(messages, where, empty) {
+    const box = document.createElement('div');
+    if (!messages.length) {
+      box.innerHTML = '<div class="empty">' + M.escapeHtml(empty) + '</div>';
+      return box;
+    }
+    messages.forEach((m) => {
+      const at = { user: where.user(), channel: where.channel, ts: m.ts };
+      const node = B.message(m, ctx, (action) => act({ ...at, user: where.user() }, action));
+      if (m.replies && m.replies.length) {
+        node.appendChild(Object.assign(document.createElement('div'), {
+          className: 'replies-head',
+          textContent: m.replies.length + (m.replies.length === 1 ? ' reply' : ' replies'),
+        }));
+        const replies = document.createElement('div');
+        replies.className = 'replies';
+        m.replies.forEach((r) => replies.appendChild(B.message(r, ctx, (action) => act({ user: where.user(), channel: where.channel, ts: r.ts }, action))));
+        node.appendChild(replies);
+      }
+      box.appendChild(node);
+    });
+    return box;
+  }
+
+  function drawUsers() {
+    const sel = $('user');
+    const keep = sel.value;
+    if (sel.options.length !== people().length) {
+      sel.innerHTML = '';
+      people().forEach((p) => {
+        const o = document.createElement('option');
+        o.value = p.id;
+        o.textContent = p.name === p.id ? p.id : p.name + ' (' + p.id + ')';
+        sel.appendChild(o);
+      });
+      if (keep && person(keep)) sel.value = keep;
+    }
+    const me = person(selected()) || { roles: [], example: null };
+    $('roles').textContent = me.roles.join(' · ');
+    const hints = [me.example, 'list', 'targets', 'help'].filter(Boolean);
+    $('hints').innerHTML = '';
+    hints.forEach((h) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = '/jit ' + h;
+      b.addEventListener('click', () => { $('text').value = h; $('text').focus(); });
+      $('hints').appendChild(b);
+    });
+    if (!$('text').placeholder || $('text').dataset.for !== selected()) {
+      $('text').placeholder = me.example || 'help';
+      $('text').dataset.for = selected();
+    }
+  }
+
+  function drawPrivate() {
+    const mine = state.ephemeral.filter((e) => e.user === selected()).slice(-8).reverse();
+    const box = $('ephemeral');
+    box.innerHTML = mine.length ? '' : '<div class="empty">Answers to your commands and clicks show here, to you alone.</div>';
+    mine.forEach((e) => {
+      const d = document.createElement('div');
+      d.className = 'ephemeral';
+      d.innerHTML = (e.command ? '<div class="typed">' + M.escapeHtml(e.command) + '</div>' : '<div class="via">via response_url</div>') + M.render(e.text, ctx);
+      box.appendChild(d);
+    });
+    const dms = $('dms');
+    dms.innerHTML = '';
+    const list = [...state.dms].sort((a, b) => (b.user === selected()) - (a.user === selected()));
+    if (!list.length) dms.innerHTML = '<div class="empty">None yet: jitbot writes to a requester when their access starts, nears its end and ends.</div>';
+    list.forEach((dm) => {
+      const d = document.createElement('div');
+      d.className = 'dm' + (dm.user === selected() ? ' mine' : '');
+      d.innerHTML = '<div class="dm-title">jitbot → @' + M.escapeHtml(ctx.userName(dm.user) || dm.user) + '</div>';
+      d.appendChild(messageList(dm.messages, { user: () => dm.user, channel: dm.channel }, ''));
+      dms.appendChild(d);
+    });
+  }
+
+  function drawChannels() {
+    const chans = state.channels;
+    if (!chans.find((c) => c.id === channel)) {
+      const busy = chans.find((c) => c.kind === 'approvals' && c.messages.length);
+      channel = busy ? busy.id : chans.length ? chans[0].id : null;
+    }
+    const tabs = $('tabs');
+    tabs.innerHTML = '';
+    chans.forEach((c) => {
+      const t = document.createElement('button');
+      t.type = 'button';
+      t.className = 'tab' + (c.id === channel ? ' active' : '');
+      t.dataset.channel = c.id;
+      t.innerHTML = '<b>#' + M.escapeHtml(c.id) + '</b>' + (c.messages.length ? '<span class="count">' + c.messages.length + '</span>' : '') + '<small>' + M.escapeHtml(c.purpose) + '</small>';
+      t.addEventListener('click', () => { channel = c.id; drawChannels(); });
+      tabs.appendChild(t);
+    });
+    const open = chans.find((c) => c.id === channel);
+    const view = $('channel');
+    view.innerHTML = '';
+    if (!open) return;
+    view.appendChild(Object.assign(document.createElement('div'), { className: 'channel-head', textContent: '#' + open.id + ' · ' + open.purpose }));
+    const empty = open.kind === 'audit' ? 'Every request gets a thread here.' : 'Approval cards for these targets land here. Type a /jit request as a requester.';
+    view.appendChild(messageList(open.messages, { user: selected, channel: open.id }, empty));
+  }
+
+  function drawCluster() {
+    $('cluster-note').textContent = state.facts.cluster + (state.cluster.error ? ' — ' + state.cluster.error : '');
+    const box = $('policies');
+    box.innerHTML = '';
+    if (!state.cluster.policies.length) {
+      box.innerHTML = '<div class="empty" data-testid="no-policies">No live policies: nobody has access right now.</div>';
+    }
+    state.cluster.policies.forEach((p) => {
+      const key = p.namespace + '/' + p.name;
+      const d = document.createElement('div');
+      d.className = 'policy';
+      d.dataset.policy = p.name;
+      d.innerHTML = '<div class="policy-head"><span>' + M.escapeHtml(key) + '</span><span class="countdown" data-expires="' + M.escapeHtml(p.expires_at || '') + '"></span></div>';
+      const det = document.createElement('details');
+      det.open = !collapsed.has(key);
+      det.addEventListener('toggle', () => (det.open ? collapsed.delete(key) : collapsed.add(key)));
+      det.innerHTML = '<summary>YAML</summary><pre></pre>';
+      det.querySelector('pre').textContent = p.yaml;
+      d.appendChild(det);
+      box.appendChild(d);
+    });
+    const rows = state.requests.map((r) =>
+      '<tr><td><code>' + M.escapeHtml(r.id) + '</code></td><td>' + M.escapeHtml(r.target) + ' · ' + M.escapeHtml(r.duration) +
+      '</td><td>@' + M.escapeHtml(ctx.userName(r.requester) || r.requester) + '</td><td><span class="state ' + M.escapeHtml(r.state) + '">' +
+      M.escapeHtml(r.state) + '</span>' + (r.state === 'pending' ? ' ' + r.approvals + '/' + r.required : '') + '</td></tr>');
+    $('requests').innerHTML = rows.length ? '<tr><th>id</th><th>target</th><th>by</th><th>state</th></tr>' + rows.join('') : '<tr><td class="empty">No requests yet.</td></tr>';
+  }
+
+  function draw() {
+    $('facts').textContent = 'Slack: ' + state.facts.slack + ' · store: ' + state.facts.store;
+    drawUsers();
+    drawPrivate();
+    drawChannels();
+    drawCluster();
+  }
+
+  function clock(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600);
+    const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+    const ss = String(s % 60).padStart(2, '0');
+    return (h ? h + ':' : '') + mm + ':' + ss;
+  }
+
+  // Clock and countdowns move between polls.
+  function tick() {
+    if (!state) return;
+    const t = now();
+    $('clock').textContent = new Date(t).toISOString().slice(11, 19) + ' UTC';
+    document.querySelectorAll('.countdown').forEach((c) => {
+      const at = Date.parse(c.dataset.expires);
+      if (Number.isNaN(at)) {
+        c.textContent = 'no expiry';
+      } else if (at > t) {
+        c.textContent = 'expires in ' + clock(at - t);
+        c.classList.remove('late');
+      } else {
+        c.textContent = 'expired: the next sweep removes it';
+        c.classList.add('late');
+      }
+    });
+  }
+
+  $('composer').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const text = $('text').value.trim() || $('text').placeholder;
+    const answer = await post('/playground/command', { user: selected(), text });
+    if (answer.status === 200) $('text').value = '';
+    refresh();
+  });
+  $('user').addEventListener('change', () => { if (state) draw(); });
+  $('advance').addEventListener('click', async () => {
+    $('advance').disabled = true;
+    const done = await post('/playground/advance', { minutes: 10 });
+    $('advance').disabled = false;
+    if (done.now) {
+      const parts = [['expired', done.expired], ['warned', done.warned], ['lapsed', done.lapsed], ['removed by the reconciler', done.removed]]
+        .filter(([, n]) => n).map(([w, n]) => n + ' ' + w);
+      toast('+10 min' + (parts.length ? ': ' + parts.join(', ') : ': nothing was due'));
+    }
+    refresh();
+  });
+
+  refresh();
+  setInterval(refresh, 1000);
+  setInterval(tick, 250);
+})();

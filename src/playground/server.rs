@@ -1,0 +1,224 @@
+//! The playground's own web server: the page (plain HTML, CSS and JS built into the
+//! binary, no outside assets) and the JSON endpoints it uses. The page plays Slack's
+//! client: what a person types or clicks is turned into the signed request Slack would
+//! send ([`super::inbound`]), and what jitbot sent back is read from the Slack
+//! stand-in.
+//!
+//! Anyone who can reach this server can act as any person in the catalog, so it
+//! answers only requests addressed to a loopback name (no DNS rebinding from a web
+//! page) and takes JSON only (a cross-site form cannot send it without a preflight,
+//! which it never grants).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::TimeDelta;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Engine;
+use super::inbound::Click;
+use crate::core::ids::SlackUserId;
+
+const INDEX: &str = include_str!("page/index.html");
+const CSS: &str = include_str!("page/page.css");
+const MRKDWN_JS: &str = include_str!("page/mrkdwn.js");
+const BLOCKS_JS: &str = include_str!("page/blocks.js");
+const APP_JS: &str = include_str!("page/app.js");
+
+/// Longest `/jit` text the page forwards; Slack's own limit is far below this.
+const MAX_TEXT: usize = 4000;
+
+pub(super) fn router(engine: Arc<Engine>, allowed_hosts: Option<Vec<String>>) -> Router {
+    let asset = |body: &'static str, kind: &'static str| {
+        get(move || async move {
+            (
+                [
+                    (header::CONTENT_TYPE, kind),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body,
+            )
+        })
+    };
+    let hosts = Arc::new(allowed_hosts);
+    Router::new()
+        .route("/", asset(INDEX, "text/html; charset=utf-8"))
+        .route("/assets/page.css", asset(CSS, "text/css; charset=utf-8"))
+        .route(
+            "/assets/mrkdwn.js",
+            asset(MRKDWN_JS, "text/javascript; charset=utf-8"),
+        )
+        .route(
+            "/assets/blocks.js",
+            asset(BLOCKS_JS, "text/javascript; charset=utf-8"),
+        )
+        .route(
+            "/assets/app.js",
+            asset(APP_JS, "text/javascript; charset=utf-8"),
+        )
+        .route("/playground/state", get(state))
+        .route("/playground/command", post(command))
+        .route("/playground/click", post(click))
+        .route("/playground/advance", post(advance))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let hosts = hosts.clone();
+            async move { only_loopback_hosts(&hosts, req, next).await }
+        }))
+        .with_state(engine)
+}
+
+async fn only_loopback_hosts(hosts: &Option<Vec<String>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if hosts
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|h| h == host))
+    {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "the playground answers only on the address it printed",
+        )
+            .into_response()
+    }
+}
+
+fn refuse(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+/// A person the catalog knows, or why not.
+fn person(engine: &Engine, user: &str) -> Result<SlackUserId, String> {
+    let id: SlackUserId = user.parse()?;
+    if engine.workspace.people.iter().any(|p| p.id == id.as_str()) {
+        Ok(id)
+    } else {
+        Err(format!("{id} is not in this playground's workspace"))
+    }
+}
+
+async fn state(State(engine): State<Arc<Engine>>) -> Response {
+    Json(engine.view().await).into_response()
+}
+
+#[derive(Deserialize)]
+struct Typed {
+    user: String,
+    text: String,
+}
+
+/// `/jit …` typed as `user`: the immediate answer shows to them alone, as in Slack.
+async fn command(State(engine): State<Arc<Engine>>, Json(typed): Json<Typed>) -> Response {
+    let user = match person(&engine, &typed.user) {
+        Ok(u) => u,
+        Err(why) => return refuse(why),
+    };
+    // The page shows `/jit` before the input; a typed one is taken off too.
+    let text = typed.text.trim();
+    let text = match text.strip_prefix("/jit") {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => rest.trim(),
+        _ => text,
+    };
+    if text.chars().count() > MAX_TEXT {
+        return refuse("that command is too long");
+    }
+    let response_url = engine.slack.response_url_for(user.as_str(), None);
+    match engine
+        .inbound
+        .command(user.as_str(), text, &response_url)
+        .await
+    {
+        Ok((status, answer)) => {
+            let shown = if status == 200 {
+                answer
+            } else {
+                format!("jitbot answered HTTP {status}")
+            };
+            let typed = format!("/jit {text}");
+            engine
+                .slack
+                .show_ephemeral(user.as_str(), Some(typed.trim_end()), &shown);
+            Json(json!({ "status": status, "text": shown })).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Clicked {
+    user: String,
+    channel: String,
+    ts: String,
+    block_id: String,
+    action_id: String,
+    value: String,
+}
+
+/// A button on a message, clicked as `user`.
+async fn click(State(engine): State<Arc<Engine>>, Json(c): Json<Clicked>) -> Response {
+    let user = match person(&engine, &c.user) {
+        Ok(u) => u,
+        Err(why) => return refuse(why),
+    };
+    if engine.slack.message(&c.channel, &c.ts).is_none() {
+        return refuse("there is no such message");
+    }
+    let response_url = engine
+        .slack
+        .response_url_for(user.as_str(), Some((&c.channel, &c.ts)));
+    let sent = Click {
+        user: user.as_str(),
+        channel: &c.channel,
+        message_ts: &c.ts,
+        block_id: &c.block_id,
+        action_id: &c.action_id,
+        value: &c.value,
+        response_url: &response_url,
+    };
+    match engine.inbound.click(&sent).await {
+        Ok(status) => Json(json!({ "status": status })).into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Forward {
+    minutes: i64,
+}
+
+/// Moves the playground's clock forward and runs the sweep and the reconciler at once.
+async fn advance(State(engine): State<Arc<Engine>>, Json(f): Json<Forward>) -> Response {
+    if !(1..=24 * 60).contains(&f.minutes) {
+        return refuse("move the clock by 1 minute to 24 hours");
+    }
+    match engine.advance(TimeDelta::minutes(f.minutes)).await {
+        Ok(done) => Json(done).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,343 @@
+//! A Slack stand-in: a real HTTP server on loopback that speaks the part of Slack's
+//! Web API jitbot uses, so the real `SlackApi` and `SlackNotifier` talk to it exactly
+//! as they talk to Slack. The playground shows what it recorded; the integration tests
+//! read it to check what jitbot sent. One implementation serves both, so what the
+//! tests prove is what the playground shows.
+//!
+//! It answers like Slack: HTTP 200 with `{ok, error, …}` envelopes, `not_authed` /
+//! `invalid_auth` for a missing or wrong bot token, `channel_not_found`,
+//! `message_not_found`, `no_such_subteam`, and a scripted 429 with `Retry-After`. It
+//! keeps channel messages with their Block Kit JSON (an update replaces the message,
+//! a `thread_ts` makes a thread reply), DMs, and what only one person sees: ephemeral
+//! messages and answers posted to a `response_url`.
+//!
+//! Nothing here trusts its input more than Slack would: bodies that do not parse are
+//! recorded as `null` and answered with an error envelope, never a panic.
+
+mod web_api;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::app::SystemClock;
+use crate::core::ports::Clock;
+
+/// A scripted answer for the next call of a method (tests use it to play an outage).
+#[derive(Clone, Debug)]
+pub enum Scripted {
+    /// HTTP 429 with this `Retry-After`.
+    RateLimited { retry_after_secs: u64 },
+    /// `{ok: false, error: code}`.
+    Error(&'static str),
+}
+
+/// One call as it arrived: the Web API method (or `respond:<name>` for a post to a
+/// `response_url`) and its body as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+    /// When the call arrived (for benchmarks timing Slack traffic).
+    #[serde(skip)]
+    pub at: std::time::Instant,
+}
+
+/// What the stand-in starts with.
+#[derive(Clone)]
+pub struct StandinConfig {
+    /// The bot token every call must carry.
+    pub token: String,
+    /// Channels that exist (DMs are made on `conversations.open`).
+    pub channels: Vec<String>,
+    /// User groups and their members, for `usergroups.users.list`.
+    pub groups: Vec<(String, Vec<String>)>,
+    /// Stamps messages with a time; the playground passes its own (movable) clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl StandinConfig {
+    pub fn new(token: &str, channels: &[&str], groups: &[(&str, &[&str])]) -> Self {
+        StandinConfig {
+            token: token.to_owned(),
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+            groups: groups
+                .iter()
+                .map(|(g, users)| (g.to_string(), users.iter().map(|u| u.to_string()).collect()))
+                .collect(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A message as a channel shows it now.
+#[derive(Clone, Debug, Serialize)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+    /// The parent's `ts` for a thread reply.
+    pub thread_ts: Option<String>,
+    /// The last body jitbot sent for it (`chat.postMessage`, then each `chat.update`).
+    pub body: Value,
+    pub posted_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+/// Something only `user` sees: a slash command's answer, a `response_url` post or a
+/// `chat.postEphemeral`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ephemeral {
+    pub user: String,
+    pub at: DateTime<Utc>,
+    pub text: String,
+    /// The `/jit …` it answers, when it is a slash command's immediate answer.
+    pub command: Option<String>,
+    /// `command`, `response_url` or `chat.postEphemeral`.
+    pub via: &'static str,
+}
+
+/// Who a `response_url` answers, and the message whose button made it (which
+/// `replace_original` replaces).
+#[derive(Clone, Debug)]
+struct Origin {
+    user: String,
+    message: Option<(String, String)>,
+}
+
+struct World {
+    token: String,
+    channels: BTreeSet<String>,
+    groups: HashMap<String, Vec<String>>,
+    calls: Vec<Call>,
+    scripted: HashMap<String, VecDeque<Scripted>>,
+    /// Keyed by `(channel, ts)`; `ts` sorts in posting order.
+    messages: BTreeMap<(String, String), Posted>,
+    next_ts: u64,
+    /// DM channel of each user.
+    dms: BTreeMap<String, String>,
+    ephemerals: Vec<Ephemeral>,
+    origins: HashMap<String, Origin>,
+    next_origin: u64,
+    /// Bumped on every change, so a viewer can tell whether to redraw.
+    version: u64,
+}
+
+struct Shared {
+    world: Mutex<World>,
+    changed: Notify,
+    clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, World> {
+        // The world is plain data; a panic elsewhere leaves it readable.
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `change` on the world, then wakes everyone waiting for a change.
+    fn change<T>(&self, change: impl FnOnce(&mut World) -> T) -> T {
+        let out = {
+            let mut w = self.lock();
+            w.version += 1;
+            change(&mut w)
+        };
+        self.changed.notify_waiters();
+        out
+    }
+}
+
+/// A running stand-in. Cloning shares it; the server stops with the last clone.
+#[derive(Clone)]
+pub struct SlackStandin {
+    /// Base URL to configure as `slack.api_url`.
+    pub api_url: String,
+    base: String,
+    shared: Arc<Shared>,
+    _server: Arc<ServerTask>,
+}
+
+/// Aborts the server when the last handle goes.
+struct ServerTask(JoinHandle<()>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl SlackStandin {
+    /// Serves a workspace on `127.0.0.1` on a free port.
+    pub async fn start(config: StandinConfig) -> std::io::Result<SlackStandin> {
+        let world = World {
+            token: config.token,
+            channels: config.channels.into_iter().collect(),
+            groups: config.groups.into_iter().collect(),
+            calls: Vec::new(),
+            scripted: HashMap::new(),
+            messages: BTreeMap::new(),
+            // Message timestamps count up from 1700000000.000101, in posting order.
+            next_ts: 100,
+            dms: BTreeMap::new(),
+            ephemerals: Vec::new(),
+            origins: HashMap::new(),
+            next_origin: 0,
+            version: 0,
+        };
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            changed: Notify::new(),
+            clock: config.clock,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let app = web_api::router(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "the Slack stand-in stopped");
+            }
+        });
+        let base = format!("http://{addr}");
+        Ok(SlackStandin {
+            api_url: format!("{base}/api/"),
+            base,
+            shared,
+            _server: Arc::new(ServerTask(server)),
+        })
+    }
+
+    /// A `response_url` that records what is posted to it as method `respond:<name>`.
+    pub fn response_url(&self, name: &str) -> String {
+        format!("{}/respond/{name}", self.base)
+    }
+
+    /// A `response_url` whose answers only `user` sees; with `message` (`(channel,
+    /// ts)`), an answer with `replace_original` replaces that message, as in Slack.
+    pub fn response_url_for(&self, user: &str, message: Option<(&str, &str)>) -> String {
+        let name = self.shared.change(|w| {
+            w.next_origin += 1;
+            let name = format!("r{}", w.next_origin);
+            let origin = Origin {
+                user: user.to_owned(),
+                message: message.map(|(c, ts)| (c.to_owned(), ts.to_owned())),
+            };
+            w.origins.insert(name.clone(), origin);
+            name
+        });
+        self.response_url(&name)
+    }
+
+    /// Shows `text` to `user` alone, as Slack shows a slash command's answer.
+    pub fn show_ephemeral(&self, user: &str, command: Option<&str>, text: &str) {
+        let at = self.shared.clock.now();
+        self.shared.change(|w| {
+            w.ephemerals.push(Ephemeral {
+                user: user.to_owned(),
+                at,
+                text: text.to_owned(),
+                command: command.map(str::to_owned),
+                via: "command",
+            })
+        });
+    }
+
+    /// The next call of `method` gets `answer` instead of the usual one.
+    pub fn script(&self, method: &str, answer: Scripted) {
+        self.shared.change(|w| {
+            w.scripted
+                .entry(method.to_owned())
+                .or_default()
+                .push_back(answer)
+        });
+    }
+
+    /// Bodies of every call of `method`, in order.
+    pub fn calls(&self, method: &str) -> Vec<Value> {
+        let w = self.shared.lock();
+        w.calls
+            .iter()
+            .filter(|c| c.method == method)
+            .map(|c| c.body.clone())
+            .collect()
+    }
+
+    pub fn all_calls(&self) -> Vec<Call> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// The calls recorded after the first `start`, in order: lets a reader that keeps
+    /// a cursor follow a long run without copying everything each time.
+    pub fn calls_from(&self, start: usize) -> Vec<Call> {
+        let w = self.shared.lock();
+        w.calls.get(start..).unwrap_or_default().to_vec()
+    }
+
+    /// A posted message's last body, as it stands now.
+    pub fn message(&self, channel: &str, ts: &str) -> Option<Value> {
+        let w = self.shared.lock();
+        w.messages
+            .get(&(channel.to_owned(), ts.to_owned()))
+            .map(|m| m.body.clone())
+    }
+
+    /// Every message of `channel` (thread replies included), oldest first.
+    pub fn messages(&self, channel: &str) -> Vec<Posted> {
+        let w = self.shared.lock();
+        w.messages
+            .values()
+            .filter(|m| m.channel == channel)
+            .cloned()
+            .collect()
+    }
+
+    /// The DM channel jitbot opened with each user.
+    pub fn dm_channels(&self) -> BTreeMap<String, String> {
+        self.shared.lock().dms.clone()
+    }
+
+    /// What only one person sees, oldest first.
+    pub fn ephemerals(&self) -> Vec<Ephemeral> {
+        self.shared.lock().ephemerals.clone()
+    }
+
+    /// Counts changes: equal numbers mean nothing changed in between.
+    pub fn version(&self) -> u64 {
+        self.shared.lock().version
+    }
+
+    /// Waits up to `timeout` until `pred` holds; says whether it did.
+    pub async fn wait_until(&self, timeout: Duration, pred: impl Fn(&Self) -> bool) -> bool {
+        tokio::time::timeout(timeout, async {
+            loop {
+                let changed = self.shared.changed.notified();
+                if pred(self) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Waits up to `timeout` for a call of `method` matching `pred` and returns its body.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        method: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let found = |s: &Self| s.calls(method).into_iter().find(|b| pred(b));
+        if self.wait_until(timeout, |s| found(s).is_some()).await {
+            found(self)
+        } else {
+            None
+        }
+    }
+}

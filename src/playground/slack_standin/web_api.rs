@@ -1,0 +1,201 @@
+//! The stand-in's HTTP side: `POST|GET /api/{method}` for the Web API and
+//! `POST /respond/{name}` for `response_url`s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::{Call, Ephemeral, Posted, Scripted, Shared, World};
+
+type St = State<Arc<Shared>>;
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/{method}", post(api).get(api_get))
+        .route("/respond/{name}", post(respond))
+        .with_state(shared)
+}
+
+/// Records a call and takes the answer scripted for it, if any.
+fn record(shared: &Shared, method: &str, body: Value) -> Option<Scripted> {
+    shared.change(|w| {
+        w.calls.push(Call {
+            method: method.to_owned(),
+            body,
+            at: std::time::Instant::now(),
+        });
+        w.scripted.get_mut(method).and_then(|q| q.pop_front())
+    })
+}
+
+fn envelope(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+fn error(code: &str) -> Response {
+    envelope(json!({ "ok": false, "error": code }))
+}
+
+async fn api_get(
+    state: St,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let body: Value = serde_urlencoded::from_str::<HashMap<String, String>>(&q.unwrap_or_default())
+        .map(|m| json!(m))
+        .unwrap_or(Value::Null);
+    answer(state, method, headers, body)
+}
+
+async fn api(state: St, Path(method): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let is_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    let body: Value = if is_json {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        serde_urlencoded::from_bytes::<HashMap<String, String>>(&body)
+            .map(|m| json!(m))
+            .unwrap_or(Value::Null)
+    };
+    answer(state, method, headers, body)
+}
+
+fn answer(State(shared): St, method: String, headers: HeaderMap, body: Value) -> Response {
+    match record(&shared, &method, body.clone()) {
+        Some(Scripted::RateLimited { retry_after_secs }) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [
+                    ("retry-after", retry_after_secs.to_string()),
+                    ("content-type", "application/json".into()),
+                ],
+                json!({ "ok": false, "error": "ratelimited" }).to_string(),
+            )
+                .into_response();
+        }
+        Some(Scripted::Error(code)) => return error(code),
+        None => {}
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let now = shared.clock.now();
+    shared.change(|w| {
+        if bearer != format!("Bearer {}", w.token) {
+            return error(if bearer.is_empty() {
+                "not_authed"
+            } else {
+                "invalid_auth"
+            });
+        }
+        web_method(w, &method, body, now)
+    })
+}
+
+/// One Web API method on the world; the token has been checked.
+fn web_method(
+    w: &mut World,
+    method: &str,
+    body: Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Response {
+    let channel = body["channel"].as_str().unwrap_or("").to_owned();
+    match method {
+        "chat.postMessage" => {
+            if !w.channels.contains(&channel) {
+                return error("channel_not_found");
+            }
+            w.next_ts += 1;
+            let ts = format!("1700000000.{:06}", w.next_ts);
+            let thread_ts = body["thread_ts"].as_str().map(str::to_owned);
+            let posted = Posted {
+                channel: channel.clone(),
+                ts: ts.clone(),
+                thread_ts,
+                body: body.clone(),
+                posted_at: now,
+                edited_at: None,
+            };
+            w.messages.insert((channel.clone(), ts.clone()), posted);
+            envelope(json!({ "ok": true, "channel": channel, "ts": ts, "message": body }))
+        }
+        "chat.update" => {
+            let ts = body["ts"].as_str().unwrap_or("").to_owned();
+            let Some(m) = w.messages.get_mut(&(channel.clone(), ts.clone())) else {
+                return error("message_not_found");
+            };
+            m.body = body;
+            m.edited_at = Some(now);
+            envelope(json!({ "ok": true, "channel": channel, "ts": ts }))
+        }
+        "chat.postEphemeral" => {
+            if !w.channels.contains(&channel) {
+                return error("channel_not_found");
+            }
+            w.ephemerals.push(Ephemeral {
+                user: body["user"].as_str().unwrap_or("").to_owned(),
+                at: now,
+                text: body["text"].as_str().unwrap_or("").to_owned(),
+                command: None,
+                via: "chat.postEphemeral",
+            });
+            envelope(json!({ "ok": true, "message_ts": "1700000000.000001" }))
+        }
+        "conversations.open" => {
+            let user = body["users"].as_str().unwrap_or("");
+            if user.is_empty() || user.contains(',') {
+                // jitbot only opens one-to-one DMs.
+                return error("users_list_not_supplied");
+            }
+            let dm = format!("D{}", user.trim_start_matches(['U', 'W']));
+            w.channels.insert(dm.clone());
+            w.dms.insert(user.to_owned(), dm.clone());
+            envelope(json!({ "ok": true, "channel": { "id": dm } }))
+        }
+        "usergroups.users.list" => match w.groups.get(body["usergroup"].as_str().unwrap_or("")) {
+            Some(users) => envelope(json!({ "ok": true, "users": users })),
+            None => error("no_such_subteam"),
+        },
+        _ => error("unknown_method"),
+    }
+}
+
+/// A post to a `response_url`. One the stand-in handed out for a person shows to that
+/// person alone, or replaces the clicked message when `replace_original` is set.
+async fn respond(State(shared): St, Path(name): Path<String>, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    record(&shared, &format!("respond:{name}"), body.clone());
+    let now = shared.clock.now();
+    let text = body["text"].as_str().unwrap_or("").to_owned();
+    shared.change(|w| {
+        let Some(origin) = w.origins.get(&name).cloned() else {
+            return;
+        };
+        if body["replace_original"] == true
+            && let Some(m) = origin.message.and_then(|key| w.messages.get_mut(&key))
+        {
+            m.body = json!({ "channel": m.channel, "ts": m.ts, "text": text });
+            m.edited_at = Some(now);
+            return;
+        }
+        w.ephemerals.push(Ephemeral {
+            user: origin.user,
+            at: now,
+            text,
+            command: None,
+            via: "response_url",
+        });
+    });
+    envelope(json!({ "ok": true }))
+}

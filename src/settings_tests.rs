@@ -1,0 +1,55 @@
+//! Unit tests of the settings: secrets never print, the layers override in order,
+//! unknown keys and missing files are reported.
+
+use super::*;
+
+#[test]
+fn secrets_never_print() {
+    let vars = HashMap::from([
+        ("SLACK_BOT_TOKEN".to_owned(), "xoxb-very-secret".to_owned()),
+        ("REDIS_URL".to_owned(), "redis://:pw@localhost".to_owned()),
+        ("SLACK_APP_TOKEN".to_owned(), "  ".to_owned()),
+    ]);
+    let s = Secrets::from_vars(&vars);
+    let shown = format!("{s:?} {}", s.slack_bot_token.as_ref().unwrap());
+    assert!(!shown.contains("xoxb"), "{shown}");
+    assert!(!shown.contains("pw"), "{shown}");
+    assert!(shown.contains("[redacted]"));
+    assert_eq!(s.slack_bot_token.unwrap().expose(), "xoxb-very-secret");
+    assert!(s.slack_app_token.is_none(), "blank counts as unset");
+    assert!(s.slack_signing_secret.is_none());
+}
+
+#[test]
+fn environment_overrides_defaults() {
+    let env = HashMap::from([
+        ("JITBOT__ACCESS__MIN_DURATION".to_owned(), "10m".to_owned()),
+        (
+            "JITBOT__SERVER__LISTEN".to_owned(),
+            "127.0.0.1:9000".to_owned(),
+        ),
+        ("JITBOT_CONFIG".to_owned(), "ignored.toml".to_owned()),
+    ]);
+    let s = Settings::load(None, &env).unwrap();
+    assert_eq!(s.access.min_duration.to_string(), "10m");
+    assert_eq!(s.server.listen, "127.0.0.1:9000");
+}
+
+#[test]
+fn unknown_environment_keys_are_reported() {
+    let env = HashMap::from([("JITBOT__ACCESS__MIN_DURATON".to_owned(), "10m".to_owned())]);
+    let err = Settings::load(None, &env).unwrap_err();
+    assert_eq!(err.problems().len(), 1, "{err}");
+    assert_eq!(err.problems()[0].path, "access.min_duraton");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let err =
+        Settings::load(Some(Path::new("/nonexistent/jitbot.toml")), &HashMap::new()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/jitbot.toml does not exist"),
+        "{err}"
+    );
+}

@@ -1,0 +1,138 @@
+// The playground in a real browser (Debian's headless Chromium, driven by
+// playwright-core): request → approve twice through the confirm dialog → the policy
+// is live in the cluster panel → fast-forward → the policy is gone. Every step is
+// checked in the page, and screenshots land in SCREENSHOT_DIR.
+//
+// PLAYGROUND_URL: a running `jitbot playground` with the built-in example catalog.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = process.env.PLAYGROUND_URL;
+const shots = process.env.SCREENSHOT_DIR || 'target';
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+if (!base) throw new Error('set PLAYGROUND_URL to a running jitbot playground');
+mkdirSync(shots, { recursive: true });
+
+const ALICE = 'U0ALICE001';
+const LEAD1 = 'U01DBLEAD1';
+const LEAD2 = 'U01DBLEAD2';
+const WAIT = { timeout: 15000 };
+
+let passed = 0;
+async function step(name, body) {
+  await body();
+  passed += 1;
+  console.log('ok ' + passed + ' - ' + name);
+}
+
+// playwright-core starts Chromium with a fresh temporary profile of its own.
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+const outside = [];
+const problems = [];
+page.on('request', (r) => { if (!r.url().startsWith(base)) outside.push(r.url()); });
+page.on('pageerror', (e) => problems.push(String(e)));
+page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+
+const card = (id) => page.locator('#channel .msg', { hasText: id });
+const actAs = (user) => page.locator('#user').selectOption(user);
+
+try {
+  await step('the page loads with the catalog\'s people and channels', async () => {
+    await page.goto(base);
+    await page.locator('#user option[value="' + ALICE + '"]').waitFor({ state: 'attached', ...WAIT });
+    await page.locator('.tab[data-channel="C03DBAPPRV"]').waitFor(WAIT);
+    assert.match(await page.locator('#facts').textContent(), /stand-in Slack/);
+  });
+
+  let id = '';
+  await step('alice types /jit request and sees the ephemeral answer', async () => {
+    await actAs(ALICE);
+    await page.fill('#text', '/jit request payments-db 30m INC-4411 replica lag');
+    await page.press('#text', 'Enter');
+    const answer = page.locator('#ephemeral .ephemeral', { hasText: 'sent to' }).first();
+    await answer.waitFor(WAIT);
+    id = (await answer.locator('code').first().textContent()).trim();
+    assert.match(id, /^[0-9a-z]{16}$/);
+  });
+
+  await step('the approval card is drawn from jitbot\'s Block Kit', async () => {
+    await card(id).locator('.bk-header', { hasText: 'Access request: payments-db' }).waitFor(WAIT);
+    const text = await card(id).textContent();
+    for (const expected of ['@alice asks for 30m of access to payments-db', 'INC-4411 replica lag', '10.8.0.14/32', '5432/TCP', 'kind: NetworkPolicy', '0 of 2 approvals']) {
+      assert.ok(text.includes(expected), 'card lacks ' + JSON.stringify(expected) + ': ' + text);
+    }
+    assert.equal(await card(id).locator('.mention', { hasText: '@alice' }).count(), 1);
+  });
+
+  for (const [lead, after] of [[LEAD1, '1 of 2 approvals'], [LEAD2, 'expires']]) {
+    await step(lead + ' approves through the confirm dialog', async () => {
+      await actAs(lead);
+      await card(id).locator('button[data-action-id="jit_approve"]').click();
+      const dialog = page.locator('#confirm[open]');
+      await dialog.waitFor(WAIT);
+      assert.equal(await page.locator('#confirm-title').textContent(), 'Approve this access?');
+      assert.match(await page.locator('#confirm-text').textContent(), /Opens payments-db to 10\.8\.0\.14\/32/);
+      await page.locator('#confirm-ok').click();
+      await card(id).locator('.bk-context', { hasText: after }).waitFor(WAIT);
+    });
+  }
+
+  await step('the policy is live in the cluster panel, with a countdown', async () => {
+    const policy = page.locator('#policies .policy[data-policy="jit-' + id + '"]');
+    await policy.waitFor(WAIT);
+    const yaml = await policy.locator('pre').textContent();
+    assert.ok(yaml.includes('cidr: "10.8.0.14/32"'), yaml);
+    assert.ok(yaml.includes('jitbot.dev/approved-by: "' + LEAD1 + ',' + LEAD2 + '"') || yaml.includes('jitbot.dev/approved-by: ' + LEAD1 + ',' + LEAD2), yaml);
+    assert.match(await policy.locator('.countdown').textContent(), /expires in (29|30):\d\d/);
+    assert.match(await card(id).textContent(), /Approved by @U01DBLEAD1, @U01DBLEAD2/);
+    await page.locator('#dms .dm', { hasText: 'Your access to payments-db is on' }).waitFor(WAIT);
+    await page.locator('#requests .state.active').waitFor(WAIT);
+  });
+
+  await step('the audit channel has the request\'s thread', async () => {
+    await page.locator('.tab[data-channel="C0JITAUDIT"]').click();
+    const thread = page.locator('#channel .msg', { hasText: 'requested 30m of payments-db' });
+    await thread.locator('.replies .msg', { hasText: 'activated' }).waitFor(WAIT);
+    await page.locator('.tab[data-channel="C03DBAPPRV"]').click();
+    await actAs(ALICE);
+    await card(id).waitFor(WAIT);
+    await page.screenshot({ path: join(shots, 'playground.png') });
+  });
+
+  await step('+10 min three times: the grant expires and its policy is gone', async () => {
+    for (let i = 1; i <= 3; i += 1) {
+      const answered = page.waitForResponse((r) => r.url().endsWith('/playground/advance'));
+      await page.locator('#advance').click();
+      assert.equal((await answered).status(), 200);
+      if (i < 3) await page.locator('#policies .policy').first().waitFor(WAIT);
+    }
+    await page.locator('[data-testid="no-policies"]').waitFor(WAIT);
+    await card(id).locator('.bk-context', { hasText: 'the policy is gone' }).waitFor(WAIT);
+    await page.locator('#dms .dm', { hasText: 'has ended' }).waitFor(WAIT);
+    await page.locator('#requests .state.expired').waitFor(WAIT);
+    await page.screenshot({ path: join(shots, 'playground-expired.png') });
+  });
+
+  await step('the page fetched nothing from outside and logged no errors', async () => {
+    assert.deepEqual(outside, []);
+    assert.deepEqual(problems, []);
+  });
+  console.log('browser: ' + passed + ' passed, 0 failed');
+} catch (e) {
+  await page.screenshot({ path: join(shots, 'playground-failure.png') }).catch(() => {});
+  console.error('failed after ' + passed + ' step(s): ' + (e && e.stack ? e.stack : e));
+  console.log('browser: ' + passed + ' passed, 1 failed');
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

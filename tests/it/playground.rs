@@ -1,0 +1,405 @@
+//! `jitbot playground`'s server side: the Slack stand-in records what the real Slack
+//! client sends, a command typed in the page reaches jitbot through its signed
+//! endpoint, a button click decides, and "+10 min" expires a grant and removes its
+//! policy. The browser drives the same endpoints in tests/browser.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use jitbot::adapters::slack::{SlackApi, SlackError};
+use jitbot::playground::slack_standin::{SlackStandin, StandinConfig};
+use jitbot::playground::{DRY_RUN_PREVIEW, EXAMPLE_CONFIG, Options, Playground};
+use jitbot::settings::Settings;
+
+use crate::support::fakes::t0;
+
+const ALICE: &str = "U0ALICE001";
+const CAROL: &str = "U0CAROL001";
+const LEAD1: &str = "U01DBLEAD1";
+const LEAD2: &str = "U01DBLEAD2";
+const DB_APPROVALS: &str = "C03DBAPPRV";
+const AUDIT: &str = "C0JITAUDIT";
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A playground on the built-in example catalog, its clock still at `t0()`.
+async fn playground() -> Playground {
+    let (settings, catalog) = Settings::load_checked_toml(EXAMPLE_CONFIG, &HashMap::new())
+        .expect("the example catalog is valid");
+    let options = Options {
+        listen: "127.0.0.1:0".to_owned(),
+        kube: false,
+        running_clock: false,
+        start: t0(),
+        redis_url: None,
+    };
+    Playground::start(settings, catalog, options)
+        .await
+        .expect("the playground starts")
+}
+
+/// What the page does: JSON to the playground's own endpoints.
+struct Page {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Page {
+    fn of(pg: &Playground) -> Page {
+        Page {
+            base: format!("http://{}", pg.addr),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn state(&self) -> Value {
+        let res = self.http.get(format!("{}/playground/state", self.base));
+        res.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Types `/jit <text>` as `user`; returns the request id from the answer.
+    async fn request(&self, user: &str, text: &str) -> String {
+        let (status, answer) = self
+            .post("/playground/command", json!({ "user": user, "text": text }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let text = answer["text"].as_str().unwrap_or_default();
+        text.strip_prefix("Request `")
+            .and_then(|r| r.split('`').next())
+            .unwrap_or_else(|| panic!("no request id in {answer}"))
+            .to_owned()
+    }
+
+    /// Clicks Approve on `id`'s card as `user`.
+    async fn approve(&self, pg: &Playground, user: &str, id: &str) {
+        let ts = card_ts(pg, id).await;
+        let (status, answer) = self
+            .post(
+                "/playground/click",
+                json!({ "user": user, "channel": DB_APPROVALS, "ts": ts,
+                        "block_id": format!("decision:{id}"), "action_id": "jit_approve", "value": id }),
+            )
+            .await;
+        assert_eq!(
+            (status, answer["status"].as_u64()),
+            (StatusCode::OK, Some(200))
+        );
+    }
+}
+
+/// The `ts` of `id`'s approval card, once it is posted.
+async fn card_ts(pg: &Playground, id: &str) -> String {
+    let find = |s: &SlackStandin| {
+        s.messages(DB_APPROVALS)
+            .into_iter()
+            .find(|m| m.body["blocks"].to_string().contains(id))
+            .map(|m| m.ts)
+    };
+    assert!(pg.slack().wait_until(PATIENCE, |s| find(s).is_some()).await);
+    find(pg.slack()).unwrap()
+}
+
+async fn card_says(pg: &Playground, id: &str, words: &str) {
+    let says = |s: &SlackStandin| {
+        s.messages(DB_APPROVALS).iter().any(|m| {
+            let blocks = m.body["blocks"].to_string();
+            blocks.contains(id) && blocks.contains(words)
+        })
+    };
+    assert!(
+        pg.slack().wait_until(PATIENCE, says).await,
+        "the card never said {words:?}: {:#?}",
+        pg.slack().messages(DB_APPROVALS)
+    );
+}
+
+#[tokio::test]
+async fn the_standin_records_cards_updates_threads_dms_and_private_answers() {
+    let standin = SlackStandin::start(StandinConfig::new("xoxb-t", &["C0CARDS01"], &[]))
+        .await
+        .unwrap();
+    let api = SlackApi::new(&standin.api_url, "xoxb-t", 0).unwrap();
+    let blocks = json!([{ "type": "section", "text": { "type": "mrkdwn", "text": "*v1*" } }]);
+    let (channel, ts) = api
+        .post_message("C0CARDS01", "v1", Some(&blocks), None)
+        .await
+        .unwrap();
+    let v2 = json!([{ "type": "section", "text": { "type": "mrkdwn", "text": "*v2*" } }]);
+    api.update_message(&channel, &ts, "v2", &v2).await.unwrap();
+    api.post_message(&channel, "a reply", None, Some(&ts))
+        .await
+        .unwrap();
+    let dm = api.open_dm(ALICE).await.unwrap();
+    api.post_message(&dm, "hello alice", None, None)
+        .await
+        .unwrap();
+
+    let posted = standin.messages("C0CARDS01");
+    assert_eq!(posted.len(), 2, "the update replaced the card: {posted:#?}");
+    assert_eq!(posted[0].body["blocks"], v2);
+    assert!(posted[0].edited_at.is_some());
+    assert_eq!(posted[1].thread_ts.as_deref(), Some(ts.as_str()));
+    assert_eq!(standin.dm_channels()[ALICE], dm);
+    assert_eq!(standin.messages(&dm)[0].body["text"], "hello alice");
+
+    let only_alice = standin.response_url_for(ALICE, Some((&channel, &ts)));
+    api.respond(&only_alice, "just for you", false)
+        .await
+        .unwrap();
+    let private = standin.ephemerals();
+    assert_eq!(
+        (
+            private[0].user.as_str(),
+            private[0].text.as_str(),
+            private[0].via
+        ),
+        (ALICE, "just for you", "response_url")
+    );
+    api.respond(&only_alice, "replaced", true).await.unwrap();
+    assert_eq!(standin.message(&channel, &ts).unwrap()["text"], "replaced");
+
+    let unknown = api.post_message("C0NOWHERE1", "x", None, None).await;
+    assert!(
+        matches!(unknown, Err(SlackError::Api { ref code, .. }) if code == "channel_not_found")
+    );
+    let stranger = SlackApi::new(&standin.api_url, "xoxb-wrong", 0).unwrap();
+    let refused = stranger.post_message("C0CARDS01", "x", None, None).await;
+    assert!(matches!(refused, Err(SlackError::Api { ref code, .. }) if code == "invalid_auth"));
+}
+
+#[tokio::test]
+async fn a_command_typed_in_the_page_goes_through_the_signed_endpoint() {
+    let pg = playground().await;
+    let page = Page::of(&pg);
+    let id = page
+        .request(ALICE, "/jit request payments-db 30m INC-4411 replica lag")
+        .await;
+    card_says(&pg, &id, "0 of 2 approvals").await;
+    card_says(&pg, &id, DRY_RUN_PREVIEW).await;
+
+    let state = page.state().await;
+    let mine = &state["ephemeral"][0];
+    assert_eq!(mine["user"], ALICE);
+    assert_eq!(
+        mine["command"],
+        "/jit request payments-db 30m INC-4411 replica lag"
+    );
+    assert!(
+        mine["text"]
+            .as_str()
+            .unwrap()
+            .contains("sent to <#C03DBAPPRV>")
+    );
+    let channel = &state["channels"][0];
+    assert_eq!(channel["id"], DB_APPROVALS);
+    assert_eq!(channel["messages"][0]["blocks"][0]["type"], "header");
+    assert_eq!(state["requests"][0]["state"], "pending");
+    let names: Vec<&str> = state["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"alice") && names.contains(&LEAD1),
+        "{names:?}"
+    );
+
+    // jitbot's own endpoint still refuses what the playground did not sign.
+    let forged = reqwest::Client::new()
+        .post(format!("http://{}/slack/commands", pg.jitbot_addr()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", t0().timestamp().to_string())
+        .header("x-slack-signature", "v0=00")
+        .body("user_id=U0ALICE001&command=%2Fjit&text=help")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    // A click by someone who may not approve reaches them alone.
+    let ts = card_ts(&pg, &id).await;
+    page.post(
+        "/playground/click",
+        json!({ "user": CAROL, "channel": DB_APPROVALS, "ts": ts,
+                "block_id": format!("decision:{id}"), "action_id": "jit_approve", "value": id }),
+    )
+    .await;
+    let told = |s: &SlackStandin| {
+        s.ephemerals()
+            .iter()
+            .any(|e| e.user == CAROL && e.text.contains("not an approver"))
+    };
+    assert!(pg.slack().wait_until(PATIENCE, told).await);
+    pg.stop().await;
+}
+
+#[tokio::test]
+async fn ten_minutes_forward_three_times_expires_the_grant_and_removes_its_policy() {
+    let pg = playground().await;
+    let page = Page::of(&pg);
+    let id = page
+        .request(ALICE, "request payments-db 30m INC-4411 replica lag")
+        .await;
+    page.approve(&pg, LEAD1, &id).await;
+    card_says(&pg, &id, "1 of 2 approvals").await;
+    page.approve(&pg, LEAD2, &id).await;
+    card_says(&pg, &id, "expires 14:30 UTC").await;
+
+    let policies = page.state().await["cluster"]["policies"].clone();
+    assert_eq!(policies[0]["name"], format!("jit-{id}"), "{policies}");
+    assert_eq!(policies[0]["expires_at"], "2026-11-26T14:30:00Z");
+    assert!(
+        policies[0]["yaml"]
+            .as_str()
+            .unwrap()
+            .contains("10.8.0.14/32")
+    );
+
+    for minutes in [10, 10] {
+        let (status, done) = page
+            .post("/playground/advance", json!({ "minutes": minutes }))
+            .await;
+        assert_eq!((status, &done["expired"]), (StatusCode::OK, &json!(0)));
+    }
+    let (_, done) = page
+        .post("/playground/advance", json!({ "minutes": 10 }))
+        .await;
+    assert_eq!(done["expired"], 1, "{done}");
+    assert_eq!(done["now"], "2026-11-26T14:30:00Z");
+
+    let state = page.state().await;
+    assert_eq!(state["cluster"]["policies"], json!([]));
+    assert_eq!(state["requests"][0]["state"], "expired");
+    card_says(&pg, &id, "the policy is gone").await;
+    let dm = &state["dms"][0];
+    assert_eq!(dm["user"], ALICE);
+    let dms = dm["messages"].to_string();
+    assert!(dms.contains("is on") && dms.contains("has ended"), "{dms}");
+    let audit = state["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == AUDIT)
+        .unwrap();
+    let thread = audit["messages"][0]["replies"].to_string();
+    for step in ["*approved*", "*activated*", "*expired*"] {
+        assert!(thread.contains(step), "the thread lacks {step}: {thread}");
+    }
+    let (status, _) = page
+        .post("/playground/advance", json!({ "minutes": 0 }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    pg.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_is_self_contained_and_answers_only_its_own_address() {
+    let pg = playground().await;
+    let base = format!("http://{}", pg.addr);
+    let http = reqwest::Client::new();
+    let index = http.get(&base).send().await.unwrap().text().await.unwrap();
+    assert!(index.contains("jitbot playground"));
+    for asset in ["page.css", "mrkdwn.js", "blocks.js", "app.js"] {
+        assert!(index.contains(&format!("/assets/{asset}")));
+        let res = http
+            .get(format!("{base}/assets/{asset}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{asset}");
+        let text = res.text().await.unwrap();
+        assert!(
+            !text.contains("//cdn") && !text.contains("googleapis"),
+            "{asset}"
+        );
+    }
+    assert!(!index.contains("http://") && !index.contains("https://"));
+
+    let rebound = http
+        .get(format!("{base}/playground/state"))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
+    let form = http
+        .post(format!("{base}/playground/command"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=U0ALICE001&text=help")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, _) = Page::of(&pg)
+        .post(
+            "/playground/command",
+            json!({ "user": "U0NOBODY01", "text": "help" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "only people of the catalog"
+    );
+    pg.stop().await;
+}
+
+/// Stops the playground process however the test ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jitbot"))
+        .args(["playground", "--listen", "127.0.0.1:0"])
+        .env_remove("JITBOT_CONFIG")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let url = first
+        .strip_prefix("jitbot playground: open ")
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+    let state: Value = reqwest::get(format!("{url}playground/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["users"][0]["id"], ALICE);
+    assert_eq!(state["channels"][0]["id"], DB_APPROVALS);
+}
