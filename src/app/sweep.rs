@@ -26,6 +26,20 @@ pub struct SweepReport {
     pub errors: usize,
 }
 
+impl SweepReport {
+    /// Adds another sweep's counts to this one.
+    pub fn add(&mut self, other: &SweepReport) {
+        self.claimed += other.claimed;
+        self.lapsed += other.lapsed;
+        self.activated += other.activated;
+        self.failed += other.failed;
+        self.expired += other.expired;
+        self.warned += other.warned;
+        self.released += other.released;
+        self.errors += other.errors;
+    }
+}
+
 enum Outcome {
     Lapsed,
     Activated,

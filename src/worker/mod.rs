@@ -9,11 +9,25 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, SweepReport};
 
-/// Runs `sweep_once` every `every` until `shutdown` turns true.
+/// Runs `sweep_once` every `every` until `shutdown` turns true. A sweep that filled
+/// its batch is followed at once by another, so a burst of expiries is not spread
+/// over several intervals.
 pub async fn sweep_loop(app: App, every: Duration, shutdown: watch::Receiver<bool>) {
-    repeat("sweep", every, shutdown, || app.sweep_once(app.now())).await;
+    let app = &app;
+    repeat("sweep", every, shutdown, || async move {
+        let mut total = SweepReport::default();
+        loop {
+            let report = app.sweep_once(app.now()).await?;
+            let full = report.claimed >= app.config.sweep_batch;
+            total.add(&report);
+            if !full {
+                return Ok(total);
+            }
+        }
+    })
+    .await;
 }
 
 /// Runs `reconcile_once` at once and then every `every` until `shutdown` turns true.

@@ -101,3 +101,43 @@ async fn the_reconcile_loop_runs_at_once_on_start() {
         "restored without waiting an interval"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_batch_is_followed_at_once_by_another_sweep() {
+    let mut t = test_app(Arc::new(MemoryStore::new()));
+    t.app.config.sweep_batch = 1;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let req = t
+            .app
+            .submit(Submission {
+                requester: user(ALICE),
+                target: "payments-db".parse().unwrap(),
+                duration: Ttl::from_mins(30),
+                from: None,
+                reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
+            })
+            .await
+            .unwrap();
+        t.app
+            .decide(&req.id, &user(LEAD1), Decision::Approve)
+            .await
+            .unwrap();
+        ids.push(req.id);
+    }
+    t.clock.advance(TimeDelta::minutes(31));
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(worker::sweep_loop(
+        t.app.clone(),
+        Duration::from_secs(5),
+        stopped,
+    ));
+    settle().await;
+    for id in &ids {
+        assert_eq!(
+            t.app.load(id).await.unwrap().state,
+            State::Expired,
+            "all three in one tick"
+        );
+    }
+}
