@@ -5,6 +5,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
+# Declared bench targets must exist for Cargo to read the manifest.
+COPY benches ./benches
+COPY tests ./tests
 RUN cargo build --release --locked --bin jitbot
 
 FROM gcr.io/distroless/cc-debian12:nonroot

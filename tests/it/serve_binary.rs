@@ -1,6 +1,7 @@
-//! `jitbot serve` as an operator runs it: the binary, a config file, secrets in the
-//! environment, the cluster from KUBECONFIG. It serves health, readiness and metrics,
-//! and on SIGTERM it stops accepting, finishes and exits 0.
+//! The binary as an operator runs it against a cluster: a config file, secrets in the
+//! environment, the cluster from KUBECONFIG. `jitbot serve` serves health, readiness
+//! and metrics and on SIGTERM stops accepting, finishes and exits 0; `jitbot render
+//! --check` says whether a grant would change anything.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -99,4 +100,82 @@ approval_channel = "{APPROVALS}"
         .unwrap()
         .unwrap();
     assert_eq!(exited.code(), Some(0), "a SIGTERM is a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_check_says_whether_the_grant_matters_in_the_cluster() {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use kube::api::{Api, PostParams};
+
+    let c = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jitbot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[targets]]
+name = "payments-db"
+namespace = "{ns}"
+pod_selector = {{ app = "postgres" }}
+ports = [{{ port = 5432 }}]
+default_duration = "30m"
+max_duration = "2h"
+approvers = ["U01DBLEAD1"]
+approval_channel = "{APPROVALS}"
+
+[[requesters]]
+slack_user = "U0ALICE001"
+source.addresses = ["10.8.0.14"]
+"#,
+            ns = c.namespace
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_jitbot"))
+            .args([
+                "render",
+                "--check",
+                "--target",
+                "payments-db",
+                "--requester",
+                "U0ALICE001",
+                "--config",
+            ])
+            .arg(&config)
+            .env("KUBECONFIG", &server().kubeconfig)
+            .env_remove("JITBOT_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = check();
+    assert!(
+        first.starts_with("# does it matter? no default-deny: this grant changes nothing\n"),
+        "{first}"
+    );
+    assert!(first.contains("kind: NetworkPolicy"));
+
+    c.create_pod(&c.namespace, "postgres-0", &[("app", "postgres")])
+        .await;
+    let deny: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "default-deny" },
+        "spec": { "podSelector": {}, "policyTypes": ["Ingress"] }
+    }))
+    .unwrap();
+    Api::<NetworkPolicy>::namespaced(c.client.clone(), c.namespace.as_str())
+        .create(&PostParams::default(), &deny)
+        .await
+        .unwrap();
+    let second = check();
+    assert!(
+        second.starts_with("# does it matter? default-deny present, 1 pod\n"),
+        "{second}"
+    );
 }
