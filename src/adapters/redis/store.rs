@@ -38,6 +38,16 @@ fn status(answer: &str, id: &RequestId) -> Result<(), StoreError> {
 }
 
 impl RedisStore {
+    /// Runs one of the scripts (loading it first if Redis does not know it yet).
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.call(what, |mut c| async move { inv.invoke_async(&mut c).await })
+            .await
+    }
+
     /// The request ids in an index set, oldest first.
     async fn index(&self, key: String) -> Result<Vec<String>, StoreError> {
         self.call("list", |mut c| {
@@ -101,12 +111,7 @@ impl Store for RedisStore {
             .arg(timer_arg(req.due_at()))
             .arg(event)
             .arg(self.audit_maxlen);
-        let answer: String = self
-            .call("create", |mut c| {
-                let inv = &inv;
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let answer: String = self.run("create", &inv).await?;
         status(&answer, &req.id)
     }
 
@@ -152,12 +157,7 @@ impl Store for RedisStore {
             .arg(timer_arg(req.due_at()))
             .arg(event)
             .arg(self.audit_maxlen);
-        let answer: String = self
-            .call("transition", |mut c| {
-                let inv = &inv;
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let answer: String = self.run("transition", &inv).await?;
         status(&answer, &req.id)
     }
 
@@ -205,12 +205,7 @@ impl Store for RedisStore {
             .arg(ms_floor(now))
             .arg(ms_ceil(lease_until))
             .arg(limit);
-        let ids: Vec<String> = self
-            .call("claim_due", |mut c| {
-                let inv = &inv;
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let ids: Vec<String> = self.run("claim_due", &inv).await?;
         ids.into_iter()
             .map(|id| {
                 let id = id
@@ -229,12 +224,7 @@ impl Store for RedisStore {
             .arg(req.id.as_str())
             .arg(req.version)
             .arg(timer_arg(req.due_at()));
-        let answer: String = self
-            .call("release", |mut c| {
-                let inv = &inv;
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let answer: String = self.run("release", &inv).await?;
         status(&answer, &req.id)
     }
 
@@ -245,12 +235,7 @@ impl Store for RedisStore {
             .key(self.keys.history(&event.request_id))
             .arg(json)
             .arg(self.audit_maxlen);
-        let answer: String = self
-            .call("append_audit", |mut c| {
-                let inv = &inv;
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let answer: String = self.run("append_audit", &inv).await?;
         status(&answer, &event.request_id)
     }
 
@@ -260,12 +245,7 @@ impl Store for RedisStore {
             .key(self.keys.notes(id))
             .arg(key)
             .arg(value);
-        let answer: String = self
-            .call("annotate", |mut c| {
-                let inv = &inv;
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let answer: String = self.run("annotate", &inv).await?;
         status(&answer, id)
     }
 
