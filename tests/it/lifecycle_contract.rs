@@ -4,7 +4,7 @@
 
 use chrono::TimeDelta;
 
-use jitbot::app::{AppError, Decision, Submission};
+use jitbot::app::{AppError, Decision};
 use jitbot::core::command::Reason;
 use jitbot::core::ports::{EnforceError, Store};
 use jitbot::core::request::{AuditKind, State, TransitionError};
@@ -12,18 +12,8 @@ use jitbot::core::ttl::Ttl;
 
 use crate::store_contract::Backend;
 use crate::support::fakes::{
-    ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2, TestApp, t0, test_app, user,
+    ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2, TestApp, active, ask, t0, test_app, user,
 };
-
-pub fn ask(target: &str, requester: &str) -> Submission {
-    Submission {
-        requester: user(requester),
-        target: target.parse().unwrap(),
-        duration: Ttl::from_mins(30),
-        from: None,
-        reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
-    }
-}
 
 async fn kinds(store: &dyn Store, id: &jitbot::core::ids::RequestId) -> Vec<AuditKind> {
     store
@@ -288,11 +278,7 @@ pub async fn an_apply_interrupted_by_a_crash_is_finished_by_a_sweep(b: &dyn Back
 
 pub async fn revoke_removes_access_and_only_permitted_people_may(b: &dyn Backend) {
     let t = test_app(b.client().await);
-    let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    t.app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
     let err = t.app.revoke(&req.id, &user(CAROL), None).await.unwrap_err();
     assert!(err.to_string().starts_with("only the requester"), "{err}");
     assert_eq!(t.enforcer.live_names().len(), 1);
@@ -316,11 +302,7 @@ pub async fn revoke_removes_access_and_only_permitted_people_may(b: &dyn Backend
 
 pub async fn extension_is_approved_again_and_moves_the_policy_expiry(b: &dyn Backend) {
     let t = test_app(b.client().await);
-    let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    t.app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
     let asked = t
         .app
         .extend(&req.id, &user(ALICE), Ttl::from_mins(30))
@@ -372,11 +354,7 @@ pub async fn slack_being_down_never_blocks_the_lifecycle(b: &dyn Backend) {
 
 pub async fn a_failed_delete_keeps_the_grant_due_and_raises_an_alert(b: &dyn Backend) {
     let t = test_app(b.client().await);
-    let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    t.app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
     t.enforcer.lock().fail_revokes = vec![EnforceError::Unavailable("timeout".to_owned())];
     let expiry = t0() + TimeDelta::minutes(30);
     let report = t.app.sweep_once(expiry).await.unwrap();

@@ -6,18 +6,17 @@ use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-use jitbot::app::Decision;
 use jitbot::core::catalog::Source;
 use jitbot::core::command::Reason;
 use jitbot::core::ids::RequestId;
 use jitbot::core::netpol;
 use jitbot::core::ports::Clock;
-use jitbot::core::request::{AccessRequest, AuditKind, NewRequest, Scope, State};
+use jitbot::core::request::{AccessRequest, AuditKind, NewRequest, Scope};
 use jitbot::core::ttl::Ttl;
 use jitbot::startup::Application;
 
 use crate::support::fake_slack::FakeSlack;
-use crate::support::fakes::{ALICE, LEAD1, t0};
+use crate::support::fakes::{ALICE, LEAD1, active, t0};
 use crate::support::kube::{Cluster, cluster};
 use crate::support::redis::{RedisServer, unique_prefix};
 use crate::support::slack_world::{APPROVALS, AUDIT, TOKEN};
@@ -100,22 +99,7 @@ impl Fixture {
 
     /// An active grant made through the app.
     async fn grant(&self) -> AccessRequest {
-        let submission = jitbot::app::Submission {
-            requester: ALICE.parse().unwrap(),
-            target: "payments-db".parse().unwrap(),
-            duration: Ttl::from_mins(30),
-            from: None,
-            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
-        };
-        let req = self.app.app.submit(submission).await.unwrap();
-        let t = self
-            .app
-            .app
-            .decide(&req.id, &LEAD1.parse().unwrap(), Decision::Approve)
-            .await
-            .unwrap();
-        assert_eq!(t.request.state, State::Active);
-        t.request
+        active(&self.app.app, "payments-db", ALICE, LEAD1).await
     }
 }
 

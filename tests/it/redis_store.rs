@@ -18,9 +18,8 @@ use jitbot::core::ids::RequestId;
 use jitbot::core::ports::Store;
 use jitbot::core::request::{AuditKind, State};
 
-use crate::lifecycle_contract::ask;
 use crate::store_contract::Backend;
-use crate::support::fakes::{ALICE, LEAD1, TestApp, t0, test_app, user};
+use crate::support::fakes::{ALICE, LEAD1, TestApp, active, ask, t0, test_app, user};
 use crate::support::redis::{RedisServer, unique_prefix};
 
 /// One redis-server and one key prefix; every `client()` is a new `RedisStore` with
@@ -74,14 +73,7 @@ crate::store_contract!(redis_backend, redis());
 async fn grant(t: &TestApp, n: usize) -> Vec<RequestId> {
     let mut ids = Vec::new();
     for _ in 0..n {
-        let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-        let done = t
-            .app
-            .decide(&req.id, &user(LEAD1), Decision::Approve)
-            .await
-            .unwrap();
-        assert_eq!(done.request.state, State::Active);
-        ids.push(req.id);
+        ids.push(active(&t.app, "payments-db", ALICE, LEAD1).await.id);
     }
     ids
 }

@@ -8,22 +8,10 @@ use chrono::TimeDelta;
 use tokio::sync::watch;
 
 use jitbot::adapters::memory::MemoryStore;
-use jitbot::app::Decision;
 use jitbot::core::request::State;
 use jitbot::worker;
 
-use crate::lifecycle_contract::ask;
-use crate::support::fakes::{ALICE, LEAD1, TestApp, test_app, user};
-
-/// A 30-minute grant for Alice, approved and active.
-async fn active(t: &TestApp) -> jitbot::core::request::AccessRequest {
-    let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    t.app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap()
-        .request
-}
+use crate::support::fakes::{ALICE, LEAD1, active, test_app};
 
 /// Lets spawned tasks run until they wait on something again.
 async fn settle() {
@@ -35,7 +23,7 @@ async fn settle() {
 #[tokio::test(start_paused = true)]
 async fn the_sweep_loop_expires_grants_on_its_interval_and_stops_on_shutdown() {
     let t = test_app(Arc::new(MemoryStore::new()));
-    let req = active(&t).await;
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
     let (stop, stopped) = watch::channel(false);
     let sweeper = tokio::spawn(worker::sweep_loop(
         t.app.clone(),
@@ -66,7 +54,7 @@ async fn the_sweep_loop_expires_grants_on_its_interval_and_stops_on_shutdown() {
 #[tokio::test(start_paused = true)]
 async fn the_reconcile_loop_runs_at_once_on_start() {
     let t = test_app(Arc::new(MemoryStore::new()));
-    active(&t).await;
+    active(&t.app, "payments-db", ALICE, LEAD1).await;
     // Someone deletes the policy behind jitbot's back.
     t.enforcer.lock().live.clear();
     let (_stop, stopped) = watch::channel(false);
@@ -89,7 +77,7 @@ async fn a_full_batch_is_followed_at_once_by_another_sweep() {
     t.app.config.sweep_batch = 1;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let req = active(&t).await;
+        let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
         ids.push(req.id);
     }
     t.clock.advance(TimeDelta::minutes(31));

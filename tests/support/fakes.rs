@@ -8,15 +8,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use jitbot::app::{App, AppConfig, ManualClock, Ports};
+use jitbot::app::{App, AppConfig, Decision, ManualClock, Ports, Submission};
 use jitbot::core::catalog::{
     AccessConfig, Catalog, PortConfig, RequesterConfig, SourceConfig, TargetConfig,
 };
+use jitbot::core::command::Reason;
 use jitbot::core::ids::{SlackGroupId, SlackUserId};
 use jitbot::core::ports::{
     AuditEvent, Directory, EnforceError, Enforcer, Notifier, NotifyError, PolicyRef, Store,
 };
 use jitbot::core::request::AccessRequest;
+use jitbot::core::ttl::Ttl;
 
 /// Keeps applied policies in a map, like a tiny cluster, and counts every call.
 #[derive(Default)]
@@ -230,6 +232,28 @@ pub fn catalog() -> Catalog {
         &[alice, carol, lead],
     )
     .unwrap()
+}
+
+/// What `/jit request <target> 30m INC-4411 replica lag` asks for, by `requester`.
+pub fn ask(target: &str, requester: &str) -> Submission {
+    Submission {
+        requester: user(requester),
+        target: target.parse().unwrap(),
+        duration: Ttl::from_mins(30),
+        from: None,
+        reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
+    }
+}
+
+/// A 30-minute grant of `target` for `requester`, approved by `approver` and active.
+pub async fn active(app: &App, target: &str, requester: &str, approver: &str) -> AccessRequest {
+    let req = app.submit(ask(target, requester)).await.unwrap();
+    let t = app
+        .decide(&req.id, &user(approver), Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(t.request.state, jitbot::core::request::State::Active);
+    t.request
 }
 
 /// An app over `store` with recording fakes and a manual clock at `t0()`.
