@@ -7,70 +7,24 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::Api;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use jitbot::adapters::slack::blocks::APPROVE;
 use jitbot::core::ports::Clock;
 use jitbot::core::request::State;
-use jitbot::startup::Application;
 
 use crate::support::fake_slack::FakeSlack;
 use crate::support::fakes::{ALICE, LEAD1, LEAD2, t0};
-use crate::support::kube::{Cluster, cluster};
-use crate::support::redis::{RedisServer, unique_prefix};
-use crate::support::slack_world::{APPROVALS, AUDIT, InboundSlack, TOKEN};
-use crate::support::spawn::{World, clock, spawn_app};
+use crate::support::slack_world::{APPROVALS, AUDIT, InboundSlack};
+use crate::support::spawn::{Stack, clock, spawn_app};
 
-struct Setup {
-    _redis: RedisServer,
-    redis_url: String,
-    prefix: String,
-    cluster: Cluster,
-    slack: FakeSlack,
+async fn setup() -> Stack {
+    Stack::start().await
 }
 
-async fn setup() -> Setup {
-    let redis = RedisServer::start();
-    let cluster = cluster().await;
-    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
-    Setup {
-        redis_url: redis.url(),
-        _redis: redis,
-        prefix: unique_prefix(),
-        cluster,
-        slack,
-    }
-}
-
-impl Setup {
-    fn world(&self, clock: &std::sync::Arc<jitbot::app::ManualClock>) -> World<'_> {
-        World {
-            redis_url: &self.redis_url,
-            key_prefix: &self.prefix,
-            kube: self.cluster.client.clone(),
-            namespace: &self.cluster.namespace,
-            slack_api_url: &self.slack.api_url,
-            clock: clock.clone(),
-        }
-    }
-
-    fn policies(&self) -> Api<NetworkPolicy> {
-        Api::namespaced(self.cluster.client.clone(), self.cluster.namespace.as_str())
-    }
-
-    async fn policy(&self, id: &str) -> Option<NetworkPolicy> {
-        self.policies().get_opt(&format!("jit-{id}")).await.unwrap()
-    }
-}
-
-fn inbound(
-    app: &Application,
-    clock: &std::sync::Arc<jitbot::app::ManualClock>,
-    slack: &FakeSlack,
-) -> InboundSlack {
-    InboundSlack::new(format!("http://{}", app.addr), clock.clone(), slack)
+async fn live_policy(s: &Stack, id: &str) -> Option<NetworkPolicy> {
+    s.policies().get_opt(&format!("jit-{id}")).await.unwrap()
 }
 
 /// `/jit request` through the HTTP surface; returns the request id from the answer.
@@ -111,7 +65,7 @@ async fn request_approve_apply_expire_and_audit_end_to_end() {
     let s = setup().await;
     let clock = clock();
     let app = spawn_app(&s.world(&clock), false).await;
-    let slack = inbound(&app, &clock, &s.slack);
+    let slack = s.inbound(&app, &clock);
 
     let id = request(&slack).await;
     let card = s
@@ -136,8 +90,7 @@ async fn request_approve_apply_expire_and_audit_end_to_end() {
         })
         .await;
 
-    let policy = s
-        .policy(&id)
+    let policy = live_policy(&s, &id)
         .await
         .expect("the NetworkPolicy is in the API server");
     let annotations = policy.metadata.annotations.unwrap();
@@ -147,7 +100,10 @@ async fn request_approve_apply_expire_and_audit_end_to_end() {
     clock.advance(TimeDelta::minutes(30));
     let report = app.app.sweep_once(clock.now()).await.unwrap();
     assert_eq!(report.expired, 1, "{report:?}");
-    assert!(s.policy(&id).await.is_none(), "gone within one sweep");
+    assert!(
+        live_policy(&s, &id).await.is_none(),
+        "gone within one sweep"
+    );
 
     app.notifier.flush().await;
     let thread = audit_thread_ts(&s.slack);
@@ -167,7 +123,7 @@ async fn two_replicas_sharing_redis_decide_apply_and_revoke_once() {
     let clock = clock();
     let a = spawn_app(&s.world(&clock), false).await;
     let b = spawn_app(&s.world(&clock), false).await;
-    let (via_a, via_b) = (inbound(&a, &clock, &s.slack), inbound(&b, &clock, &s.slack));
+    let (via_a, via_b) = (s.inbound(&a, &clock), s.inbound(&b, &clock));
 
     let id = request(&via_a).await;
     s.slack
@@ -187,13 +143,13 @@ async fn two_replicas_sharing_redis_decide_apply_and_revoke_once() {
     s.slack
         .wait_until(|f| f.calls("respond:one").len() + f.calls("respond:two").len() == 1)
         .await;
-    assert!(s.policy(&id).await.is_some());
+    assert!(live_policy(&s, &id).await.is_some());
 
     clock.advance(TimeDelta::minutes(31));
     let (ra, rb) = tokio::join!(a.app.sweep_once(clock.now()), b.app.sweep_once(clock.now()));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.expired + rb.expired, 1, "one revoke: {ra:?} {rb:?}");
-    assert!(s.policy(&id).await.is_none());
+    assert!(live_policy(&s, &id).await.is_none());
 
     a.notifier.flush().await;
     b.notifier.flush().await;
@@ -230,7 +186,7 @@ async fn a_replica_that_dies_after_approval_is_cleaned_up_by_the_next_at_start_u
     let s = setup().await;
     let clock = clock();
     let first = spawn_app(&s.world(&clock), false).await;
-    let slack = inbound(&first, &clock, &s.slack);
+    let slack = s.inbound(&first, &clock);
     let id = request(&slack).await;
     slack.click(LEAD1, APPROVE, &id, "lead").await;
     s.slack
@@ -238,7 +194,7 @@ async fn a_replica_that_dies_after_approval_is_cleaned_up_by_the_next_at_start_u
             b["blocks"].to_string().contains("· expires")
         })
         .await;
-    assert!(s.policy(&id).await.is_some());
+    assert!(live_policy(&s, &id).await.is_some());
     first.stop().await;
 
     // Long after expiry, a new process starts with its workers on.
@@ -246,7 +202,7 @@ async fn a_replica_that_dies_after_approval_is_cleaned_up_by_the_next_at_start_u
     let next = spawn_app(&s.world(&clock), true).await;
     let gone = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            if s.policy(&id).await.is_none() {
+            if live_policy(&s, &id).await.is_none() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await; // polling the API server

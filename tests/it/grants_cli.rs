@@ -9,12 +9,9 @@ use kube::api::Api;
 
 use jitbot::core::ports::Clock;
 
-use crate::support::fake_slack::FakeSlack;
 use crate::support::fakes::{ADMIN, ALICE, LEAD1};
-use crate::support::kube::{cluster, server};
-use crate::support::redis::{RedisServer, unique_prefix};
-use crate::support::slack_world::{APPROVALS, AUDIT, InboundSlack, TOKEN};
-use crate::support::spawn::{World, clock, settings, spawn_app};
+use crate::support::kube::server;
+use crate::support::spawn::{Stack, clock, settings, spawn_app};
 
 fn jitbot(args: &[&str], config: &std::path::Path, redis: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jitbot"));
@@ -33,21 +30,11 @@ fn jitbot(args: &[&str], config: &std::path::Path, redis: Option<&str>) -> Outpu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_lists_and_revokes_a_grant_from_the_command_line() {
-    let redis = RedisServer::start();
-    let c = cluster().await;
-    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+    let stack = Stack::start().await;
     let clock = clock();
-    let prefix = unique_prefix();
-    let world = World {
-        redis_url: &redis.url(),
-        key_prefix: &prefix,
-        kube: c.client.clone(),
-        namespace: &c.namespace,
-        slack_api_url: &slack.api_url,
-        clock: clock.clone(),
-    };
+    let world = stack.world(&clock);
     let app = spawn_app(&world, false).await;
-    let inbound = InboundSlack::new(format!("http://{}", app.addr), clock.clone(), &slack);
+    let inbound = stack.inbound(&app, &clock);
     let (_, answer) = inbound
         .command(ALICE, "request payments-db 30m INC-4411 replica lag")
         .await;
@@ -75,7 +62,7 @@ async fn an_operator_lists_and_revokes_a_grant_from_the_command_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("set REDIS_URL"));
 
-    let out = jitbot(&["grants", "list"], &config, Some(&redis.url()));
+    let out = jitbot(&["grants", "list"], &config, Some(&stack.redis_url));
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -90,7 +77,7 @@ async fn an_operator_lists_and_revokes_a_grant_from_the_command_line() {
     let out = jitbot(
         &["grants", "revoke", &id, "--by", "U0MALLORY1"],
         &config,
-        Some(&redis.url()),
+        Some(&stack.redis_url),
     );
     assert_eq!(out.status.code(), Some(2), "a stranger may not revoke");
     let out = jitbot(
@@ -104,14 +91,17 @@ async fn an_operator_lists_and_revokes_a_grant_from_the_command_line() {
             "incident over",
         ],
         &config,
-        Some(&redis.url()),
+        Some(&stack.redis_url),
     );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), c.namespace.as_str());
+    let policies: Api<NetworkPolicy> = Api::namespaced(
+        stack.cluster.client.clone(),
+        stack.cluster.namespace.as_str(),
+    );
     assert!(
         policies
             .get_opt(&format!("jit-{id}"))

@@ -15,48 +15,25 @@ use jitbot::core::request::{AccessRequest, AuditKind, NewRequest, Scope};
 use jitbot::core::ttl::Ttl;
 use jitbot::startup::Application;
 
-use crate::support::fake_slack::FakeSlack;
 use crate::support::fakes::{ALICE, LEAD1, active, t0};
-use crate::support::kube::{Cluster, cluster};
-use crate::support::redis::{RedisServer, unique_prefix};
-use crate::support::slack_world::{APPROVALS, AUDIT, TOKEN};
-use crate::support::spawn::{World, clock, spawn_app};
+use crate::support::spawn::{Stack, clock, spawn_app};
 
 struct Fixture {
-    _redis: RedisServer,
-    _slack: FakeSlack,
-    cluster: Cluster,
+    stack: Stack,
     app: Application,
     clock: std::sync::Arc<jitbot::app::ManualClock>,
 }
 
 async fn fixture() -> Fixture {
-    let redis = RedisServer::start();
-    let cluster = cluster().await;
-    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+    let stack = Stack::start().await;
     let clock = clock();
-    let prefix = unique_prefix();
-    let world = World {
-        redis_url: &redis.url(),
-        key_prefix: &prefix,
-        kube: cluster.client.clone(),
-        namespace: &cluster.namespace,
-        slack_api_url: &slack.api_url,
-        clock: clock.clone(),
-    };
-    let app = spawn_app(&world, false).await;
-    Fixture {
-        _redis: redis,
-        _slack: slack,
-        cluster,
-        app,
-        clock,
-    }
+    let app = spawn_app(&stack.world(&clock), false).await;
+    Fixture { stack, app, clock }
 }
 
 impl Fixture {
     fn policies(&self) -> Api<NetworkPolicy> {
-        Api::namespaced(self.cluster.client.clone(), self.cluster.namespace.as_str())
+        self.stack.policies()
     }
 
     async fn exists(&self, name: &str) -> bool {
@@ -72,7 +49,7 @@ impl Fixture {
                 requester: ALICE.parse().unwrap(),
                 target: "payments-db".parse().unwrap(),
                 scope: Scope {
-                    namespace: self.cluster.namespace.clone(),
+                    namespace: self.stack.cluster.namespace.clone(),
                     pod_selector: [("app".to_owned(), "postgres".to_owned())].into(),
                     ports: vec![],
                     approvals_required: 1,

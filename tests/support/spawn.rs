@@ -14,7 +14,13 @@ use jitbot::settings::{Secrets, Settings};
 use jitbot::startup::{Application, Overrides};
 
 use super::fakes::{ALICE, LEAD1, LEAD2, t0};
-use super::slack_world::{APPROVALS, AUDIT, SECRET, TOKEN};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::Api;
+
+use super::fake_slack::FakeSlack;
+use super::kube::{Cluster, cluster};
+use super::redis::{RedisServer, unique_prefix};
+use super::slack_world::{APPROVALS, AUDIT, InboundSlack, SECRET, TOKEN};
 
 /// Where a test's jitbot finds its world.
 pub struct World<'a> {
@@ -93,4 +99,51 @@ pub async fn spawn_app(world: &World<'_>, workers: bool) -> Application {
 /// A manual clock at the fixed test time.
 pub fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(t0()))
+}
+
+/// Everything a jitbot replica needs around it for one test: a redis-server with a
+/// fresh key prefix, a namespace of its own in the real API server, and a fake Slack.
+pub struct Stack {
+    _redis: RedisServer,
+    pub redis_url: String,
+    pub prefix: String,
+    pub cluster: Cluster,
+    pub slack: FakeSlack,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let redis = RedisServer::start();
+        let cluster = cluster().await;
+        let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+        Stack {
+            redis_url: redis.url(),
+            _redis: redis,
+            prefix: unique_prefix(),
+            cluster,
+            slack,
+        }
+    }
+
+    /// The world replicas see, on `clock`.
+    pub fn world(&self, clock: &Arc<ManualClock>) -> World<'_> {
+        World {
+            redis_url: &self.redis_url,
+            key_prefix: &self.prefix,
+            kube: self.cluster.client.clone(),
+            namespace: &self.cluster.namespace,
+            slack_api_url: &self.slack.api_url,
+            clock: clock.clone(),
+        }
+    }
+
+    /// The NetworkPolicies of the test's namespace.
+    pub fn policies(&self) -> Api<NetworkPolicy> {
+        Api::namespaced(self.cluster.client.clone(), self.cluster.namespace.as_str())
+    }
+
+    /// A jitbot that talks to `app` the way Slack does.
+    pub fn inbound(&self, app: &Application, clock: &Arc<ManualClock>) -> InboundSlack {
+        InboundSlack::new(format!("http://{}", app.addr), clock.clone(), &self.slack)
+    }
 }
