@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use jitbot::adapters::slack::blocks::APPROVE;
 use jitbot::core::ports::Clock;
@@ -47,17 +46,6 @@ fn texts_in_thread(slack: &FakeSlack, thread: &str) -> Vec<String> {
         .filter(|b| b["thread_ts"] == thread)
         .map(|b| b["text"].as_str().unwrap_or("").to_owned())
         .collect()
-}
-
-fn audit_thread_ts(slack: &FakeSlack) -> String {
-    // The opening message is the first post to the audit channel; the fake numbers
-    // every post in order, so find its ts from the recorded card/update bodies.
-    let posts: Vec<Value> = slack.calls("chat.postMessage");
-    let index = posts
-        .iter()
-        .position(|b| b["channel"] == AUDIT && b.get("thread_ts").is_none())
-        .unwrap();
-    format!("1700000000.{:06}", 101 + index)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +94,7 @@ async fn request_approve_apply_expire_and_audit_end_to_end() {
     );
 
     app.notifier.flush().await;
-    let thread = audit_thread_ts(&s.slack);
+    let thread = s.slack.opening_ts(AUDIT);
     let replies = texts_in_thread(&s.slack, &thread).join("\n");
     for step in ["*approved*", "*activated*", "*expired*"] {
         assert!(
@@ -160,7 +148,7 @@ async fn two_replicas_sharing_redis_decide_apply_and_revoke_once() {
         .filter(|m| m["channel"] == APPROVALS)
         .count();
     assert_eq!(cards, 1, "one card");
-    let thread = audit_thread_ts(&s.slack);
+    let thread = s.slack.opening_ts(AUDIT);
     let replies = texts_in_thread(&s.slack, &thread);
     for step in ["*approved*", "*activated*", "*expired*"] {
         assert_eq!(

@@ -184,8 +184,8 @@ async fn self_approval_is_refused_unless_the_target_allows_it() {
 async fn approve_updates_the_card_dms_the_requester_threads_the_audit_and_applies() {
     let w = SlackWorld::start().await;
     let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
-    let opening = w
-        .slack
+    // The audit thread is opened before anyone decides.
+    w.slack
         .wait_for("chat.postMessage", |b| b["channel"] == AUDIT)
         .await;
     assert_eq!(
@@ -215,7 +215,7 @@ async fn approve_updates_the_card_dms_the_requester_threads_the_audit_and_applie
         "{dm}"
     );
     assert_eq!(w.slack.calls("conversations.open")[0]["users"], ALICE);
-    let thread = opening_ts(&w, &opening);
+    let thread = w.slack.opening_ts(AUDIT);
     w.slack
         .wait_for("chat.postMessage", |b| {
             b["thread_ts"] == thread.as_str() && b["text"].as_str().unwrap().contains("activated")
@@ -231,21 +231,6 @@ async fn approve_updates_the_card_dms_the_requester_threads_the_audit_and_applie
         w.slack.message(channel, ts).unwrap()["blocks"],
         update["blocks"]
     );
-}
-
-fn opening_ts(w: &SlackWorld, opening: &Value) -> String {
-    let posted = w
-        .slack
-        .all_calls()
-        .iter()
-        .position(|c| c.method == "chat.postMessage" && c.body == *opening)
-        .unwrap();
-    // The fake numbers messages in order from 1700000000.000101.
-    let n = w.slack.all_calls()[..=posted]
-        .iter()
-        .filter(|c| c.method == "chat.postMessage")
-        .count();
-    format!("1700000000.{:06}", 100 + n)
 }
 
 #[tokio::test]

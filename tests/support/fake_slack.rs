@@ -34,6 +34,23 @@ impl FakeSlack {
         FakeSlack(standin)
     }
 
+    /// The `ts` of the only top-level message in `channel` (e.g. a request's audit
+    /// thread opening), as Slack gave it out.
+    pub fn opening_ts(&self, channel: &str) -> String {
+        let openings: Vec<String> = self
+            .messages(channel)
+            .into_iter()
+            .filter(|m| m.thread_ts.is_none())
+            .map(|m| m.ts)
+            .collect();
+        assert_eq!(
+            openings.len(),
+            1,
+            "top-level messages in {channel}: {openings:?}"
+        );
+        openings[0].clone()
+    }
+
     /// Waits until `pred` holds for the calls recorded so far.
     pub async fn wait_until(&self, pred: impl Fn(&FakeSlack) -> bool) {
         if !self.0.wait_until(PATIENCE, |_| pred(self)).await {
