@@ -157,9 +157,22 @@ impl Worker {
         }
     }
 
-    /// A new request: ask the cluster whether it matters, post the card to the
-    /// approvers and open the request's audit thread.
+    /// A new request: open its audit thread, ask the cluster whether it matters and
+    /// post the card to the approvers.
     async fn open(&mut self, req: &AccessRequest) {
+        // The audit thread is opened and remembered before the card goes out: nobody
+        // can decide before the card exists, so whichever replica handles the
+        // decision finds the thread to reply in.
+        if let Some(audit) = self.config.audit_channel.clone() {
+            match self
+                .api
+                .post_message(&audit, &blocks::audit_opening(req), None, None)
+                .await
+            {
+                Ok((channel, ts)) => self.remember(req, AUDIT, &format!("{channel} {ts}")).await,
+                Err(e) => self.log(req, "opening the audit thread", Err(e)),
+            }
+        }
         let preview = self.previewer.preview(req).await;
         self.remember(req, PREVIEW, &preview).await;
         let channel = match self.catalog.target(req.target.as_str()) {
@@ -177,16 +190,6 @@ impl Worker {
         {
             Ok((channel, ts)) => self.remember(req, CARD, &format!("{channel} {ts}")).await,
             Err(e) => self.log(req, "posting the approval card", Err(e)),
-        }
-        if let Some(audit) = self.config.audit_channel.clone() {
-            match self
-                .api
-                .post_message(&audit, &blocks::audit_opening(req), None, None)
-                .await
-            {
-                Ok((channel, ts)) => self.remember(req, AUDIT, &format!("{channel} {ts}")).await,
-                Err(e) => self.log(req, "opening the audit thread", Err(e)),
-            }
         }
     }
 
