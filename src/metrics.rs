@@ -22,13 +22,42 @@ struct ErrorKind {
     kind: &'static str,
 }
 
+/// Which path ended a grant's access in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevocationPath {
+    /// The store's timers (`sweep_once`).
+    Sweep,
+    /// The cluster-side expiry guard, which needs only the API server.
+    Guard,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    path: &'static str,
+}
+
+/// Revocation lag buckets, in seconds: fine below a second, where the deadline-driven
+/// paths work, coarse above, where only a failure puts a grant.
+const REVOCATION_BUCKETS: [f64; 14] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+
+fn revocation_histogram() -> Histogram {
+    Histogram::new(REVOCATION_BUCKETS)
+}
+
 /// jitbot's metrics and the registry `/metrics` encodes.
 pub struct Metrics {
     registry: Registry,
     requests: Family<Outcome, Counter>,
     active: Gauge,
     decision_latency: Histogram,
-    revocation_lag: Histogram,
+    revocation_lag: Family<PathLabel, Histogram, fn() -> Histogram>,
+    guard_tracked: Gauge,
+    guard_deletes: Family<Outcome, Counter>,
+    guard_watching: Gauge,
+    last_sweep: Gauge,
+    last_reconcile: Gauge,
     slack_errors: Family<ErrorKind, Counter>,
     kube_errors: Family<ErrorKind, Counter>,
 }
@@ -61,11 +90,44 @@ impl Metrics {
             "Seconds from a request to its approval or denial",
             decision_latency.clone(),
         );
-        let revocation_lag = Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0]);
+        let revocation_lag =
+            Family::<PathLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                revocation_histogram,
+            );
         registry.register(
             "revocation_lag_seconds",
-            "Seconds from a grant's expires_at to the deletion of its policy",
+            "Seconds from a grant's expires_at to the deletion of its policy, by the path that deleted it (guard, sweep)",
             revocation_lag.clone(),
+        );
+        let guard_tracked = Gauge::default();
+        registry.register(
+            "expiry_guard_tracked",
+            "jitbot's NetworkPolicies the expiry guard holds a deadline for",
+            guard_tracked.clone(),
+        );
+        let guard_deletes = Family::<Outcome, Counter>::default();
+        registry.register(
+            "expiry_guard_deletes",
+            "The expiry guard's deletes by outcome (deleted, already_handled by another replica or path, failed)",
+            guard_deletes.clone(),
+        );
+        let guard_watching = Gauge::default();
+        registry.register(
+            "expiry_guard_watching",
+            "1 while the expiry guard's watch of the cluster is established and listed, 0 while it reconnects",
+            guard_watching.clone(),
+        );
+        let last_sweep = Gauge::default();
+        registry.register(
+            "sweep_last_success_timestamp_seconds",
+            "Unix time of the last sweep of the store's timers that finished",
+            last_sweep.clone(),
+        );
+        let last_reconcile = Gauge::default();
+        registry.register(
+            "reconcile_last_success_timestamp_seconds",
+            "Unix time of the last reconcile pass that finished",
+            last_reconcile.clone(),
         );
         let slack_errors = Family::<ErrorKind, Counter>::default();
         registry.register(
@@ -85,6 +147,11 @@ impl Metrics {
             active,
             decision_latency,
             revocation_lag,
+            guard_tracked,
+            guard_deletes,
+            guard_watching,
+            last_sweep,
+            last_reconcile,
             slack_errors,
             kube_errors,
         }
@@ -118,10 +185,44 @@ impl Metrics {
             .inc();
     }
 
-    /// Records how late a policy was deleted after its expiry.
-    pub fn revoked_after_expiry(&self, expires_at: DateTime<Utc>, deleted_at: DateTime<Utc>) {
+    /// Records how late `path` deleted a policy after its expiry.
+    pub fn revoked_after_expiry(
+        &self,
+        path: RevocationPath,
+        expires_at: DateTime<Utc>,
+        deleted_at: DateTime<Utc>,
+    ) {
+        let path = match path {
+            RevocationPath::Sweep => "sweep",
+            RevocationPath::Guard => "guard",
+        };
         let secs = (deleted_at - expires_at).num_milliseconds().max(0) as f64 / 1000.0;
-        self.revocation_lag.observe(secs);
+        self.revocation_lag
+            .get_or_create(&PathLabel { path })
+            .observe(secs);
+    }
+
+    pub fn set_guard_tracked(&self, n: usize) {
+        self.guard_tracked.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One delete of the expiry guard ended with `outcome`.
+    pub fn guard_delete(&self, outcome: &'static str) {
+        self.guard_deletes.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    pub fn set_guard_watching(&self, watching: bool) {
+        self.guard_watching.set(i64::from(watching));
+    }
+
+    /// A sweep finished at `at`.
+    pub fn swept(&self, at: DateTime<Utc>) {
+        self.last_sweep.set(at.timestamp());
+    }
+
+    /// A reconcile pass finished at `at`.
+    pub fn reconciled(&self, at: DateTime<Utc>) {
+        self.last_reconcile.set(at.timestamp());
     }
 
     pub fn set_active(&self, n: usize) {
@@ -157,6 +258,7 @@ mod tests {
         m.kube_error("unavailable");
         m.set_active(3);
         m.revoked_after_expiry(
+            RevocationPath::Guard,
             DateTime::UNIX_EPOCH,
             DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(2),
         );
@@ -166,7 +268,7 @@ mod tests {
             "jitbot_slack_api_errors_total{kind=\"rate_limited\"} 1",
             "jitbot_kubernetes_api_errors_total{kind=\"unavailable\"} 1",
             "jitbot_active_grants 3",
-            "jitbot_revocation_lag_seconds_count 1",
+            "jitbot_revocation_lag_seconds_count{path=\"guard\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -162,6 +162,20 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let s = self.lock()?;
+        // A claimed timer stays in `due`; it fires again when its lease runs out.
+        let mut earliest: Option<DateTime<Utc>> = None;
+        for (at, id) in &s.due {
+            if earliest.is_some_and(|e| e <= *at) {
+                break;
+            }
+            let fires = s.claimed.get(id).map_or(*at, |lease| (*at).max(*lease));
+            earliest = Some(earliest.map_or(fires, |e| e.min(fires)));
+        }
+        Ok(earliest)
+    }
+
     async fn release(&self, req: &AccessRequest) -> Result<(), StoreError> {
         let mut s = self.lock()?;
         let current = s.requests.get(&req.id).cloned();

@@ -92,6 +92,7 @@ impl App {
             ),
         };
         self.ports.store.create(&req, &event).await?;
+        self.armed(&req);
         self.metrics.requested();
         info!(request_id = %req.id, "request submitted");
         self.publish(&req, &event).await;
@@ -189,7 +190,7 @@ impl App {
         req: AccessRequest,
         now: DateTime<Utc>,
     ) -> Result<AccessRequest, AppError> {
-        let expires_at = now + req.duration.as_delta();
+        let expires_at = request::whole_second(now + req.duration.as_delta());
         let policies = netpol::render(&req, expires_at);
         let mut backoff = self.config.apply_backoff;
         let mut attempt = 1;
@@ -253,6 +254,7 @@ impl App {
             let audit = AuditEvent::of(&t, actor, now, describe(&t));
             match self.ports.store.transition(&t, &audit).await {
                 Ok(()) => {
+                    self.armed(&t.request);
                     self.metrics.transition(&t, now);
                     info!(request_id = %id, from = %t.from, to = %t.request.state, kind = t.kind.as_str(), "transition");
                     self.publish(&t.request, &audit).await;

@@ -9,6 +9,7 @@
 //!   replicas resolve to one transition;
 //! - notifications never block or undo the lifecycle: failures are logged.
 
+mod alarm;
 mod clock;
 pub mod lifecycle;
 mod reconcile;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
+pub use alarm::Alarm;
 pub use clock::{ManualClock, SystemClock};
 pub use lifecycle::{Decision, Submission};
 pub use reconcile::ReconcileReport;
@@ -76,6 +78,8 @@ pub struct App {
     pub ports: Ports,
     pub config: AppConfig,
     pub metrics: Arc<Metrics>,
+    /// Wakes this replica's sweep when a use case arms a timer before its plan.
+    pub alarm: Arc<Alarm>,
 }
 
 /// Why a use case did not do what was asked. `Display` is a sentence for the person
@@ -119,6 +123,7 @@ impl App {
             ports,
             config,
             metrics: Arc::new(Metrics::new()),
+            alarm: Arc::new(Alarm::default()),
         }
     }
 
@@ -169,6 +174,18 @@ impl App {
             .load(id)
             .await?
             .ok_or_else(|| AppError::NotFound(id.clone()))
+    }
+
+    /// When the store's earliest timer is due (see [`Store::next_due`]).
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, AppError> {
+        Ok(self.ports.store.next_due().await?)
+    }
+
+    /// Tells this replica's sweep about a timer the store now holds for `req`.
+    fn armed(&self, req: &AccessRequest) {
+        if let Some(at) = req.due_at() {
+            self.alarm.armed(at);
+        }
     }
 
     /// Counts a cluster error by kind.

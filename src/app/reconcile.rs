@@ -1,11 +1,13 @@
 //! `reconcile_once`: the second, independent path that keeps the cluster honest. It
-//! lists every policy labelled as jitbot's and
-//! - deletes any past its `jitbot.dev/expires-at` (or without a readable one), even
-//!   when the store knows nothing about it;
-//! - deletes any whose request the store knows and is not Active (or Approved, which
-//!   is being applied right now);
-//! - keeps a policy it cannot explain (unknown request) only until its expires-at;
-//! - re-applies an Active grant whose policy is missing or was edited by someone else.
+//! lists every policy labelled as jitbot's, then
+//! 1. deletes any past its `jitbot.dev/expires-at`, without a readable one, or with
+//!    one further away than `access.max_duration` (see [`crate::core::expiry`])
+//!    before it asks the store anything, so a store outage cannot keep access open;
+//! 2. deletes any whose request the store knows and is not Active (or Approved, which
+//!    is being applied right now); keeps a policy it cannot explain (unknown request)
+//!    only until its expires-at; restores an Active grant's policy that someone
+//!    edited. One request the store cannot read is skipped, not the pass;
+//! 3. re-applies an Active grant whose policy is missing.
 //!
 //! Policies without jitbot's label are never touched, whatever their name.
 
@@ -16,9 +18,10 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use tracing::{info, instrument, warn};
 
 use super::{App, AppError};
+use crate::core::expiry::{self, Ending, Removal};
 use crate::core::ids::{Namespace, RequestId};
 use crate::core::netpol;
-use crate::core::ports::{AuditEvent, PolicyRef};
+use crate::core::ports::{AuditEvent, PolicyRef, StoreError};
 use crate::core::request::{AccessRequest, AuditKind, State};
 
 /// What one reconcile pass did.
@@ -32,95 +35,69 @@ pub struct ReconcileReport {
     pub errors: usize,
 }
 
+/// A live policy and where it is.
+struct Live<'a> {
+    policy: &'a NetworkPolicy,
+    at: PolicyRef,
+    id: Option<RequestId>,
+}
+
 impl App {
     #[instrument(skip(self))]
     pub async fn reconcile_once(&self, now: DateTime<Utc>) -> Result<ReconcileReport, AppError> {
-        let live = self.ports.enforcer.list_managed().await.map_err(|e| {
+        let policies = self.ports.enforcer.list_managed().await.map_err(|e| {
             self.count_kube_error(&e);
             AppError::Internal(format!("cannot list jitbot's policies: {e}"))
         })?;
         let mut report = ReconcileReport {
-            seen: live.len(),
+            seen: policies.len(),
             ..ReconcileReport::default()
         };
-        let mut present: HashSet<(String, String)> = HashSet::new();
-        for policy in &live {
-            let (Some(name), Some(namespace)) = (&policy.metadata.name, &policy.metadata.namespace)
-            else {
-                continue;
-            };
-            present.insert((namespace.clone(), name.clone()));
-            let id = netpol::request_id(policy);
-            let req = match &id {
-                Some(id) => self.ports.store.load(id).await?,
-                None => None,
-            };
-            let expired = netpol::expires_at(policy).is_none_or(|at| at <= now);
-            let verdict = match (&req, expired) {
-                (_, true) => Some("its expires-at has passed"),
-                (Some(r), false) if !matches!(r.state, State::Active | State::Approved) => {
-                    Some("its request is no longer active")
-                }
-                (None, false) => {
-                    report.kept_unexplained += 1;
-                    None
-                }
-                (Some(_), false) => None,
-            };
-            if let Some(why) = verdict {
-                let target = PolicyRef {
-                    namespace: match namespace.parse::<Namespace>() {
-                        Ok(ns) => ns,
-                        Err(_) => continue,
-                    },
-                    name: name.clone(),
-                };
-                match self
-                    .ports
-                    .enforcer
-                    .revoke(std::slice::from_ref(&target))
-                    .await
-                {
-                    Ok(()) => {
-                        report.removed += 1;
-                        info!(request_id = ?id, policy = %name, %namespace, why, "reconciler removed a policy");
-                        let detail =
-                            format!("reconciler deleted NetworkPolicy {namespace}/{name}: {why}");
-                        self.record(
-                            id.as_ref(),
-                            req.as_ref(),
-                            AuditKind::PolicyRemoved,
-                            now,
-                            detail,
-                        )
-                        .await;
-                    }
-                    Err(e) => {
-                        report.errors += 1;
-                        warn!(request_id = ?id, policy = %name, error = %e, "reconciler could not delete a policy");
-                    }
-                }
-            } else if let Some(r) = req.as_ref().filter(|r| r.state == State::Active)
-                && edited(policy, r)
-            {
-                if self.reapply(r).await {
-                    report.reapplied += 1;
-                    let detail = format!(
-                        "reconciler restored NetworkPolicy {namespace}/{name}, which had been edited"
-                    );
-                    self.record(
-                        Some(&r.id),
-                        Some(r),
-                        AuditKind::PolicyReapplied,
-                        now,
-                        detail,
-                    )
-                    .await;
-                } else {
-                    report.errors += 1;
-                }
+        let live: Vec<Live<'_>> = policies.iter().filter_map(Live::of).collect();
+        let present: HashSet<&PolicyRef> = live.iter().map(|l| &l.at).collect();
+
+        // 1. What the policies themselves say is over, before the store is asked.
+        let cap = self.catalog.limits.max_duration;
+        let mut ended = Vec::new();
+        let mut current = Vec::new();
+        for l in &live {
+            let annotations = l.policy.metadata.annotations.as_ref();
+            match expiry::ending(annotations, now, cap) {
+                Ending::Expired { expires_at } if expires_at > now => current.push(l),
+                Ending::Expired { .. } => ended.push((l, "its expires-at has passed".to_owned())),
+                Ending::Invalid(why) => ended.push((l, why.to_string())),
             }
         }
+        let mut removed = Vec::new();
+        for (l, why) in ended {
+            if self.remove_live(l, &why, &mut report).await {
+                removed.push((l, why));
+            }
+        }
+        for (l, why) in removed {
+            let req = self.request_of(l, &mut report).await?;
+            self.record_removal(l, req.known(), &why, now).await;
+        }
+
+        // 2. The rest against the store.
+        for l in current {
+            match self.request_of(l, &mut report).await? {
+                Stored::Unreadable => {}
+                Stored::Unknown => report.kept_unexplained += 1,
+                Stored::Known(r) if !matches!(r.state, State::Active | State::Approved) => {
+                    let why = "its request is no longer active";
+                    if self.remove_live(l, why, &mut report).await {
+                        self.record_removal(l, Some(&r), why, now).await;
+                    }
+                }
+                Stored::Known(r) if r.state == State::Active && edited(l.policy, &r) => {
+                    self.restore(&r, &l.at, now, &mut report).await;
+                }
+                Stored::Known(_) => {}
+            }
+        }
+
+        // 3. Active grants whose policy is missing.
         let active = self.ports.store.list_by_state(State::Active).await?;
         self.metrics.set_active(active.len());
         for r in active {
@@ -129,63 +106,198 @@ impl App {
             }
             let missing: Vec<PolicyRef> = netpol::policy_refs(&r)
                 .into_iter()
-                .filter(|p| !present.contains(&(p.namespace.to_string(), p.name.clone())))
+                .filter(|p| !present.contains(p))
                 .collect();
             if missing.is_empty() {
                 continue;
             }
             if self.reapply(&r).await {
                 report.reapplied += 1;
-                let names: Vec<String> = missing
-                    .iter()
-                    .map(|p| format!("{}/{}", p.namespace, p.name))
-                    .collect();
+                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
                 let detail = format!(
                     "reconciler re-applied missing NetworkPolicy {}",
                     names.join(", ")
                 );
-                self.record(
-                    Some(&r.id),
-                    Some(&r),
-                    AuditKind::PolicyReapplied,
-                    now,
-                    detail,
-                )
-                .await;
+                self.record(&r.id, Some(&r), AuditKind::PolicyReapplied, now, detail)
+                    .await;
             } else {
                 report.errors += 1;
             }
         }
+        self.metrics.reconciled(self.now());
         Ok(report)
+    }
+
+    /// The request behind a live policy. Only an unavailable store is an error (the
+    /// pass cannot go on); a request that cannot be read is counted and skipped.
+    async fn request_of(
+        &self,
+        l: &Live<'_>,
+        report: &mut ReconcileReport,
+    ) -> Result<Stored, AppError> {
+        let Some(id) = &l.id else {
+            return Ok(Stored::Unknown);
+        };
+        match self.ports.store.load(id).await {
+            Ok(Some(r)) => Ok(Stored::Known(Box::new(r))),
+            Ok(None) => Ok(Stored::Unknown),
+            Err(e @ StoreError::Unavailable(_)) => Err(e.into()),
+            Err(e) => {
+                report.errors += 1;
+                warn!(request_id = %id, policy = %l.at, error = %e, "reconciler cannot read this request; skipping its policy this pass");
+                Ok(Stored::Unreadable)
+            }
+        }
+    }
+
+    /// Deletes one live policy; true when it is gone.
+    async fn remove_live(&self, l: &Live<'_>, why: &str, report: &mut ReconcileReport) -> bool {
+        match self
+            .ports
+            .enforcer
+            .revoke(std::slice::from_ref(&l.at))
+            .await
+        {
+            Ok(()) => {
+                report.removed += 1;
+                info!(request_id = ?l.id, policy = %l.at, why, "reconciler removed a policy");
+                true
+            }
+            Err(e) => {
+                self.count_kube_error(&e);
+                report.errors += 1;
+                warn!(request_id = ?l.id, policy = %l.at, error = %e, "reconciler could not delete a policy");
+                false
+            }
+        }
+    }
+
+    async fn record_removal(
+        &self,
+        l: &Live<'_>,
+        req: Option<&AccessRequest>,
+        why: &str,
+        now: DateTime<Utc>,
+    ) {
+        if let Some(id) = &l.id {
+            let detail = format!("reconciler deleted NetworkPolicy {}: {why}", l.at);
+            self.record(id, req, AuditKind::PolicyRemoved, now, detail)
+                .await;
+        }
+    }
+
+    /// Puts back an Active grant's policy that someone edited.
+    async fn restore(
+        &self,
+        r: &AccessRequest,
+        at: &PolicyRef,
+        now: DateTime<Utc>,
+        report: &mut ReconcileReport,
+    ) {
+        if self.reapply(r).await {
+            report.reapplied += 1;
+            let detail = format!("reconciler restored NetworkPolicy {at}, which had been edited");
+            self.record(&r.id, Some(r), AuditKind::PolicyReapplied, now, detail)
+                .await;
+        } else {
+            report.errors += 1;
+        }
+    }
+
+    /// Audits a policy the expiry guard deleted because its expiry could not be
+    /// trusted (an expiry on time is audited by the sweep, as the request's Expired
+    /// transition). Waits for nothing but the store.
+    pub async fn guard_removed(&self, removal: &Removal) -> Result<(), AppError> {
+        let Some(id) = &removal.request_id else {
+            return Ok(());
+        };
+        let Ending::Invalid(why) = &removal.ending else {
+            return Ok(());
+        };
+        let req = self.ports.store.load(id).await?;
+        let detail = format!(
+            "expiry guard deleted NetworkPolicy {}: {why}",
+            removal.policy
+        );
+        let event = removal_event(id, req.as_ref(), removal.at, detail);
+        self.ports.store.append_audit(&event).await?;
+        if let Some(r) = &req {
+            self.publish(r, &event).await;
+        }
+        Ok(())
     }
 
     /// Audits a reconciler action (and tells Slack when the request is known).
     async fn record(
         &self,
-        id: Option<&RequestId>,
+        id: &RequestId,
         req: Option<&AccessRequest>,
         kind: AuditKind,
         now: DateTime<Utc>,
         detail: String,
     ) {
-        let Some(id) = id else {
-            return;
-        };
-        let event = AuditEvent {
-            request_id: id.clone(),
-            kind,
-            at: now,
-            actor: None,
-            from: req.map(|r| r.state),
-            to: req.map(|r| r.state),
-            detail,
-        };
+        let mut event = removal_event(id, req, now, detail);
+        event.kind = kind;
         if let Err(e) = self.ports.store.append_audit(&event).await {
             warn!(request_id = %id, error = %e, "cannot record a reconciler action in the audit stream");
         }
         if let Some(r) = req {
             self.publish(r, &event).await;
         }
+    }
+}
+
+/// What the store says of a live policy's request.
+enum Stored {
+    Known(Box<AccessRequest>),
+    /// No request of that id (or no readable id on the policy).
+    Unknown,
+    /// The store has it but cannot read it back.
+    Unreadable,
+}
+
+impl Stored {
+    fn known(&self) -> Option<&AccessRequest> {
+        match self {
+            Stored::Known(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Live<'a> {
+    /// A listed policy with a name and a valid namespace; others cannot be ours.
+    fn of(policy: &'a NetworkPolicy) -> Option<Self> {
+        let name = policy.metadata.name.clone()?;
+        let namespace = policy
+            .metadata
+            .namespace
+            .as_ref()?
+            .parse::<Namespace>()
+            .ok()?;
+        Some(Live {
+            policy,
+            at: PolicyRef { namespace, name },
+            id: netpol::request_id(policy),
+        })
+    }
+}
+
+/// A `policy_removed` event by jitbot itself, with the request's state when known.
+fn removal_event(
+    id: &RequestId,
+    req: Option<&AccessRequest>,
+    at: DateTime<Utc>,
+    detail: String,
+) -> AuditEvent {
+    AuditEvent {
+        request_id: id.clone(),
+        kind: AuditKind::PolicyRemoved,
+        at,
+        actor: None,
+        from: req.map(|r| r.state),
+        to: req.map(|r| r.state),
+        detail,
     }
 }
 

@@ -1,14 +1,24 @@
 //! `sweep_once`: one pass of the expiry worker. It claims due timers from the store
 //! (so each is worked by one replica at a time), then lapses pending requests, retries
 //! the apply of approved ones whose replica vanished, and expires active grants:
-//! policy deleted first, then the request marked Expired.
+//! policy deleted first, then the request marked Expired. The claims of one pass are
+//! worked [`SWEEP_CONCURRENCY`] at a time, so a cohort of grants expiring at one
+//! instant waits on the cluster's pace, not on a queue of its own.
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream;
 use tracing::{instrument, warn};
 
 use super::{App, AppError};
 use crate::core::ids::RequestId;
 use crate::core::request::{Event, State};
+use crate::metrics::RevocationPath;
+
+/// Claims one sweep works at once. Each is a few store calls and, for an expiry, a
+/// delete in the API server; past a few dozen in flight the API server (an etcd write
+/// per delete) is the limit, not jitbot.
+pub const SWEEP_CONCURRENCY: usize = 32;
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,8 +73,11 @@ impl App {
             claimed: claims.len(),
             ..SweepReport::default()
         };
-        for claim in claims {
-            match self.sweep_one(&claim.id, now).await {
+        let mut outcomes = stream::iter(claims)
+            .map(|claim| async move { (self.sweep_one(&claim.id, now).await, claim.id) })
+            .buffer_unordered(SWEEP_CONCURRENCY);
+        while let Some((outcome, id)) = outcomes.next().await {
+            match outcome {
                 Ok(Outcome::Lapsed) => report.lapsed += 1,
                 Ok(Outcome::Activated) => report.activated += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
@@ -72,11 +85,12 @@ impl App {
                 Ok(Outcome::Warned) => report.warned += 1,
                 Ok(Outcome::Released) => report.released += 1,
                 Err(e) => {
-                    warn!(request_id = %claim.id, error = %e, "sweep could not finish this request; it will be retried after the lease");
+                    warn!(request_id = %id, error = %e, "sweep could not finish this request; it will be retried after the lease");
                     report.errors += 1;
                 }
             }
         }
+        self.metrics.swept(self.now());
         Ok(report)
     }
 
@@ -111,8 +125,11 @@ impl App {
                     ));
                 }
                 if let Some(expires_at) = req.expires_at {
-                    self.metrics
-                        .revoked_after_expiry(expires_at, self.now().max(now));
+                    self.metrics.revoked_after_expiry(
+                        RevocationPath::Sweep,
+                        expires_at,
+                        self.now().max(now),
+                    );
                 }
                 self.step(id, &Event::Expire, None, now).await?;
                 Ok(Outcome::Expired)

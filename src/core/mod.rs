@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod command;
+pub mod expiry;
 pub mod ids;
 pub mod netpol;
 pub mod ports;

@@ -104,6 +104,11 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Claim>, StoreError>;
 
+    /// When the earliest timer is due: the first armed timer, or the first claim whose
+    /// lease runs out (its work becomes claimable again then). `None` when nothing
+    /// can still move. The sweep sleeps until then.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
     /// Gives a claim back without a transition, re-arming the request's timer as it
     /// stands at `version` (a newer version keeps its own timer).
     async fn release(&self, req: &AccessRequest) -> Result<(), StoreError>;
@@ -133,6 +138,13 @@ pub trait Store: Send + Sync {
 pub struct PolicyRef {
     pub namespace: Namespace,
     pub name: String,
+}
+
+impl std::fmt::Display for PolicyRef {
+    /// `namespace/name`, as kubectl writes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
 }
 
 /// Why the cluster did not do what was asked.
@@ -188,6 +200,10 @@ pub trait Directory: Send + Sync {
 }
 
 /// The time, passed in so tests control it.
+#[async_trait]
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+    /// Returns once [`Clock::now`] has reached `at` (at once if it has). The workers
+    /// wait on deadlines with this, so a test that moves its clock wakes them.
+    async fn sleep_until(&self, at: DateTime<Utc>);
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -30,6 +30,10 @@ use crate::metrics::Metrics;
 use crate::settings::{LogFormat, LogSettings, Secrets, Settings};
 use crate::worker;
 pub use operator::operator_app;
+
+/// Removals by the expiry guard waiting for the store to audit them. Only policies
+/// with an untrustworthy expiry are sent, so this is far more than a burst needs.
+const GUARD_AUDIT_BACKLOG: usize = 10_000;
 
 /// What tests (and the playground) put in place of the standard choices.
 #[derive(Default, Clone)]
@@ -166,6 +170,9 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let store = open_store(settings, secrets).await?;
         let kube = kube_settings(settings);
+        // The expiry guard needs a real API server to watch; the playground's dry-run
+        // cluster has none.
+        let mut kube_cluster = None;
         let ClusterPorts {
             enforcer,
             previewer,
@@ -178,6 +185,7 @@ impl Application {
                         .await
                         .context("cannot reach Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?,
                 });
+                kube_cluster = Some(cluster.clone());
                 ClusterPorts {
                     enforcer: cluster.clone(),
                     previewer: cluster,
@@ -252,6 +260,23 @@ impl Application {
             }
         });
         let mut workers = vec![notifier_task];
+        if !overrides.no_workers
+            && let Some(cluster) = &kube_cluster
+        {
+            let (removals, removed) = mpsc::channel(GUARD_AUDIT_BACKLOG);
+            let guard = cluster.expiry_guard(
+                app.catalog.limits.max_duration,
+                app.ports.clock.clone(),
+                app.metrics.clone(),
+                removals,
+            );
+            workers.push(tokio::spawn(guard.run(stopped.clone())));
+            workers.push(tokio::spawn(worker::guard_audit_loop(
+                app.clone(),
+                removed,
+                stopped.clone(),
+            )));
+        }
         if !overrides.no_workers {
             workers.push(tokio::spawn(worker::sweep_loop(
                 app.clone(),

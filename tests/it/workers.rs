@@ -1,11 +1,15 @@
-//! The worker loops on tokio's paused clock: the sweep runs on its interval and stops
-//! on shutdown; the reconciler runs once at start. No test waits for real time.
+//! The worker loops on tokio's paused clock and the app's manual clock: the sweep
+//! wakes at the store's next deadline (moved earlier by timers this replica arms) and
+//! works a cohort concurrently, and stops on shutdown; the reconciler runs once at
+//! start. No test waits for real time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use tokio::sync::watch;
+
+use jitbot::core::ports::Clock;
 
 use jitbot::adapters::memory::MemoryStore;
 use jitbot::core::request::State;
@@ -94,5 +98,69 @@ async fn a_full_batch_is_followed_at_once_by_another_sweep() {
             State::Expired,
             "all three in one tick"
         );
+    }
+}
+
+/// A ceiling so long that only a deadline can wake the sweep in these tests.
+const NO_CEILING: Duration = Duration::from_secs(24 * 3600);
+
+#[tokio::test(start_paused = true)]
+async fn the_sweep_wakes_at_the_grants_deadline_not_on_a_tick() {
+    let t = test_app(Arc::new(MemoryStore::new()));
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
+    let expires_at = req.expires_at.unwrap();
+    let (_stop, stopped) = watch::channel(false);
+    tokio::spawn(worker::sweep_loop(t.app.clone(), NO_CEILING, stopped));
+    settle().await;
+
+    t.clock.set(expires_at - TimeDelta::seconds(1));
+    settle().await;
+    assert_eq!(
+        t.app.load(&req.id).await.unwrap().state,
+        State::Active,
+        "a second before its expiry the grant stands"
+    );
+    t.clock.set(expires_at);
+    settle().await;
+    assert_eq!(
+        t.app.load(&req.id).await.unwrap().state,
+        State::Expired,
+        "at its expiry, with no tick to wait for"
+    );
+    assert!(t.enforcer.live_names().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_this_replica_arms_wakes_a_sleeping_sweep_early() {
+    let t = test_app(Arc::new(MemoryStore::new()));
+    let (_stop, stopped) = watch::channel(false);
+    // Nothing is due: the sweep sleeps until its ceiling, a day away.
+    tokio::spawn(worker::sweep_loop(t.app.clone(), NO_CEILING, stopped));
+    settle().await;
+
+    // A 30-minute grant arms a timer far before that.
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
+    t.clock.set(req.expires_at.unwrap());
+    settle().await;
+    assert_eq!(t.app.load(&req.id).await.unwrap().state, State::Expired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cohort_expiring_at_one_instant_is_worked_concurrently() {
+    let t = test_app(Arc::new(MemoryStore::new()));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(active(&t.app, "payments-db", ALICE, LEAD1).await.id);
+    }
+    // Each revoke waits until all three are in flight: one after another would hang.
+    *t.enforcer.revoke_barrier.lock().unwrap() = Some(Arc::new(tokio::sync::Barrier::new(3)));
+    t.clock.advance(TimeDelta::minutes(31));
+    let report = tokio::time::timeout(Duration::from_secs(60), t.app.sweep_once(t.clock.now()))
+        .await
+        .expect("the three deletes run at once, not one after another")
+        .unwrap();
+    assert_eq!(report.expired, 3);
+    for id in &ids {
+        assert_eq!(t.app.load(id).await.unwrap().state, State::Expired);
     }
 }

@@ -24,6 +24,9 @@ use jitbot::core::ttl::Ttl;
 #[derive(Default)]
 pub struct RecordingEnforcer {
     pub state: Mutex<EnforcerState>,
+    /// When set, every revoke waits here first: a barrier of N proves N revokes were
+    /// in flight at once.
+    pub revoke_barrier: Mutex<Option<Arc<tokio::sync::Barrier>>>,
 }
 
 #[derive(Default)]
@@ -80,6 +83,10 @@ impl Enforcer for RecordingEnforcer {
     }
 
     async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError> {
+        let barrier = self.revoke_barrier.lock().unwrap().clone();
+        if let Some(barrier) = barrier {
+            barrier.wait().await;
+        }
         let mut s = self.lock();
         if !s.fail_revokes.is_empty() {
             return Err(s.fail_revokes.remove(0));

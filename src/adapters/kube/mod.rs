@@ -10,23 +10,31 @@
 //! [`crate::core::netpol`].
 
 mod errors;
+mod guard;
 mod preview;
 mod retry;
 mod settings;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Config};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub use guard::{ExpiryGuard, GUARD_CONCURRENCY};
 pub use settings::{KubeSettings, ListScope};
 
 use self::errors::classify;
 use self::retry::{Budget, retrying};
+use crate::core::expiry::Removal;
 use crate::core::ids::Namespace;
 use crate::core::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE, MANAGED_SELECTOR};
-use crate::core::ports::{EnforceError, Enforcer, PolicyRef};
+use crate::core::ports::{Clock, EnforceError, Enforcer, PolicyRef};
+use crate::core::ttl::Ttl;
+use crate::metrics::Metrics;
 
 /// The field manager of every server-side apply: one owner, so re-applying the same
 /// rendering is a no-op and never conflicts with itself.
@@ -73,6 +81,53 @@ impl KubeEnforcer {
         ))
     }
 
+    /// The cluster-side expiry guard on this client, watching where `list_managed`
+    /// looks; `run` it on a task of its own.
+    pub fn expiry_guard(
+        &self,
+        max_duration: Ttl,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        removals: mpsc::Sender<Removal>,
+    ) -> ExpiryGuard {
+        ExpiryGuard {
+            cluster: self.clone(),
+            max_duration,
+            clock,
+            metrics,
+            removals,
+        }
+    }
+
+    /// Deletes one policy only if it is still at `resource_version`, in one attempt
+    /// bounded by `request_timeout`: the expiry guard's delete, which must never
+    /// remove a version it has not seen (an extension writes a new one).
+    pub async fn delete_at_version(
+        &self,
+        policy: &PolicyRef,
+        resource_version: &str,
+    ) -> Result<Deleted, EnforceError> {
+        let api = self.policies_in(policy.namespace.as_str());
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: Some(resource_version.to_owned()),
+                uid: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let call = api.delete(&policy.name, &params);
+        match tokio::time::timeout(self.settings.request_timeout, call).await {
+            Ok(Ok(_)) => Ok(Deleted::Now),
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => Ok(Deleted::Already),
+            Ok(Err(kube::Error::Api(status))) if status.code == 409 => Ok(Deleted::NotChanged),
+            Ok(Err(e)) => Err(classify(e).error),
+            Err(_) => Err(EnforceError::Unavailable(format!(
+                "delete {policy}: no answer within {:?}",
+                self.settings.request_timeout
+            ))),
+        }
+    }
+
     fn policies_in(&self, namespace: &str) -> Api<NetworkPolicy> {
         Api::namespaced(self.client.clone(), namespace)
     }
@@ -104,6 +159,17 @@ impl KubeEnforcer {
             }
         }
     }
+}
+
+/// What [`KubeEnforcer::delete_at_version`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// This call deleted it.
+    Now,
+    /// It was gone already.
+    Already,
+    /// It has changed since that version, so it was left alone.
+    NotChanged,
 }
 
 /// Where a rendered policy goes; a policy without both is a bug upstream.

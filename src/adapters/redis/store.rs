@@ -216,6 +216,44 @@ impl Store for RedisStore {
             .collect()
     }
 
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (due, claims) = (self.keys.due(), self.keys.claims());
+        // The first entry of each timer set, in one round trip: ZRANGE 0 0 reads one
+        // element however many timers there are.
+        let firsts: (Vec<(String, f64)>, Vec<(String, f64)>) = self
+            .call("next_due", |mut c| {
+                let (due, claims) = (&due, &claims);
+                async move {
+                    redis::pipe()
+                        .cmd("ZRANGE")
+                        .arg(due)
+                        .arg(0)
+                        .arg(0)
+                        .arg("WITHSCORES")
+                        .cmd("ZRANGE")
+                        .arg(claims)
+                        .arg(0)
+                        .arg(0)
+                        .arg("WITHSCORES")
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let earliest = firsts
+            .0
+            .into_iter()
+            .chain(firsts.1)
+            .map(|(_, ms)| ms as i64)
+            .min();
+        earliest
+            .map(|ms| {
+                DateTime::from_timestamp_millis(ms)
+                    .ok_or_else(|| StoreError::Corrupt(format!("timer index: {ms} is not a time")))
+            })
+            .transpose()
+    }
+
     async fn release(&self, req: &AccessRequest) -> Result<(), StoreError> {
         let mut inv = self.scripts.release.prepare_invoke();
         inv.key(self.keys.request(&req.id))

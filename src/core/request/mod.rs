@@ -158,6 +158,13 @@ pub struct AccessRequest {
     pub warn_at: Option<DateTime<Utc>>,
 }
 
+/// `t` without its fraction of a second. Expiries are whole seconds, so the
+/// `jitbot.dev/expires-at` annotation (RFC 3339 to the second) says exactly what the
+/// store says, and a guard reading only the annotation never ends access early.
+pub fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
 fn no_warning() -> Ttl {
     Ttl::from_secs(0)
 }

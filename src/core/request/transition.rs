@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    AccessRequest, Actor, Approval, AuditKind, Event, Extension, State, Transition, TransitionError,
+    AccessRequest, Actor, Approval, AuditKind, Event, Extension, State, Transition,
+    TransitionError, whole_second,
 };
 use crate::core::ttl::Ttl;
 
@@ -55,8 +56,14 @@ pub fn apply(
                 at: now,
             });
             if ext.approvals.len() >= req.scope.approvals_required as usize {
+                // Added to what is left, but never past the target's longest grant
+                // from now: no policy may carry an expiry the cluster-side guard
+                // would have to call impossible.
                 let old = req.expires_at.unwrap_or(now);
-                let expires_at = old.max(now) + ext.duration.as_delta();
+                let expires_at = whole_second(
+                    (old.max(now) + ext.duration.as_delta())
+                        .min(now + req.scope.max_duration.as_delta()),
+                );
                 next.expires_at = Some(expires_at);
                 next.warn_at = req.warning_for(expires_at, now);
                 next.approvals.extend(ext.approvals);
@@ -111,7 +118,7 @@ pub fn apply(
             next.activated_at = Some(now);
             // The policy carries `expires_at` (computed just before applying); never
             // grant more than the approved duration from now.
-            let expires_at = (*expires_at).min(now + req.duration.as_delta());
+            let expires_at = whole_second((*expires_at).min(now + req.duration.as_delta()));
             next.expires_at = Some(expires_at);
             next.warn_at = req.warning_for(expires_at, now);
             AuditKind::Activated
