@@ -89,7 +89,9 @@ pub trait Store: Send + Sync {
     /// nothing (then `Conflict`).
     async fn transition(&self, t: &Transition, event: &AuditEvent) -> Result<(), StoreError>;
 
-    /// Requests by one person, newest first.
+    /// Requests by one person, newest first. Here and in `list_by_state`, a stored
+    /// request that cannot be read back is left out (and logged), so one hand edit
+    /// cannot hide all the others.
     async fn list_by_requester(&self, user: &SlackUserId)
     -> Result<Vec<AccessRequest>, StoreError>;
 

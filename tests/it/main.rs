@@ -5,6 +5,7 @@ mod support;
 
 mod config_files;
 mod e2e;
+mod expiry_guard;
 mod grants_cli;
 mod kube_enforcer;
 mod lifecycle_contract;

@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
+use jitbot::app::AppError;
 use jitbot::core::catalog::Source;
 use jitbot::core::command::Reason;
 use jitbot::core::ids::RequestId;
@@ -200,4 +201,54 @@ async fn policies_that_are_not_jitbots_are_never_touched() {
     f.app.app.reconcile_once(f.clock.now()).await.unwrap();
     assert!(f.exists("jit-not-ours").await);
     assert!(f.exists("jit-bare").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_store_frozen_an_expired_policy_is_still_deleted() {
+    let f = fixture().await;
+    let grant = f.grant().await;
+    let name = netpol::policy_name(&grant.id);
+    f.stack.redis.pause();
+    let after = grant.expires_at.unwrap() + TimeDelta::seconds(1);
+    let pass = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        f.app.app.reconcile_once(after),
+    )
+    .await
+    .expect("a frozen store cannot hang the pass");
+    f.stack.redis.resume();
+    assert!(
+        matches!(pass, Err(AppError::StoreUnavailable(_))),
+        "{pass:?}"
+    );
+    assert!(!f.exists(&name).await, "deleted before the store was asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_unreadable_request_does_not_stop_the_pass() {
+    let f = fixture().await;
+    let unreadable = f.grant().await;
+    let edited = f.grant().await;
+    // A hand edit leaves one stored request that does not decode.
+    let key = format!("{}:req:{}", f.stack.prefix, unreadable.id);
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("json")
+        .arg("{not json")
+        .query(&mut f.stack.redis.admin())
+        .unwrap();
+    // And someone widens the other grant by hand.
+    let widen = serde_json::json!({ "spec": { "podSelector": { "matchLabels": null } } });
+    f.policies()
+        .patch(
+            &netpol::policy_name(&edited.id),
+            &PatchParams::default(),
+            &Patch::Merge(&widen),
+        )
+        .await
+        .unwrap();
+    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    assert_eq!(report.errors, 1, "{report:?}");
+    assert_eq!(report.reapplied, 1, "the other grant is still restored");
+    assert!(f.exists(&netpol::policy_name(&unreadable.id)).await);
 }

@@ -266,6 +266,36 @@ pub async fn claims_only_due_work_and_only_once_per_lease(b: &dyn Backend) {
     );
 }
 
+pub async fn next_due_is_the_earliest_timer_or_lease(b: &dyn Backend) {
+    let store = b.client().await;
+    assert_eq!(store.next_due().await.unwrap(), None, "nothing can move");
+    let pending = new_request(30, 1);
+    store.create(&pending, &requested(&pending)).await.unwrap();
+    let grant = active(store.as_ref(), 31).await;
+    let (first, second) = (grant.due_at().unwrap(), pending.due_at().unwrap());
+    assert!(first < second);
+    assert_eq!(store.next_due().await.unwrap(), Some(first));
+
+    // A claimed timer comes due again when its lease runs out.
+    let lease = first + TimeDelta::minutes(1);
+    assert_eq!(store.claim_due(first, lease, 10).await.unwrap().len(), 1);
+    assert_eq!(store.next_due().await.unwrap(), Some(lease.min(second)));
+    let long_lease = first + TimeDelta::hours(2);
+    store.release(&grant).await.unwrap();
+    store.claim_due(first, long_lease, 10).await.unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(second));
+
+    // Ended requests have no timer.
+    step(
+        store.as_ref(),
+        &grant,
+        Event::Expire,
+        grant.expires_at.unwrap(),
+    )
+    .await;
+    assert_eq!(store.next_due().await.unwrap(), Some(second));
+}
+
 pub async fn a_transition_releases_the_claim_and_rearms_the_timer(b: &dyn Backend) {
     let store = b.client().await;
     let grant = active(store.as_ref(), 20).await;
@@ -447,6 +477,11 @@ macro_rules! store_contract {
                     &$backend.await,
                 )
                 .await
+            }
+            #[tokio::test]
+            async fn next_due_is_the_earliest_timer_or_lease() {
+                $crate::store_contract::next_due_is_the_earliest_timer_or_lease(&$backend.await)
+                    .await
             }
             #[tokio::test]
             async fn release_rearms_only_the_current_version() {

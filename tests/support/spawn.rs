@@ -104,7 +104,8 @@ pub fn clock() -> Arc<ManualClock> {
 /// Everything a jitbot replica needs around it for one test: a redis-server with a
 /// fresh key prefix, a namespace of its own in the real API server, and a fake Slack.
 pub struct Stack {
-    _redis: RedisServer,
+    /// Stop, restart or freeze it to test outages.
+    pub redis: RedisServer,
     pub redis_url: String,
     pub prefix: String,
     pub cluster: Cluster,
@@ -113,12 +114,17 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Stack {
-        let redis = RedisServer::start();
+        Stack::start_with(RedisServer::start()).await
+    }
+
+    /// The same around a redis-server of the caller's (e.g. a persistent one that
+    /// keeps its data across a restart).
+    pub async fn start_with(redis: RedisServer) -> Stack {
         let cluster = cluster().await;
         let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
         Stack {
             redis_url: redis.url(),
-            _redis: redis,
+            redis,
             prefix: unique_prefix(),
             cluster,
             slack,

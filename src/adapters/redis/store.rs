@@ -84,11 +84,19 @@ impl RedisStore {
                 async move { pipe.query_async(&mut c).await }
             })
             .await?;
-        ids.iter()
+        // An index entry without its request, or a request that does not decode,
+        // would be a hand edit: it is left out (and logged), so that one cannot hide
+        // all the others from a listing or the reconciler.
+        Ok(ids
+            .iter()
             .zip(found)
-            // An index entry without its request would be a hand edit; skip it.
-            .filter_map(|(id, json)| json.map(|j| decode(&format!("request {id}"), &j)))
-            .collect()
+            .filter_map(|(id, json)| {
+                let decoded = decode::<AccessRequest>(&format!("request {id}"), &json?);
+                decoded
+                    .inspect_err(|e| tracing::warn!(request_id = %id, error = %e, "a stored request cannot be read back; leaving it out of the listing"))
+                    .ok()
+            })
+            .collect())
     }
 }
 
