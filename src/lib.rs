@@ -11,7 +11,8 @@
 //!   request lifecycle and NetworkPolicy rendering. No I/O.
 //! - [`app`]: the use cases (submit, decide, revoke, extend, sweep, reconcile) over the
 //!   ports that [`core::ports`] defines.
-//! - [`adapters`]: the ports on real infrastructure (memory, Redis, Kubernetes).
+//! - [`adapters`]: the ports on real infrastructure (memory, Redis, Kubernetes with its
+//!   cluster-side expiry guard, Slack, HTTP).
 //! - [`settings`]: layered configuration and secrets.
 //! - [`cli`]: the `jitbot` command line.
 //! - [`playground`]: `jitbot playground`, the same app with a Slack stand-in, a dry-run

@@ -124,7 +124,9 @@ impl Default for KubernetesSettings {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct WorkerSettings {
-    /// How often due timers (lapses, expiries, warnings) are swept.
+    /// Longest the sweep sleeps. It wakes at the store's next timer (lapse, expiry
+    /// warning, expiry) and when this replica arms an earlier one; this bounds the
+    /// wait for a timer another replica armed.
     pub sweep_interval: Ttl,
     /// How often the cluster is reconciled against the store.
     pub reconcile_interval: Ttl,
