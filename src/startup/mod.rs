@@ -2,8 +2,9 @@
 //! Store (Redis when `REDIS_URL` is set, memory otherwise), Kubernetes enforcer and
 //! previewer (or the cluster the playground passes in), Slack client, notifier and
 //! directory, the app, the HTTP server and the workers (the sweep, the reconciler and,
-//! on a real cluster, the expiry guard with its audit loop). `Application::build` binds its port (0 in tests) and starts them all;
-//! `stop` shuts down in order so no transition is left half-done.
+//! on a real cluster, the expiry guard with its audit loop). `Application::build` binds
+//! its port (0 in tests) and starts them all; `stop` shuts down in order so no
+//! transition is left half-done.
 
 mod operator;
 
