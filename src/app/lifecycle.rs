@@ -267,11 +267,16 @@ impl App {
         Err(AppError::Contended(id.clone()))
     }
 
-    /// Deletes a request's policies; on failure raises an audit alert and leaves the
-    /// rest to the reconciler, which deletes any policy whose request is not Active.
-    pub(crate) async fn remove_policies(&self, req: &AccessRequest, now: DateTime<Utc>) -> bool {
+    /// Deletes a request's policies: how many this call deleted (none when another
+    /// path was first), or `None` when deleting failed, after raising an audit alert;
+    /// the reconciler deletes any policy whose request is not Active.
+    pub(crate) async fn remove_policies(
+        &self,
+        req: &AccessRequest,
+        now: DateTime<Utc>,
+    ) -> Option<usize> {
         match self.ports.enforcer.revoke(&netpol::policy_refs(req)).await {
-            Ok(()) => true,
+            Ok(deleted) => Some(deleted),
             Err(e) => {
                 self.count_kube_error(&e);
                 warn!(request_id = %req.id, error = %e, "deleting the policy failed; the reconciler will retry");
@@ -281,7 +286,7 @@ impl App {
                     format!("deleting the NetworkPolicy failed: {e}; retrying"),
                 )
                 .await;
-                false
+                None
             }
         }
     }

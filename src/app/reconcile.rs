@@ -150,7 +150,8 @@ impl App {
         }
     }
 
-    /// Deletes one live policy; true when it is gone.
+    /// Deletes one live policy; true when this pass deleted it (not when another
+    /// path was first: then there is nothing to count or audit).
     async fn remove_live(&self, l: &Live<'_>, why: &str, report: &mut ReconcileReport) -> bool {
         match self
             .ports
@@ -158,7 +159,8 @@ impl App {
             .revoke(std::slice::from_ref(&l.at))
             .await
         {
-            Ok(()) => {
+            Ok(0) => false,
+            Ok(_) => {
                 report.removed += 1;
                 info!(request_id = ?l.id, policy = %l.at, why, "reconciler removed a policy");
                 true

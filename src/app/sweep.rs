@@ -73,7 +73,9 @@ impl App {
             claimed: claims.len(),
             ..SweepReport::default()
         };
-        let mut outcomes = stream::iter(claims)
+        // Latest-due first: the expiry guard works a cohort from its earliest end, so
+        // the two paths meet in the middle instead of racing for the same policies.
+        let mut outcomes = stream::iter(claims.into_iter().rev())
             .map(|claim| async move { (self.sweep_one(&claim.id, now).await, claim.id) })
             .buffer_unordered(SWEEP_CONCURRENCY);
         while let Some((outcome, id)) = outcomes.next().await {
@@ -119,12 +121,13 @@ impl App {
             State::Active if req.expires_at.is_some_and(|at| at <= now) => {
                 // Access ends in the cluster first; if that fails the claim stays
                 // taken until its lease runs out, then another sweep tries again.
-                if !self.remove_policies(&req, now).await {
+                let Some(deleted) = self.remove_policies(&req, now).await else {
                     return Err(AppError::Internal(
                         "deleting the NetworkPolicy failed".to_owned(),
                     ));
-                }
-                if let Some(expires_at) = req.expires_at {
+                };
+                // Timed only when this sweep made the delete (the guard is often first).
+                if let Some(expires_at) = req.expires_at.filter(|_| deleted > 0) {
                     self.metrics.revoked_after_expiry(
                         RevocationPath::Sweep,
                         expires_at,

@@ -165,8 +165,10 @@ pub enum EnforceError {
 pub trait Enforcer: Send + Sync {
     /// Creates or updates the policies (idempotent).
     async fn apply(&self, policies: &[NetworkPolicy]) -> Result<(), EnforceError>;
-    /// Deletes the policies; already gone counts as done.
-    async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError>;
+    /// Deletes the policies; already gone counts as done. Answers how many this call
+    /// deleted (those already gone are not counted), so that a path that found its
+    /// work done by another neither audits nor times a delete it did not make.
+    async fn revoke(&self, policies: &[PolicyRef]) -> Result<usize, EnforceError>;
     /// Every policy jitbot manages, found by its label.
     async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError>;
     /// Whether the cluster answers (for readiness).

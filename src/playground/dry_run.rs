@@ -66,12 +66,16 @@ impl Enforcer for DryRunCluster {
     }
 
     /// Already gone counts as deleted, as in the real enforcer.
-    async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError> {
+    async fn revoke(&self, policies: &[PolicyRef]) -> Result<usize, EnforceError> {
         let mut live = self.live();
-        for p in policies {
-            live.remove(&(p.namespace.to_string(), p.name.clone()));
-        }
-        Ok(())
+        let deleted = policies
+            .iter()
+            .filter(|p| {
+                live.remove(&(p.namespace.to_string(), p.name.clone()))
+                    .is_some()
+            })
+            .count();
+        Ok(deleted)
     }
 
     async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError> {

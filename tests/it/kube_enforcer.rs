@@ -195,13 +195,21 @@ async fn revoke_deletes_the_policy_and_a_second_revoke_still_succeeds() {
     let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
     let policies = grant(&c.namespace);
     jitbot.apply(&policies).await.unwrap();
-    jitbot.revoke(&refs(&policies)).await.unwrap();
+    assert_eq!(
+        jitbot.revoke(&refs(&policies)).await.unwrap(),
+        policies.len(),
+        "this call deleted them"
+    );
     assert!(
         stored(&c.client, &c.namespace, name_of(&policies[0]))
             .await
             .is_none()
     );
-    jitbot.revoke(&refs(&policies)).await.unwrap();
+    assert_eq!(
+        jitbot.revoke(&refs(&policies)).await.unwrap(),
+        0,
+        "already gone: done, and nothing deleted by this call"
+    );
 }
 
 #[tokio::test]

@@ -82,7 +82,7 @@ impl Enforcer for RecordingEnforcer {
         Ok(())
     }
 
-    async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError> {
+    async fn revoke(&self, policies: &[PolicyRef]) -> Result<usize, EnforceError> {
         let barrier = self.revoke_barrier.lock().unwrap().clone();
         if let Some(barrier) = barrier {
             barrier.wait().await;
@@ -91,11 +91,17 @@ impl Enforcer for RecordingEnforcer {
         if !s.fail_revokes.is_empty() {
             return Err(s.fail_revokes.remove(0));
         }
+        let mut deleted = 0;
         for p in policies {
             s.revokes.push(p.clone());
-            s.live.remove(&(p.namespace.to_string(), p.name.clone()));
+            if s.live
+                .remove(&(p.namespace.to_string(), p.name.clone()))
+                .is_some()
+            {
+                deleted += 1;
+            }
         }
-        Ok(())
+        Ok(deleted)
     }
 
     async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError> {

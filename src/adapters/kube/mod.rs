@@ -152,7 +152,12 @@ impl KubeEnforcer {
                 || async move { api.list(params).await.map_err(classify) },
             )
             .await?;
-            out.extend(list.items);
+            // Server-side apply's managedFields are most of each object and nobody
+            // here reads them: dropped page by page, they never pile up.
+            out.extend(list.items.into_iter().map(|mut p| {
+                p.metadata.managed_fields = None;
+                p
+            }));
             match list.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => page.continue_token = Some(token),
                 None => return Ok(out),
@@ -218,28 +223,32 @@ impl Enforcer for KubeEnforcer {
     /// Deletes each policy, retrying until all are gone or `revoke_deadline` (for the
     /// whole call) has passed. A policy or namespace already gone counts as deleted.
     #[tracing::instrument(skip_all, fields(policies = policies.len()))]
-    async fn revoke(&self, policies: &[PolicyRef]) -> Result<(), EnforceError> {
+    async fn revoke(&self, policies: &[PolicyRef]) -> Result<usize, EnforceError> {
         let deadline = Instant::now() + self.settings.revoke_deadline;
         let params = &DeleteParams::default();
+        let mut deleted = 0;
         for policy in policies {
             let (namespace, name) = (policy.namespace.as_str(), policy.name.as_str());
             let api = &self.policies_in(namespace);
-            retrying(
+            let this_call = retrying(
                 &self.settings,
                 Budget::Until(deadline),
                 &format!("delete {namespace}/{name}"),
                 || async move {
                     match api.delete(name, params).await {
-                        Ok(_) => Ok(()),
-                        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                        Ok(_) => Ok(true),
+                        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
                         Err(err) => Err(classify(err)),
                     }
                 },
             )
             .await?;
-            tracing::info!(namespace, name, "deleted policy");
+            if this_call {
+                deleted += 1;
+                tracing::info!(namespace, name, "deleted policy");
+            }
         }
-        Ok(())
+        Ok(deleted)
     }
 
     /// Every policy labelled as jitbot's in the configured scope. The label is checked

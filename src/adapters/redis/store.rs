@@ -64,41 +64,43 @@ impl RedisStore {
         .await
     }
 
-    /// Loads the requests behind index entries, in one round trip.
+    /// Loads the requests behind index entries, [`LOAD_CHUNK`] per round trip, each
+    /// chunk decoded before the next is asked for, so the raw JSON of a long listing
+    /// never sits in memory at once.
     async fn load_many(&self, ids: Vec<String>) -> Result<Vec<AccessRequest>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let ids = ids
             .iter()
             .map(|id| id.parse::<RequestId>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Corrupt(format!("request index: {e}")))?;
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("HGET").arg(self.keys.request(id)).arg("json");
-        }
-        let found: Vec<Option<String>> = self
-            .call("list", |mut c| {
-                let pipe = &pipe;
-                async move { pipe.query_async(&mut c).await }
-            })
-            .await?;
-        // An index entry without its request, or a request that does not decode,
-        // would be a hand edit: it is left out (and logged), so that one cannot hide
-        // all the others from a listing or the reconciler.
-        Ok(ids
-            .iter()
-            .zip(found)
-            .filter_map(|(id, json)| {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(LOAD_CHUNK) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HGET").arg(self.keys.request(id)).arg("json");
+            }
+            let found: Vec<Option<String>> = self
+                .call("list", |mut c| {
+                    let pipe = &pipe;
+                    async move { pipe.query_async(&mut c).await }
+                })
+                .await?;
+            // An index entry without its request, or a request that does not decode,
+            // would be a hand edit: it is left out (and logged), so that one cannot
+            // hide all the others from a listing or the reconciler.
+            out.extend(chunk.iter().zip(found).filter_map(|(id, json)| {
                 let decoded = decode::<AccessRequest>(&format!("request {id}"), &json?);
                 decoded
                     .inspect_err(|e| tracing::warn!(request_id = %id, error = %e, "a stored request cannot be read back; leaving it out of the listing"))
                     .ok()
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 }
+
+/// Requests per round trip when listing.
+const LOAD_CHUNK: usize = 500;
 
 #[async_trait]
 impl Store for RedisStore {
