@@ -1,12 +1,12 @@
-//! End-to-end figures for `jitbot serve`: `cargo bench --bench serve` (about a
-//! minute and a half once built; `cargo bench --bench serve -- --quick` for a short
-//! run that checks the bench itself works).
+//! End-to-end figures for `jitbot serve`: `cargo bench --bench serve` (about five
+//! minutes once built; `cargo bench --bench serve -- --quick`, about a minute, for a
+//! short run that checks the bench itself works).
 //!
 //! The real binary runs as a child process, configured as an operator would (a config
 //! file, secrets in the environment, the cluster from `KUBECONFIG`), against a real
 //! redis-server, the real kube-apiserver v1.20.2 + etcd of the test support, and the
 //! test support's fake Slack, all on loopback. Its workers run with their default
-//! intervals. This process drives it the way Slack would: signed slash commands and
+//! settings. This process drives it the way Slack would: signed slash commands and
 //! button clicks over a keep-alive HTTP client.
 //!
 //! 1. Ack latency of a signed `/jit request` at a steady rate, open loop: requests
@@ -15,16 +15,18 @@
 //!    them.
 //! 2. Approve click → the grant's NetworkPolicy ADDED event on a watch of the API
 //!    server, clicks paced.
-//! 3. Revocation lag with 10k active grants, cohorts of 1k of which expire at one
-//!    instant each: from `expires_at` to the DELETED event on a watch, while the sweep
-//!    loop runs on its default interval. Three cohorts, 11.7 s apart, meet the sweep
-//!    at three points of its interval, which is most of the spread. The grants are
-//!    written the way the use cases write them (the store's create / approve /
-//!    applied scripts, the enforcer's server-side apply) by this process rather than
-//!    through Slack, so that 10k approval cards and previews do not swamp the run.
-//!    Then one `reconcile_once` over what is left, timed.
+//! 3. Revocation lag with 10k active grants in the store and the cluster, from
+//!    `expires_at` to the policy's DELETED event on a watch, signed (a policy deleted
+//!    before its expiry counts as negative, never as zero): a steady stream of grants
+//!    expiring every second, single grants with nothing else expiring near them,
+//!    cohorts of 1k expiring at one instant each, and grants expiring while the
+//!    redis-server is frozen (SIGSTOP), after which the store must show them Expired.
+//!    Beside it the cluster's floor: a plain kube client deleting as many unmanaged
+//!    policies as a cohort, at a few concurrencies, and the goals set against it.
+//!    jitbot's resident memory with the grants tracked, per grant. Then one
+//!    `reconcile_once` over what is left, timed. (Details in `support/expiry.rs`.)
 //! 4. Resident memory of the jitbot process (`/proc/<pid>/status`): idle, under load,
-//!    after, and with the active grants of step 3.
+//!    after, and after step 3.
 //!
 //! Everything shares the machine: the CPU each process used during step 1 is shown,
 //! so a saturated machine is visible in the figures.
@@ -32,6 +34,8 @@
 //! `cargo test --all-targets` runs this binary without `--bench`; it then only says
 //! how to run it.
 
+#[path = "support/expiry.rs"]
+mod expiry;
 #[path = "../tests/support/fake_slack.rs"]
 #[allow(dead_code)] // the bench uses only part of the fake
 mod fake_slack;
@@ -44,7 +48,7 @@ mod kube_server;
 #[path = "support/process.rs"]
 mod process;
 #[path = "../tests/support/redis.rs"]
-#[allow(dead_code)] // nor does it stop, freeze or cluster the server
+#[allow(dead_code)] // it freezes the server, but neither crashes nor clusters it
 mod redis_server;
 #[path = "support/slack_tap.rs"]
 mod slack_tap;
@@ -54,45 +58,33 @@ mod slack_world;
 #[path = "support/watch.rs"]
 mod watch;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::Utc;
 use tokio::task::JoinSet;
 
 use jitbot::adapters::http::signature;
 use jitbot::adapters::kube::{KubeEnforcer, KubeSettings};
 use jitbot::adapters::redis::{RedisSettings, RedisStore};
 use jitbot::adapters::slack::blocks::APPROVE;
-use jitbot::app::{App, AppConfig, ManualClock, Ports, SystemClock};
-use jitbot::core::catalog::Catalog;
-use jitbot::core::command::Reason;
+use jitbot::app::ManualClock;
 use jitbot::core::ids::{Namespace, RequestId};
 use jitbot::core::netpol;
-use jitbot::core::ports::{AuditEvent, Enforcer, Store};
-use jitbot::core::request::{
-    self, AccessRequest, Actor, AuditKind, Event, NewRequest, Scope, State,
-};
-use jitbot::core::ttl::Ttl;
 use jitbot::settings::Settings;
 
 use fake_slack::FakeSlack;
-use fakes::{ALICE, LEAD1, t0, user};
+use fakes::{ALICE, LEAD1, t0};
 use process::{CpuWindow, Jitbot, Memory, RssSampler, mib};
 use redis_server::RedisServer;
 use slack_tap::Tap;
 use slack_world::{APPROVALS, AUDIT, InboundSlack, SECRET, TOKEN};
 use watch::Watch;
 
-/// Tasks writing grants at once while populating step 3.
-const POPULATE_TASKS: usize = 32;
 /// How often the Slack tap and the memory sampler look.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-/// Between the expiries of two cohorts in step 3: not a multiple of the sweep
-/// interval (5 s), so each cohort meets the sweep at another point of its interval.
-const COHORT_GAP: Duration = Duration::from_millis(11_667);
 
 /// How big a run is.
 struct Plan {
@@ -103,12 +95,9 @@ struct Plan {
     /// Step 2: approvals, clicked at `click_rate` per second.
     approvals: usize,
     click_rate: u32,
-    /// Step 3: active grants; `cohorts` times `due` of them expire, each cohort at
-    /// one instant.
-    grants: usize,
-    due: usize,
-    cohorts: usize,
-    /// Longest wait for Slack's backlog, the policies, or the sweep.
+    /// Step 3.
+    expiry: expiry::Plan,
+    /// Longest wait for Slack's backlog or the policies.
     patience: Duration,
 }
 
@@ -126,9 +115,22 @@ impl Plan {
                 load: Duration::from_secs(3),
                 approvals: 20,
                 click_rate: 20,
-                grants: 500,
-                due: 100,
-                cohorts: 2,
+                expiry: expiry::Plan {
+                    grants: 500,
+                    stream_per_sec: 4,
+                    stream_secs: 5,
+                    singles: 3,
+                    single_gap: 2,
+                    cohorts: 2,
+                    cohort: 100,
+                    cohort_gap: 5,
+                    outage: 5,
+                    outage_secs: 3,
+                    outage_hold: Duration::from_secs(8),
+                    recover: Duration::from_secs(15),
+                    concurrencies: &[8, 32],
+                    patience: Duration::from_secs(30),
+                },
                 patience: Duration::from_secs(60),
             }
         } else {
@@ -138,9 +140,22 @@ impl Plan {
                 load: Duration::from_secs(20),
                 approvals: 200,
                 click_rate: 20,
-                grants: 10_000,
-                due: 1_000,
-                cohorts: 3,
+                expiry: expiry::Plan {
+                    grants: 10_000,
+                    stream_per_sec: 20,
+                    stream_secs: 60,
+                    singles: 10,
+                    single_gap: 3,
+                    cohorts: 3,
+                    cohort: 1_000,
+                    cohort_gap: 15,
+                    outage: 20,
+                    outage_secs: 10,
+                    outage_hold: Duration::from_secs(20),
+                    recover: Duration::from_secs(90),
+                    concurrencies: &[8, 16, 32, 64],
+                    patience: Duration::from_secs(60),
+                },
                 patience: Duration::from_secs(120),
             }
         })
@@ -179,6 +194,7 @@ struct Bench {
 async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServer) {
     let cluster = kube_server::cluster().await;
     let grants_namespace = cluster.another_namespace("sweep").await;
+    let floor_namespace = cluster.another_namespace("floor").await;
     let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
     let dir = tempfile::Builder::new()
         .prefix("jitbot-serve-bench-")
@@ -270,14 +286,14 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
         KubeSettings::default(),
         catalog.namespaces(),
     );
-    let grants = Arc::new(Grants {
+    let grants = Arc::new(expiry::Grants {
         store,
         enforcer,
         catalog: Arc::new(catalog),
         namespace: grants_namespace,
     });
-    let revocation = revocation_lag(plan, &bench, &grants).await;
-    let with_grants = bench.jitbot.memory();
+    let revocation = expiry::run(&plan.expiry, &bench, &grants, redis, &floor_namespace).await;
+    let after_expiry = bench.jitbot.memory();
 
     let warnings = bench.jitbot.log_lines("WARN");
     let errors = bench.jitbot.log_lines("ERROR");
@@ -295,7 +311,7 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
             load_peak: acks.rss_peak,
             load_hwm: acks.hwm_after_load,
             drained: acks.after_drain,
-            with_grants,
+            after_expiry,
         },
     );
     println!(
@@ -320,7 +336,7 @@ fn total(lines: &std::collections::BTreeMap<String, usize>) -> usize {
 
 /// Two targets: `payments-db` for steps 1 and 2, `orders-db` (in its own namespace)
 /// for the active grants of step 3. No expiry warnings, so a grant's only timer is
-/// its expiry.
+/// its expiry. The floor's namespace is in no target.
 fn config_toml(
     api_url: &str,
     prefix: &str,
@@ -507,23 +523,27 @@ async fn open_loop(bench: &Bench, rate: u32, length: Duration) -> Vec<Sample> {
 
 struct AckReport {
     sent: usize,
-    achieved: f64,
+    /// Requests sent per second (the generator's rate, first send to last send).
+    send_rate: f64,
+    /// Requests answered with a request id per second, first send to last answer.
+    completed: f64,
     latency: Percentiles,
     /// Latency counted from the scheduled send time (no coordinated omission).
     from_schedule: Percentiles,
-    /// Latest a request left after its scheduled time.
-    late_max: Duration,
+    /// Latest a request left after its scheduled time, s (negative: early).
+    late_max: f64,
     errors: HashMap<String, usize>,
     cpu: (Vec<(String, f64)>, f64),
     rss_peak: u64,
     hwm_after_load: u64,
     after_drain: Memory,
+    /// The card figures count only the measured requests, not the warm-up's.
     /// Approval cards posted by the end of the load, of those requested.
     cards_at_end: usize,
     requested: usize,
-    /// From the end of the load until the last card was posted.
-    drained_after: Option<Duration>,
-    /// From the ack to the approval card.
+    /// From the end of the load until the last card was posted, s (negative: before).
+    drained_after: Option<f64>,
+    /// From the ack to the approval card (negative: the card came first).
     card_latency: Percentiles,
     /// Cards per second while the backlog drained.
     card_rate: f64,
@@ -543,9 +563,11 @@ async fn ack_latency(plan: &Plan, bench: &Bench) -> AckReport {
     let rss_peak = rss.stop();
     let hwm_after_load = bench.jitbot.memory().hwm_kib;
 
-    let ids: Vec<String> = warmup
+    // The warm-up's requests still queue cards ahead of the measured ones, but only
+    // the measured requests' cards are counted.
+    drop(warmup);
+    let ids: Vec<String> = samples
         .iter()
-        .chain(samples.iter())
         .filter_map(|s| s.id.as_ref().ok().cloned())
         .collect();
     let cards_at_end = bench.cards_for(&ids);
@@ -554,27 +576,26 @@ async fn ack_latency(plan: &Plan, bench: &Bench) -> AckReport {
         let tap = bench.tap.lock().unwrap();
         ids.iter().filter_map(|id| tap.cards.get(id)).max().copied()
     };
-    let drained_after = waited.and(last_card.map(|at| at.saturating_duration_since(load_ended)));
+    let drained_after = waited.and(last_card.map(|at| signed_secs(at, load_ended)));
     let after_drain = bench.jitbot.memory();
 
-    let acked: HashMap<&str, Instant> = warmup
+    let acked: HashMap<&str, Instant> = samples
         .iter()
-        .chain(samples.iter())
         .filter_map(|s| s.id.as_ref().ok().map(|id| (id.as_str(), s.done)))
         .collect();
     let (card_latency, card_rate, card_rate_under_load) = {
         let tap = bench.tap.lock().unwrap();
-        let lat: Vec<Duration> = acked
+        let lat: Vec<f64> = acked
             .iter()
-            .filter_map(|(id, acked)| {
-                tap.cards
-                    .get(*id)
-                    .map(|at| at.saturating_duration_since(*acked))
-            })
+            .filter_map(|(id, acked)| tap.cards.get(*id).map(|at| signed_secs(*at, *acked)))
             .collect();
-        let after: Vec<Instant> = ids
+        let cards: Vec<Instant> = ids
             .iter()
             .filter_map(|id| tap.cards.get(id))
+            .copied()
+            .collect();
+        let after: Vec<Instant> = cards
+            .iter()
             .filter(|at| **at >= load_ended)
             .copied()
             .collect();
@@ -584,9 +605,8 @@ async fn ack_latency(plan: &Plan, bench: &Bench) -> AckReport {
             }
             _ => 0.0,
         };
-        let under_load = tap
-            .cards
-            .values()
+        let under_load = cards
+            .iter()
             .filter(|at| **at >= load_started && **at < load_ended)
             .count() as f64
             / (load_ended - load_started).as_secs_f64();
@@ -599,22 +619,23 @@ async fn ack_latency(plan: &Plan, bench: &Bench) -> AckReport {
             *errors.entry(e.clone()).or_default() += 1;
         }
     }
-    let first = samples.first().map(|s| s.sent);
-    let last = samples.last().map(|s| s.sent);
-    let achieved = match (first, last) {
-        (Some(a), Some(b)) if b > a => (samples.len() - 1) as f64 / (b - a).as_secs_f64(),
+    let first_sent = samples.iter().map(|s| s.sent).min();
+    let last_sent = samples.iter().map(|s| s.sent).max();
+    let last_done = samples.iter().map(|s| s.done).max();
+    let per_sec = |n: usize, from: Option<Instant>, to: Option<Instant>| match (from, to) {
+        (Some(a), Some(b)) if b > a => n as f64 / (b - a).as_secs_f64(),
         _ => 0.0,
     };
     AckReport {
         sent: samples.len(),
-        achieved,
-        latency: Percentiles::of(samples.iter().map(|s| s.done - s.sent).collect()),
-        from_schedule: Percentiles::of(samples.iter().map(|s| s.done - s.due).collect()),
+        send_rate: per_sec(samples.len().saturating_sub(1), first_sent, last_sent),
+        completed: per_sec(ids.len(), first_sent, last_done),
+        latency: Percentiles::of_durations(samples.iter().map(|s| s.done - s.sent)),
+        from_schedule: Percentiles::of_durations(samples.iter().map(|s| s.done - s.due)),
         late_max: samples
             .iter()
-            .map(|s| s.sent.saturating_duration_since(s.due))
-            .max()
-            .unwrap_or_default(),
+            .map(|s| signed_secs(s.sent, s.due))
+            .fold(f64::MIN, f64::max),
         errors,
         cpu,
         rss_peak,
@@ -699,13 +720,9 @@ async fn approve_to_policy(plan: &Plan, bench: &Bench, namespace: &Namespace) ->
         })
         .await;
     let seen = watch.seen.lock().unwrap();
-    let latency: Vec<Duration> = clicked
+    let latency: Vec<f64> = clicked
         .iter()
-        .filter_map(|(name, sent)| {
-            seen.added
-                .get(name)
-                .map(|at| at.saturating_duration_since(*sent))
-        })
+        .filter_map(|(name, sent)| seen.added.get(name).map(|at| signed_secs(*at, *sent)))
         .collect();
     let refused_after = bench
         .tap
@@ -719,7 +736,7 @@ async fn approve_to_policy(plan: &Plan, bench: &Bench, namespace: &Namespace) ->
         rate: plan.click_rate,
         present: latency.len(),
         latency: Percentiles::of(latency),
-        click_ack: Percentiles::of(acks),
+        click_ack: Percentiles::of_durations(acks),
         errors,
         refusals: refused_after.unwrap_or(0) - refused_before.unwrap_or(0),
         watch_problems: seen.problems.clone(),
@@ -727,354 +744,69 @@ async fn approve_to_policy(plan: &Plan, bench: &Bench, namespace: &Namespace) ->
 }
 
 // ---------------------------------------------------------------------------------
-// 3. Revocation lag with many active grants.
-
-/// Writes active grants the way the use cases do.
-struct Grants {
-    store: RedisStore,
-    enforcer: KubeEnforcer,
-    catalog: Arc<Catalog>,
-    namespace: Namespace,
-}
-
-impl Grants {
-    /// A Pending request of Alice's for `orders-db`, made now, for two hours.
-    fn template(&self) -> AccessRequest {
-        let target = self.catalog.target("orders-db").expect("the bench target");
-        let alice = self
-            .catalog
-            .requester(&user(ALICE))
-            .expect("the bench requester");
-        AccessRequest::new(
-            NewRequest {
-                id: RequestId::from_random(rand::random()),
-                requester: user(ALICE),
-                target: target.name.clone(),
-                scope: Scope::of(target),
-                source: alice.resolve_source(None).expect("Alice's address"),
-                duration: Ttl::from_hours(2),
-                reason: Reason::new("INC-4411 replica lag", 0).expect("a valid reason"),
-                approval_timeout: self.catalog.limits.approval_timeout,
-                expiry_warning: self.catalog.limits.expiry_warning,
-            },
-            Utc::now(),
-        )
-    }
-
-    /// One grant, as `submit` then `decide` write it: created Pending, approved, the
-    /// policy applied, then Active until `expires_at`.
-    async fn one(&self, base: &AccessRequest, expires_at: DateTime<Utc>) -> RequestId {
-        let now = Utc::now();
-        let mut req = base.clone();
-        req.id = RequestId::from_random(rand::random());
-        req.created_at = now;
-        req.approval_deadline = now + self.catalog.limits.approval_timeout.as_delta();
-        let requested = AuditEvent {
-            request_id: req.id.clone(),
-            kind: AuditKind::Requested,
-            at: now,
-            actor: Some(req.requester.clone()),
-            from: None,
-            to: Some(State::Pending),
-            detail: format!("{} for {} from {}", req.duration, req.target, req.source),
-        };
-        self.store.create(&req, &requested).await.expect("create");
-        let lead = Actor {
-            user: user(LEAD1),
-            is_approver: true,
-            is_admin: false,
-        };
-        let approved = request::apply(&req, &Event::Approve { by: lead }, now).expect("approve");
-        let audit = AuditEvent::of(&approved, Some(&user(LEAD1)), now, "approved by the bench");
-        self.store
-            .transition(&approved, &audit)
-            .await
-            .expect("approved");
-        req = approved.request;
-        self.enforcer
-            .apply(&netpol::render(&req, expires_at))
-            .await
-            .expect("server-side apply");
-        let applied = request::apply(&req, &Event::Applied { expires_at }, now).expect("applied");
-        let audit = AuditEvent::of(&applied, None, now, "NetworkPolicy applied by the bench");
-        self.store
-            .transition(&applied, &audit)
-            .await
-            .expect("active");
-        req.id
-    }
-
-    /// One `reconcile_once`, by the app built on this store and cluster (Slack left
-    /// out): (policies seen, wall time).
-    async fn reconcile_once(&self) -> Option<(usize, Duration)> {
-        let app = App::new(
-            self.catalog.clone(),
-            Ports {
-                store: Arc::new(self.store.clone()),
-                enforcer: Arc::new(self.enforcer.clone()),
-                notifier: fakes::RecordingNotifier::new(),
-                directory: Arc::new(fakes::StaticDirectory::default()),
-                clock: Arc::new(SystemClock),
-            },
-            AppConfig::default(),
-        );
-        let started = Instant::now();
-        match app.reconcile_once(Utc::now()).await {
-            Ok(report) => Some((report.seen, started.elapsed())),
-            Err(e) => {
-                println!("step 3: reconcile_once failed: {e}");
-                None
-            }
-        }
-    }
-
-    /// `count` grants, [`POPULATE_TASKS`] at a time; `expires_at(i)` for the i-th.
-    async fn many(
-        self: &Arc<Self>,
-        count: usize,
-        expires_at: impl Fn(usize) -> DateTime<Utc> + Send + Sync + 'static,
-    ) -> Vec<(RequestId, DateTime<Utc>)> {
-        let base = Arc::new(self.template());
-        let expires_at = Arc::new(expires_at);
-        let mut tasks = JoinSet::new();
-        for task in 0..POPULATE_TASKS {
-            let (grants, base, expires_at) = (self.clone(), base.clone(), expires_at.clone());
-            tasks.spawn(async move {
-                let mut ids = Vec::new();
-                for i in (task..count).step_by(POPULATE_TASKS) {
-                    let at = expires_at(i);
-                    ids.push((grants.one(&base, at).await, at));
-                }
-                ids
-            });
-        }
-        let mut ids = Vec::with_capacity(count);
-        while let Some(done) = tasks.join_next().await {
-            ids.extend(done.expect("a populate task"));
-        }
-        ids
-    }
-}
-
-/// One cohort's deletes, in seconds after its expiry.
-struct Cohort {
-    deleted: usize,
-    lag: Percentiles,
-    /// The first delete after the expiry (the sweep's phase, mostly).
-    first: Duration,
-    /// From the first delete to the last.
-    spread: Duration,
-}
-
-impl Cohort {
-    /// Deletes per second from the first to the last.
-    fn rate(&self) -> f64 {
-        if self.spread > Duration::ZERO {
-            (self.deleted - 1) as f64 / self.spread.as_secs_f64()
-        } else {
-            0.0
-        }
-    }
-}
-
-struct RevocationReport {
-    active: usize,
-    due: usize,
-    populate: Duration,
-    /// Every cohort was written completely before its expiry.
-    in_time: bool,
-    cohorts: Vec<Cohort>,
-    /// All cohorts together.
-    pooled: Percentiles,
-    /// Policies deleted that were not due.
-    wrongly_deleted: usize,
-    /// Deletes done by the reconciler rather than the sweep.
-    by_reconciler: usize,
-    /// jitbot's own `revocation_lag_seconds`: count and mean.
-    own_metric: Option<(f64, f64)>,
-    /// Peak resident memory of jitbot while the grants were written and swept.
-    rss_peak: u64,
-    /// One `reconcile_once` over the grants left, run here on the same store and
-    /// cluster: (policies seen, wall time).
-    reconcile: Option<(usize, Duration)>,
-    watch_problems: Vec<String>,
-}
-
-async fn revocation_lag(plan: &Plan, bench: &Bench, grants: &Arc<Grants>) -> RevocationReport {
-    let rss = RssSampler::start(bench.jitbot.pid, SAMPLE_EVERY);
-    let started = Instant::now();
-    // The grants that stay: they expire 90 minutes or more from now.
-    let later = Utc::now() + TimeDelta::minutes(90);
-    let due = plan.due * plan.cohorts;
-    let rest = plan.grants - due;
-    grants
-        .many(rest, move |i| {
-            later + TimeDelta::milliseconds(i as i64 * 100)
-        })
-        .await;
-    // The cohorts: each expires at one whole millisecond, the first once they are all
-    // written, the next ones COHORT_GAP apart, so the sweep meets each at another
-    // point of its interval.
-    let per_grant = started.elapsed().as_secs_f64() / rest.max(1) as f64;
-    let margin = Duration::from_secs_f64(per_grant * due as f64 * 1.5 + 5.0);
-    let first = Utc::now() + TimeDelta::from_std(margin).expect("a small margin");
-    let first = DateTime::from_timestamp_millis(first.timestamp_millis()).expect("an instant");
-    let expiries: Vec<DateTime<Utc>> = (0..plan.cohorts)
-        .map(|c| first + TimeDelta::from_std(COHORT_GAP * c as u32).expect("a gap"))
-        .collect();
-    let cohorts = plan.cohorts;
-    let of_cohort = {
-        let expiries = expiries.clone();
-        move |i: usize| expiries[i % cohorts]
-    };
-    let written = grants.many(due, of_cohort).await;
-    let populate = started.elapsed();
-    let in_time = Utc::now() < first;
-    // The policy names of each cohort.
-    let mut members: Vec<HashSet<String>> = vec![HashSet::new(); cohorts];
-    for (id, at) in &written {
-        let c = expiries.iter().position(|e| e == at).expect("a cohort");
-        members[c].insert(netpol::policy_name(id));
-    }
-    let reconciled_before = bench.jitbot.count_log("reconciler removed a policy");
-
-    let watch = Watch::start(&bench.kube, &grants.namespace).await;
-    let last = *expiries.last().expect("a cohort");
-    let until_last = (last - Utc::now()).to_std().unwrap_or_default();
-    watch
-        .until(until_last + plan.patience, |seen| {
-            members
-                .iter()
-                .flatten()
-                .all(|name| seen.deleted.contains_key(name))
-        })
-        .await;
-    // A little longer, to catch a wrong delete right after the last cohort.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_peak = rss.stop();
-    let (results, pooled, wrongly_deleted, watch_problems) = {
-        let seen = watch.seen.lock().unwrap();
-        let mut pooled = Vec::new();
-        let results: Vec<Cohort> = members
-            .iter()
-            .zip(&expiries)
-            .map(|(names, expiry)| {
-                let deletes: Vec<DateTime<Utc>> = names
-                    .iter()
-                    .filter_map(|name| seen.deleted.get(name).copied())
-                    .collect();
-                let after = |at: DateTime<Utc>| (at - *expiry).to_std().unwrap_or_default();
-                let lag: Vec<Duration> = deletes.iter().map(|at| after(*at)).collect();
-                pooled.extend(lag.iter().copied());
-                let (a, b) = (deletes.iter().min(), deletes.iter().max());
-                Cohort {
-                    deleted: deletes.len(),
-                    lag: Percentiles::of(lag),
-                    first: a.map(|a| after(*a)).unwrap_or_default(),
-                    spread: match (a, b) {
-                        (Some(a), Some(b)) => (*b - *a).to_std().unwrap_or_default(),
-                        _ => Duration::ZERO,
-                    },
-                }
-            })
-            .collect();
-        let due: HashSet<&String> = members.iter().flatten().collect();
-        let wrong = seen.deleted.keys().filter(|n| !due.contains(n)).count();
-        (
-            results,
-            Percentiles::of(pooled),
-            wrong,
-            seen.problems.clone(),
-        )
-    };
-    drop(watch);
-    let by_reconciler = bench.jitbot.count_log("reconciler removed a policy") - reconciled_before;
-    let own_metric = own_revocation_metric(bench).await;
-    let reconcile = grants.reconcile_once().await;
-    RevocationReport {
-        active: plan.grants,
-        due: plan.due,
-        populate,
-        in_time,
-        cohorts: results,
-        pooled,
-        wrongly_deleted,
-        by_reconciler,
-        own_metric,
-        rss_peak,
-        reconcile,
-        watch_problems,
-    }
-}
-
-/// jitbot's `revocation_lag_seconds` histogram: (count, mean seconds).
-async fn own_revocation_metric(bench: &Bench) -> Option<(f64, f64)> {
-    let text = bench
-        .http
-        .get(format!("{}/metrics", bench.jitbot.base))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-    };
-    let count = value("jitbot_revocation_lag_seconds_count")?;
-    let sum = value("jitbot_revocation_lag_seconds_sum")?;
-    (count > 0.0).then(|| (count, sum / count))
-}
-
-// ---------------------------------------------------------------------------------
 // Figures.
 
+/// Percentiles of signed seconds: nothing is clamped, so a lag that came out
+/// negative (an effect seen before its cause was sent) stays negative and is counted.
 #[derive(Clone, Copy, Default)]
 struct Percentiles {
     n: usize,
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-    max: Duration,
+    min: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    negative: usize,
 }
 
 impl Percentiles {
-    fn of(mut v: Vec<Duration>) -> Self {
+    fn of(mut v: Vec<f64>) -> Self {
         if v.is_empty() {
             return Percentiles::default();
         }
-        v.sort();
+        v.sort_by(f64::total_cmp);
         let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
         Percentiles {
             n: v.len(),
+            min: v[0],
             p50: at(0.50),
             p90: at(0.90),
             p99: at(0.99),
             max: v[v.len() - 1],
+            negative: v.iter().filter(|x| **x < 0.0).count(),
         }
     }
 
+    fn of_durations(v: impl IntoIterator<Item = Duration>) -> Self {
+        Self::of(v.into_iter().map(|d| d.as_secs_f64()).collect())
+    }
+
     fn ms(&self) -> String {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         format!(
             "{:>8.2} {:>8.2} {:>8.2} {:>9.2}",
-            ms(self.p50),
-            ms(self.p90),
-            ms(self.p99),
-            ms(self.max)
+            self.p50 * 1e3,
+            self.p90 * 1e3,
+            self.p99 * 1e3,
+            self.max * 1e3
         )
     }
 
-    fn secs(&self) -> String {
-        let s = |d: Duration| d.as_secs_f64();
-        format!(
-            "{:>8.2} {:>8.2} {:>8.2} {:>9.2}",
-            s(self.p50),
-            s(self.p90),
-            s(self.p99),
-            s(self.max)
-        )
+    /// ", N negative" when there are any.
+    fn negatives(&self) -> String {
+        if self.negative > 0 {
+            format!(", {} NEGATIVE (min {:.3} s)", self.negative, self.min)
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// `later − earlier` in seconds; negative when `later` came first.
+fn signed_secs(later: Instant, earlier: Instant) -> f64 {
+    if later >= earlier {
+        (later - earlier).as_secs_f64()
+    } else {
+        -(earlier - later).as_secs_f64()
     }
 }
 
@@ -1083,7 +815,7 @@ struct Memories {
     load_peak: u64,
     load_hwm: u64,
     drained: Memory,
-    with_grants: Memory,
+    after_expiry: Memory,
 }
 
 fn report(
@@ -1091,7 +823,7 @@ fn report(
     redis: &RedisServer,
     acks: &AckReport,
     approvals: &ApproveReport,
-    revocation: &RevocationReport,
+    revocation: &expiry::Report,
     memory: Memories,
 ) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -1116,34 +848,38 @@ fn report(
     );
 
     println!(
-        "\n1. /jit request ack (signed POST /slack/commands), open loop at {}/s for {} s after {} s of warm-up; ms",
+        "\n1. /jit request ack (signed POST /slack/commands), open loop at {}/s for {} s after {} s of warm-up \
+         (not counted); ms",
         plan.rate,
         plan.load.as_secs(),
         plan.warmup.as_secs()
     );
     println!(
-        "{:<16} {:>9} {:>7} {:>8} {:>8} {:>8} {:>9}",
-        "", "achieved", "errors", "p50", "p90", "p99", "max"
+        "{:<16} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>9}",
+        "", "sent", "answered", "errors", "p50", "p90", "p99", "max"
     );
     let errors: usize = acks.errors.values().sum();
     println!(
-        "{:<16} {:>7.1}/s {:>7} {}",
+        "{:<16} {:>7.1}/s {:>7.1}/s {:>7} {}",
         "send → response",
-        acks.achieved,
+        acks.send_rate,
+        acks.completed,
         errors,
         acks.latency.ms()
     );
     println!(
-        "{:<16} {:>9} {:>7} {}",
+        "{:<16} {:>9} {:>9} {:>7} {}",
         "from schedule",
+        "",
         "",
         "",
         acks.from_schedule.ms()
     );
     println!(
-        "({} requests; the generator sent at most {:.2} ms late)",
+        "({} requests; sent = the generator's rate, answered = requests answered with a request id \
+         per second, first send to last answer; the generator sent at most {:.2} ms late)",
         acks.sent,
-        acks.late_max.as_secs_f64() * 1e3
+        acks.late_max * 1e3
     );
     for (e, n) in &acks.errors {
         println!("  error × {n}: {e}");
@@ -1158,23 +894,25 @@ fn report(
         cores.join(", ")
     );
     println!(
-        "approval cards: {:.0}/s during the load; {} of {} posted when it ended; {}; {:.0} cards/s while draining",
+        "approval cards of the measured requests: {:.0}/s during the load; {} of {} posted when it ended; {}; \
+         {:.0} cards/s while draining",
         acks.card_rate_under_load,
         acks.cards_at_end,
         acks.requested,
         match acks.drained_after {
-            Some(d) => format!("the last {:.1} s after it", d.as_secs_f64()),
+            Some(d) => format!("the last {d:.1} s after it"),
             None => format!("not all within {} s", plan.patience.as_secs()),
         },
         acks.card_rate
     );
     println!(
-        "ack → approval card, s:   p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  ({} cards)",
-        acks.card_latency.p50.as_secs_f64(),
-        acks.card_latency.p90.as_secs_f64(),
-        acks.card_latency.p99.as_secs_f64(),
-        acks.card_latency.max.as_secs_f64(),
-        acks.card_latency.n
+        "ack → approval card, s:   p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  ({} cards{})",
+        acks.card_latency.p50,
+        acks.card_latency.p90,
+        acks.card_latency.p99,
+        acks.card_latency.max,
+        acks.card_latency.n,
+        acks.card_latency.negatives()
     );
 
     println!(
@@ -1186,11 +924,12 @@ fn report(
         "", "present", "errors", "p50", "p90", "p99", "max"
     );
     println!(
-        "{:<16} {:>9} {:>7} {}",
+        "{:<16} {:>9} {:>7} {}{}",
         "click → ADDED",
         format!("{}/{}", approvals.present, approvals.clicks),
         approvals.errors + approvals.refusals,
-        approvals.latency.ms()
+        approvals.latency.ms(),
+        approvals.latency.negatives()
     );
     println!(
         "{:<16} {:>9} {:>7} {}",
@@ -1203,66 +942,7 @@ fn report(
         println!("  watch: {p}");
     }
 
-    println!(
-        "\n3. Revocation lag: {} active grants; {} cohorts of {} expire, each at one instant, {:.1} s apart; \
-         the sweep loop runs every {} s (default); s from expires_at to DELETED on a watch",
-        revocation.active,
-        revocation.cohorts.len(),
-        revocation.due,
-        COHORT_GAP.as_secs_f64(),
-        Settings::default().worker.sweep_interval.as_secs()
-    );
-    println!(
-        "{:<16} {:>9} {:>8} {:>8} {:>8} {:>9} {:>11} {:>9}",
-        "", "deleted", "p50", "p90", "p99", "max", "1st delete", "deletes/s"
-    );
-    for (i, c) in revocation.cohorts.iter().enumerate() {
-        println!(
-            "{:<16} {:>9} {} {:>11.2} {:>9.0}",
-            format!("cohort {}", i + 1),
-            format!("{}/{}", c.deleted, revocation.due),
-            c.lag.secs(),
-            c.first.as_secs_f64(),
-            c.rate()
-        );
-    }
-    println!(
-        "{:<16} {:>9} {}",
-        "all cohorts",
-        format!(
-            "{}/{}",
-            revocation.pooled.n,
-            revocation.due * revocation.cohorts.len()
-        ),
-        revocation.pooled.secs()
-    );
-    println!(
-        "policies deleted that were not due: {}; deleted by the reconciler: {}",
-        revocation.wrongly_deleted, revocation.by_reconciler
-    );
-    if let Some((count, mean)) = revocation.own_metric {
-        println!("jitbot's own revocation_lag_seconds: {count:.0} observations, mean {mean:.2} s");
-    }
-    println!(
-        "populate: {} grants (3 store scripts + 1 server-side apply each, {POPULATE_TASKS} at a time) in {:.1} s: {:.0} grants/s{}",
-        revocation.active,
-        revocation.populate.as_secs_f64(),
-        revocation.active as f64 / revocation.populate.as_secs_f64(),
-        if revocation.in_time {
-            ""
-        } else {
-            "; a cohort was NOT all written before its expiry"
-        }
-    );
-    if let Some((seen, took)) = revocation.reconcile {
-        println!(
-            "reconcile_once over {seen} managed policies (the app on the same store and cluster, in the bench): {:.2} s",
-            took.as_secs_f64()
-        );
-    }
-    for p in revocation.watch_problems.iter().take(3) {
-        println!("  watch: {p}");
-    }
+    expiry::print(&plan.expiry, revocation, memory.idle);
 
     println!("\n4. Resident memory of the jitbot process, MiB");
     println!("{:<34} {:>8} {:>8}", "", "VmRSS", "VmHWM");
@@ -1285,18 +965,24 @@ fn report(
         mib(memory.drained.hwm_kib)
     );
     println!(
+        "{:<34} {:>8.1} {:>8.1}",
+        format!("with {} grants tracked", revocation.active),
+        mib(revocation.rss_with.rss_kib),
+        mib(revocation.rss_with.hwm_kib)
+    );
+    println!(
         "{:<34} {:>8.1} {:>8}",
-        format!("writing and sweeping {} grants", revocation.active),
+        format!("writing and expiring {} grants", revocation.active),
         mib(revocation.rss_peak),
         ""
     );
     println!(
         "{:<34} {:>8.1} {:>8.1}",
         format!(
-            "after ({} of them still active)",
-            revocation.active - revocation.due * revocation.cohorts.len()
+            "after step 3 ({} still active)",
+            revocation.active - revocation.timed
         ),
-        mib(memory.with_grants.rss_kib),
-        mib(memory.with_grants.hwm_kib)
+        mib(memory.after_expiry.rss_kib),
+        mib(memory.after_expiry.hwm_kib)
     );
 }
