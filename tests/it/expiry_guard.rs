@@ -78,6 +78,24 @@ async fn tracking(jitbot: &Application, n: f64) {
     .await;
 }
 
+/// Writes `expires` (null: removes it) as a policy's expiry, as someone with kubectl
+/// would, and waits for the guard to remove the policy at once.
+async fn set_expiry_by_hand(policies: &Api<NetworkPolicy>, name: &str, expires: serde_json::Value) {
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { EXPIRES_AT_ANNOTATION: expires } }
+    });
+    policies
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually(
+        "the policy is removed at once",
+        Duration::from_secs(10),
+        || gone(policies, name),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_access_outlives_its_expiry_while_redis_is_down() {
     let stack = Stack::start_with(RedisServer::start_persistent()).await;
@@ -258,20 +276,7 @@ async fn two_replicas_guards_racing_on_an_impossible_expiry_remove_and_audit_it_
 
     // Someone writes an expiry a day away: beyond access.max_duration (12h).
     let tampered = (grant.expires_at.unwrap() + TimeDelta::days(1)).to_rfc3339();
-    let patch = serde_json::json!({
-        "metadata": { "annotations": { EXPIRES_AT_ANNOTATION: tampered } }
-    });
-    policies
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-
-    eventually(
-        "the policy is removed at once",
-        Duration::from_secs(10),
-        || gone(&policies, &name),
-    )
-    .await;
+    set_expiry_by_hand(&policies, &name, serde_json::json!(tampered)).await;
     let store = one.app.ports.store.clone();
     let removals = || async {
         store
@@ -314,19 +319,7 @@ async fn a_policy_without_an_expiry_is_removed_at_once() {
     let name = netpol::policy_name(&grant.id);
     tracking(&jitbot, 1.0).await;
 
-    let patch = serde_json::json!({
-        "metadata": { "annotations": { EXPIRES_AT_ANNOTATION: null } }
-    });
-    policies
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    eventually(
-        "the policy is removed at once",
-        Duration::from_secs(10),
-        || gone(&policies, &name),
-    )
-    .await;
+    set_expiry_by_hand(&policies, &name, serde_json::Value::Null).await;
     assert_eq!(guard_deleted(&jitbot), 1.0);
     jitbot.stop().await;
 }
