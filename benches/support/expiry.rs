@@ -38,7 +38,6 @@ use tokio::task::JoinSet;
 
 use jitbot::adapters::kube::KubeEnforcer;
 use jitbot::adapters::redis::RedisStore;
-use jitbot::app::{App, AppConfig, Ports, SystemClock};
 use jitbot::core::catalog::Catalog;
 use jitbot::core::command::Reason;
 use jitbot::core::ids::{Namespace, RequestId};
@@ -48,8 +47,10 @@ use jitbot::core::request::{
     self, AccessRequest, Actor, AuditKind, Event, NewRequest, Scope, State,
 };
 use jitbot::core::ttl::Ttl;
+use jitbot::settings::{Secrets, Settings};
+use jitbot::startup::{ClusterPorts, Overrides, assemble};
 
-use crate::fakes::{self, ALICE, LEAD1, user};
+use crate::fakes::{ALICE, LEAD1, user};
 use crate::process::{Memory, RssSampler, mib};
 use crate::redis_server::RedisServer;
 use crate::watch::Watch;
@@ -222,17 +223,24 @@ impl Grants {
     /// One `reconcile_once`, by the app built on this store and cluster (Slack left
     /// out): (policies seen, wall time).
     async fn reconcile_once(&self) -> Option<(usize, Duration)> {
-        let app = App::new(
-            self.catalog.clone(),
-            Ports {
-                store: Arc::new(self.store.clone()),
+        let overrides = Overrides {
+            store: Some(Arc::new(self.store.clone())),
+            cluster: Some(ClusterPorts {
                 enforcer: Arc::new(self.enforcer.clone()),
-                notifier: fakes::RecordingNotifier::new(),
-                directory: Arc::new(fakes::StaticDirectory::default()),
-                clock: Arc::new(SystemClock),
-            },
-            AppConfig::default(),
-        );
+                previewer: Arc::new(self.enforcer.clone()),
+            }),
+            no_workers: true,
+            ..Overrides::default()
+        };
+        let no_secrets = Secrets::from_vars(&std::collections::HashMap::new());
+        let catalog = (*self.catalog).clone();
+        let app = match assemble(&Settings::default(), catalog, &no_secrets, overrides).await {
+            Ok(assembly) => assembly.app,
+            Err(e) => {
+                println!("step 3: cannot assemble jitbot for reconcile_once: {e:#}");
+                return None;
+            }
+        };
         let started = Instant::now();
         match app.reconcile_once(Utc::now()).await {
             Ok(report) => Some((report.seen, started.elapsed())),

@@ -32,7 +32,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::warn;
 
 pub use dry_run::{DRY_RUN_PREVIEW, DryRunCluster};
 pub use slack_standin::{SlackStandin, StandinConfig};
@@ -198,6 +197,7 @@ impl Playground {
             kube_client: None,
             no_workers: false,
             cluster,
+            store: None,
         };
         let application = Application::build(&settings, catalog, &secrets, overrides).await?;
         let engine = Arc::new(Engine {
@@ -216,16 +216,13 @@ impl Playground {
         });
 
         let (shutdown, stopped) = watch::channel(false);
-        let mut on_stop = stopped.clone();
         let page = server::router(engine.clone(), allowed_hosts(addr));
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, page).with_graceful_shutdown(async move {
-                let _ = on_stop.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serving.await {
-                warn!(error = %e, "the playground's web server stopped with an error");
-            }
-        });
+        let server = startup::serve(
+            listener,
+            page,
+            stopped.clone(),
+            "the playground's web server",
+        );
         let ticker = options
             .running_clock
             .then(|| tokio::spawn(run_clock(clock, stopped)));

@@ -6,6 +6,7 @@
 //! its port (0 in tests) and starts them all; `stop` shuts down in order so no
 //! transition is left half-done.
 
+mod assemble;
 mod operator;
 
 use std::io::IsTerminal;
@@ -24,38 +25,18 @@ use crate::adapters::http::{HttpState, router};
 use crate::adapters::kube::{KubeEnforcer, KubeSettings};
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::redis::{RedisSettings, RedisStore};
-use crate::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotifierConfig};
-use crate::app::{App, AppConfig, Ports, SystemClock};
+use crate::adapters::slack::SlackNotifier;
+use crate::app::App;
 use crate::core::catalog::Catalog;
-use crate::core::ports::{Clock, Enforcer, Previewer, Store};
-use crate::metrics::Metrics;
-use crate::settings::{LogFormat, LogSettings, Secrets, Settings};
+use crate::core::ports::Store;
+use crate::settings::{LogFormat, LogSettings, Secrets, Settings, WorkerSettings};
 use crate::worker;
+pub use assemble::{Assembly, ClusterPorts, Overrides, SlackParts, assemble};
 pub use operator::operator_app;
 
 /// Removals by the expiry guard waiting for the store to audit them. Only policies
 /// with an untrustworthy expiry are sent, so this is far more than a burst needs.
 const GUARD_AUDIT_BACKLOG: usize = 10_000;
-
-/// What tests (and the playground) put in place of the standard choices.
-#[derive(Default, Clone)]
-pub struct Overrides {
-    /// A clock to use instead of the system's.
-    pub clock: Option<Arc<dyn Clock>>,
-    /// A Kubernetes client to use instead of the standard resolution.
-    pub kube_client: Option<kube::Client>,
-    /// Leave the sweep and reconcile loops off (tests drive the `*_once` steps).
-    pub no_workers: bool,
-    /// A cluster to use instead of Kubernetes (the playground's dry run).
-    pub cluster: Option<ClusterPorts>,
-}
-
-/// The cluster side as the app and the approval card see it.
-#[derive(Clone)]
-pub struct ClusterPorts {
-    pub enforcer: Arc<dyn Enforcer>,
-    pub previewer: Arc<dyn Previewer>,
-}
 
 /// The settings `serve` cannot run without, each with how to set it.
 pub fn missing_settings(secrets: &Secrets) -> Vec<String> {
@@ -159,81 +140,19 @@ impl Application {
         if !missing.is_empty() {
             bail!("jitbot cannot start:\n  {}", missing.join("\n  "));
         }
-        let (Some(token), Some(signing)) =
-            (&secrets.slack_bot_token, &secrets.slack_signing_secret)
+        let Some(signing) = &secrets.slack_signing_secret else {
+            bail!("jitbot cannot start: Slack credentials are missing");
+        };
+        let no_workers = overrides.no_workers;
+        let Assembly { app, slack, kube } = assemble(settings, catalog, secrets, overrides).await?;
+        let Some(SlackParts {
+            api: slack,
+            notifier,
+            delivery,
+        }) = slack
         else {
             bail!("jitbot cannot start: Slack credentials are missing");
         };
-        let catalog = Arc::new(catalog);
-        let clock: Arc<dyn Clock> = overrides
-            .clock
-            .clone()
-            .unwrap_or_else(|| Arc::new(SystemClock));
-        let metrics = Arc::new(Metrics::new());
-        let store = open_store(settings, secrets).await?;
-        let kube = kube_settings(settings);
-        // The expiry guard needs a real API server to watch; the playground's dry-run
-        // cluster has none.
-        let mut kube_cluster = None;
-        let ClusterPorts {
-            enforcer,
-            previewer,
-        } = match overrides.cluster.clone() {
-            Some(cluster) => cluster,
-            None => {
-                let cluster = Arc::new(match overrides.kube_client.clone() {
-                    Some(client) => KubeEnforcer::new(client, kube, catalog.namespaces()),
-                    None => KubeEnforcer::try_default(kube, catalog.namespaces())
-                        .await
-                        .context("cannot reach Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?,
-                });
-                kube_cluster = Some(cluster.clone());
-                ClusterPorts {
-                    enforcer: cluster.clone(),
-                    previewer: cluster,
-                }
-            }
-        };
-        let slack = SlackApi::new(
-            &settings.slack.api_url,
-            token.expose(),
-            settings.slack.max_retries,
-        )
-        .context("cannot set up the Slack client")?;
-        let audit_channel =
-            Some(settings.slack.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
-        let (notifier, notifier_task) = SlackNotifier::start(
-            slack.clone(),
-            store.clone(),
-            catalog.clone(),
-            previewer,
-            SlackNotifierConfig { audit_channel },
-            metrics.clone(),
-        );
-        let directory = SlackDirectory::new(
-            slack.clone(),
-            clock.clone(),
-            settings.slack.usergroup_cache_ttl,
-        );
-        let w = &settings.worker;
-        let app = App::new(
-            catalog,
-            Ports {
-                store,
-                enforcer,
-                notifier: Arc::new(notifier.clone()),
-                directory: Arc::new(directory),
-                clock,
-            },
-            AppConfig {
-                // The Kubernetes enforcer retries by itself (kubernetes.apply_attempts).
-                apply_attempts: 1,
-                claim_lease: w.claim_lease,
-                sweep_batch: w.sweep_batch,
-                ..AppConfig::default()
-            },
-        )
-        .with_metrics(metrics);
 
         let listener = tokio::net::TcpListener::bind(&settings.server.listen)
             .await
@@ -252,44 +171,15 @@ impl Application {
             background: background.clone(),
         });
         let (shutdown, stopped) = watch::channel(false);
-        let mut on_stop = stopped.clone();
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-                let _ = on_stop.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serving.await {
-                warn!(error = %e, "the HTTP server stopped with an error");
-            }
-        });
-        let mut workers = vec![notifier_task];
-        if !overrides.no_workers
-            && let Some(cluster) = &kube_cluster
-        {
-            let (removals, removed) = mpsc::channel(GUARD_AUDIT_BACKLOG);
-            let guard = cluster.expiry_guard(
-                app.catalog.limits.max_duration,
-                app.ports.clock.clone(),
-                app.metrics.clone(),
-                removals,
-            );
-            workers.push(tokio::spawn(guard.run(stopped.clone())));
-            workers.push(tokio::spawn(worker::guard_audit_loop(
-                app.clone(),
-                removed,
-                stopped.clone(),
-            )));
-        }
-        if !overrides.no_workers {
-            workers.push(tokio::spawn(worker::sweep_loop(
-                app.clone(),
-                w.sweep_interval.as_std(),
-                stopped.clone(),
-            )));
-            workers.push(tokio::spawn(worker::reconcile_loop(
-                app.clone(),
-                w.reconcile_interval.as_std(),
-                stopped,
-            )));
+        let server = serve(listener, router(state), stopped.clone(), "the HTTP server");
+        let mut workers = vec![delivery];
+        if !no_workers {
+            workers.extend(start_workers(
+                &app,
+                kube.as_deref(),
+                &settings.worker,
+                &stopped,
+            ));
         }
         info!(%addr, "jitbot is listening");
         Ok(Application {
@@ -340,6 +230,61 @@ impl Application {
             task.abort();
         }
     }
+}
+
+/// Serves `router` on `listener` until `stop` turns true, then lets requests in flight
+/// finish; `what` names it in the log.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serving.await {
+            warn!(error = %e, "{what} stopped with an error");
+        }
+    })
+}
+
+/// Starts the background workers: the sweep, the reconciler and, on a real cluster,
+/// the expiry guard with the loop that audits its removals.
+fn start_workers(
+    app: &App,
+    kube: Option<&KubeEnforcer>,
+    w: &WorkerSettings,
+    stopped: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut workers = Vec::new();
+    if let Some(cluster) = kube {
+        let (removals, removed) = mpsc::channel(GUARD_AUDIT_BACKLOG);
+        let guard = cluster.expiry_guard(
+            app.catalog.limits.max_duration,
+            app.ports.clock.clone(),
+            app.metrics.clone(),
+            removals,
+        );
+        workers.push(tokio::spawn(guard.run(stopped.clone())));
+        workers.push(tokio::spawn(worker::guard_audit_loop(
+            app.clone(),
+            removed,
+            stopped.clone(),
+        )));
+    }
+    workers.push(tokio::spawn(worker::sweep_loop(
+        app.clone(),
+        w.sweep_interval.as_std(),
+        stopped.clone(),
+    )));
+    workers.push(tokio::spawn(worker::reconcile_loop(
+        app.clone(),
+        w.reconcile_interval.as_std(),
+        stopped.clone(),
+    )));
+    workers
 }
 
 /// Waits for SIGTERM or Ctrl-C.

@@ -2,6 +2,7 @@
 //! the fake Slack, the memory store, a recording enforcer and a manual clock; plus
 //! helpers that sign requests exactly as Slack does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
@@ -9,12 +10,12 @@ use serde_json::{Value, json};
 
 use jitbot::adapters::http::{HttpState, router, signature};
 use jitbot::adapters::memory::MemoryStore;
-use jitbot::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotifierConfig};
-use jitbot::app::{App, AppConfig, ManualClock, Ports};
+use jitbot::adapters::slack::SlackNotifier;
+use jitbot::app::{App, ManualClock};
 use jitbot::core::ports::{Previewer, Store};
 use jitbot::core::request::AccessRequest;
-use jitbot::core::ttl::Ttl;
-use jitbot::settings::Secret;
+use jitbot::settings::{Secret, Secrets, Settings};
+use jitbot::startup::{self, Assembly, ClusterPorts, Overrides, SlackParts};
 
 use super::fake_slack::FakeSlack;
 use super::fakes::{self, RecordingEnforcer, t0};
@@ -184,33 +185,31 @@ impl SlackWorld {
             &[("S02DBAS001", &[fakes::GROUP_MEMBER])],
         )
         .await;
-        let api = SlackApi::new(&slack.api_url, TOKEN, 3).unwrap();
         let clock = Arc::new(ManualClock::new(t0()));
-        let catalog = Arc::new(fakes::catalog());
         let enforcer = RecordingEnforcer::new();
-        let metrics = Arc::new(jitbot::metrics::Metrics::new());
-        let (notifier, _worker) = SlackNotifier::start(
-            api.clone(),
-            store.clone(),
-            catalog.clone(),
-            Arc::new(FixedPreview("default-deny present, 4 pods")),
-            SlackNotifierConfig {
-                audit_channel: Some(AUDIT.to_owned()),
-            },
-            metrics,
-        );
-        let directory = SlackDirectory::new(api.clone(), clock.clone(), Ttl::from_mins(5));
-        let app = App::new(
-            catalog,
-            Ports {
-                store: store.clone(),
+        let mut settings = Settings::default();
+        settings.slack.api_url = slack.api_url.clone();
+        settings.slack.audit_channel = AUDIT.to_owned();
+        settings.slack.max_retries = 3;
+        let secrets = Secrets::from_vars(&HashMap::from([(
+            "SLACK_BOT_TOKEN".to_owned(),
+            TOKEN.to_owned(),
+        )]));
+        let overrides = Overrides {
+            clock: Some(clock.clone()),
+            store: Some(store.clone()),
+            cluster: Some(ClusterPorts {
                 enforcer: enforcer.clone(),
-                notifier: Arc::new(notifier.clone()),
-                directory: Arc::new(directory),
-                clock: clock.clone(),
-            },
-            AppConfig::default(),
-        );
+                previewer: Arc::new(FixedPreview("default-deny present, 4 pods")),
+            }),
+            ..Overrides::default()
+        };
+        let Assembly {
+            app, slack: parts, ..
+        } = startup::assemble(&settings, fakes::catalog(), &secrets, overrides)
+            .await
+            .unwrap();
+        let SlackParts { api, notifier, .. } = parts.expect("a bot token is set");
         let state = Arc::new(HttpState {
             app: app.clone(),
             signing_secret: Secret::new(SECRET),

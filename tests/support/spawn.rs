@@ -89,7 +89,7 @@ pub async fn spawn_app(world: &World<'_>, workers: bool) -> Application {
             clock: Some(clock),
             kube_client: Some(world.kube.clone()),
             no_workers: !workers,
-            cluster: None,
+            ..Overrides::default()
         },
     )
     .await

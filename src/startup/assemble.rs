@@ -1,0 +1,168 @@
+//! The composition root: [`assemble`] builds jitbot's ports from its settings and puts
+//! the app over them. `jitbot serve` ([`super::Application`]), the operator commands
+//! ([`super::operator_app`]), the playground, the tests and the benches all call it,
+//! each with its own [`Overrides`]; nothing else wires adapters to ports.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use super::{kube_settings, open_store};
+use crate::adapters::kube::KubeEnforcer;
+use crate::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotifierConfig};
+use crate::app::{App, AppConfig, Ports, SystemClock};
+use crate::core::catalog::Catalog;
+use crate::core::ids::{SlackGroupId, SlackUserId};
+use crate::core::ports::{
+    AuditEvent, Clock, Directory, Enforcer, Notifier, NotifyError, Previewer, Store,
+};
+use crate::core::request::AccessRequest;
+use crate::metrics::Metrics;
+use crate::settings::{Secrets, Settings};
+
+/// What tests, benches and the playground put in place of the standard choices.
+#[derive(Default, Clone)]
+pub struct Overrides {
+    /// A clock to use instead of the system's.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// A Kubernetes client to use instead of the standard resolution.
+    pub kube_client: Option<kube::Client>,
+    /// Leave the background workers off (tests drive the `*_once` steps).
+    pub no_workers: bool,
+    /// A cluster to use instead of Kubernetes (the playground's dry run, a test's
+    /// recording fake).
+    pub cluster: Option<ClusterPorts>,
+    /// A store to use instead of the one `REDIS_URL` (or its absence) chooses.
+    pub store: Option<Arc<dyn Store>>,
+}
+
+/// The cluster side as the app and the approval card see it.
+#[derive(Clone)]
+pub struct ClusterPorts {
+    pub enforcer: Arc<dyn Enforcer>,
+    pub previewer: Arc<dyn Previewer>,
+}
+
+/// jitbot assembled: the app over its ports, and the concrete parts that the servers
+/// and workers around it need.
+pub struct Assembly {
+    pub app: App,
+    /// The Slack side, when `SLACK_BOT_TOKEN` is set.
+    pub slack: Option<SlackParts>,
+    /// The real cluster, which the expiry guard watches; `None` for a stand-in.
+    pub kube: Option<Arc<KubeEnforcer>>,
+}
+
+/// The Slack Web API client, the notifier and the task that delivers its posts.
+pub struct SlackParts {
+    pub api: SlackApi,
+    pub notifier: SlackNotifier,
+    pub delivery: JoinHandle<()>,
+}
+
+/// Builds every port from `settings` and `secrets` (or takes it from `overrides`) and
+/// the app over them. Slack is optional here: without a bot token nobody is told, and
+/// user groups cannot be read (which counts as "not a member").
+pub async fn assemble(
+    settings: &Settings,
+    catalog: Catalog,
+    secrets: &Secrets,
+    overrides: Overrides,
+) -> anyhow::Result<Assembly> {
+    let catalog = Arc::new(catalog);
+    let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let metrics = Arc::new(Metrics::new());
+    let store = match overrides.store {
+        Some(store) => store,
+        None => open_store(settings, secrets).await?,
+    };
+    let mut kube = None;
+    let ClusterPorts {
+        enforcer,
+        previewer,
+    } = match overrides.cluster {
+        Some(cluster) => cluster,
+        None => {
+            let k = kube_settings(settings);
+            let cluster = Arc::new(match overrides.kube_client {
+                Some(client) => KubeEnforcer::new(client, k, catalog.namespaces()),
+                None => KubeEnforcer::try_default(k, catalog.namespaces())
+                    .await
+                    .context("cannot reach Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?,
+            });
+            kube = Some(cluster.clone());
+            ClusterPorts {
+                enforcer: cluster.clone(),
+                previewer: cluster,
+            }
+        }
+    };
+    let (slack, notifier, directory): (_, Arc<dyn Notifier>, Arc<dyn Directory>) = match &secrets
+        .slack_bot_token
+    {
+        Some(token) => {
+            let s = &settings.slack;
+            let api = SlackApi::new(&s.api_url, token.expose(), s.max_retries)
+                .context("cannot set up the Slack client")?;
+            let audit_channel = Some(s.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
+            let (notifier, delivery) = SlackNotifier::start(
+                api.clone(),
+                store.clone(),
+                catalog.clone(),
+                previewer,
+                SlackNotifierConfig { audit_channel },
+                metrics.clone(),
+            );
+            let directory = SlackDirectory::new(api.clone(), clock.clone(), s.usergroup_cache_ttl);
+            let parts = SlackParts {
+                api,
+                notifier: notifier.clone(),
+                delivery,
+            };
+            (Some(parts), Arc::new(notifier), Arc::new(directory))
+        }
+        None => (None, Arc::new(NoSlack), Arc::new(NoSlack)),
+    };
+    let w = &settings.worker;
+    let app = App::new(
+        catalog,
+        Ports {
+            store,
+            enforcer,
+            notifier,
+            directory,
+            clock,
+        },
+        AppConfig {
+            // The Kubernetes enforcer retries by itself (kubernetes.apply_attempts).
+            apply_attempts: 1,
+            claim_lease: w.claim_lease,
+            sweep_batch: w.sweep_batch,
+            ..AppConfig::default()
+        },
+    )
+    .with_metrics(metrics);
+    Ok(Assembly { app, slack, kube })
+}
+
+/// Tells nobody: for operator commands without Slack credentials.
+struct NoSlack;
+
+#[async_trait::async_trait]
+impl Notifier for NoSlack {
+    async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError> {
+        info!(request_id = %req.id, kind = event.kind.as_str(), "not told in Slack: SLACK_BOT_TOKEN is not set");
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for NoSlack {
+    async fn group_members(&self, group: &SlackGroupId) -> Result<Vec<SlackUserId>, NotifyError> {
+        Err(NotifyError(format!(
+            "user group {group} cannot be read without SLACK_BOT_TOKEN"
+        )))
+    }
+}
