@@ -14,6 +14,11 @@
 //! - [`adapters`]: the ports on real infrastructure (memory, Redis, Kubernetes with its
 //!   cluster-side expiry guard, Slack, HTTP).
 //! - [`settings`]: layered configuration and secrets.
+//! - [`startup`]: the composition root. [`startup::assemble`] builds the ports from
+//!   the settings and the app over them, for `serve`, the operator commands, the
+//!   playground, the tests and the benches alike; nothing else wires adapters.
+//! - [`worker`]: the background loops around the app's `*_once` steps.
+//! - [`metrics`]: the Prometheus registry `/metrics` serves.
 //! - [`cli`]: the `jitbot` command line.
 //! - [`playground`]: `jitbot playground`, the same app with a Slack stand-in, a dry-run
 //!   cluster and a movable clock, driven from a web page.
