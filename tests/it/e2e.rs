@@ -202,3 +202,99 @@ async fn a_replica_that_dies_after_approval_is_cleaned_up_by_the_next_at_start_u
     assert_eq!(req.state, State::Expired);
     next.stop().await;
 }
+
+/// What a person is told when the store cannot be reached or written.
+const STORE_DOWN: &str = "jitbot cannot reach its state store right now, so nothing was changed and no access was granted";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_a_request_with_redis_stopped_gets_plain_words_and_changes_nothing() {
+    let s = setup().await;
+    let clock = clock();
+    let app = spawn_app(&s.world(&clock), false).await;
+    let slack = s.inbound(&app, &clock);
+    s.redis.stop();
+    let (status, answer) = tokio::time::timeout(
+        Duration::from_secs(30),
+        slack.command(ALICE, "request payments-db 30m INC-4411 replica lag"),
+    )
+    .await
+    .expect("the answer is bounded by the store's timeouts");
+    assert_eq!(status, StatusCode::OK);
+    let answer = match answer.as_str() {
+        // Acked at once, the outcome follows on the response_url.
+        a if a.contains(STORE_DOWN) => a.to_owned(),
+        _ => s
+            .slack
+            .wait_for(&format!("respond:cmd-{ALICE}"), |_| true)
+            .await["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    assert!(answer.contains(STORE_DOWN), "{answer}");
+    assert!(
+        s.slack.messages(APPROVALS).is_empty(),
+        "no approval card for a request that was not stored"
+    );
+    assert!(
+        s.policies()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_the_store_is_written_before_the_cluster_is_touched() {
+    let s = setup().await;
+    let clock = clock();
+    let app = spawn_app(&s.world(&clock), false).await;
+    let slack = s.inbound(&app, &clock);
+    let id = request(&slack).await;
+    s.slack
+        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
+        .await;
+
+    // Redis still answers reads but refuses every write: the approval can be loaded,
+    // not recorded.
+    let mut admin = s.redis.admin();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(
+        slack.click(LEAD1, APPROVE, &id, "lead").await,
+        StatusCode::OK
+    );
+    let answer = s.slack.wait_for("respond:lead", |_| true).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query(&mut admin)
+        .unwrap();
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(STORE_DOWN),
+        "{answer}"
+    );
+    assert!(
+        live_policy(&s, &id).await.is_none(),
+        "nothing applied that the store did not record"
+    );
+    let stored = app.app.load(&id.parse().unwrap()).await.unwrap();
+    assert_eq!(stored.state, State::Pending);
+    app.stop().await;
+}

@@ -280,6 +280,8 @@ async fn every_key_the_store_writes_shares_one_cluster_slot() {
     contract::a_transition_releases_the_claim_and_rearms_the_timer(&on()).await;
     contract::release_rearms_only_the_current_version(&on()).await;
     contract::audit_keeps_history_per_request_and_recent(&on()).await;
+    contract::annotations_are_kept_per_request(&on()).await;
+    contract::next_due_is_the_earliest_timer_or_lease(&on()).await;
     life::a_grant_lives_exactly_its_duration(&on()).await;
     life::a_pending_request_lapses_after_the_approval_timeout(&on()).await;
     life::revoke_removes_access_and_only_permitted_people_may(&on()).await;
@@ -303,12 +305,13 @@ async fn every_key_the_store_writes_shares_one_cluster_slot() {
         prefixes.insert(prefix.to_owned());
         kinds.insert(rest.split(':').nth(1).unwrap_or_default().to_owned());
     }
-    assert_eq!(prefixes.len(), 12, "one prefix per run: {prefixes:?}");
+    assert_eq!(prefixes.len(), 14, "one prefix per run: {prefixes:?}");
     let want = [
         "audit",
         "claims",
         "due",
         "history",
+        "notes",
         "req",
         "requester",
         "state",

@@ -11,6 +11,7 @@
 //! {jitbot}:requester:<user>   zset    that person's ids -> created_at (unix ms)
 //! {jitbot}:audit              stream  every event (field `event`, JSON), MAXLEN ~ N
 //! {jitbot}:history:<id>       list    one request's events (JSON), oldest first
+//! {jitbot}:notes:<id>         hash    facts outside the lifecycle (where its card is)
 //! ```
 //!
 //! The `json` field is what `load` reads; `version` and `state` are copies the scripts
