@@ -12,6 +12,7 @@
 mod alarm;
 mod clock;
 pub mod lifecycle;
+mod queries;
 mod reconcile;
 mod sweep;
 
@@ -24,6 +25,7 @@ use tracing::warn;
 pub use alarm::Alarm;
 pub use clock::{ManualClock, SystemClock};
 pub use lifecycle::{Decision, Submission};
+pub use queries::Readiness;
 pub use reconcile::ReconcileReport;
 pub use sweep::SweepReport;
 
@@ -71,15 +73,17 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
 }
 
-/// jitbot's use cases over its ports.
+/// jitbot's use cases over its ports. The fields are private: the driving sides
+/// (HTTP, Slack, the playground, the operator commands) reach state only through use
+/// cases (see `queries`).
 #[derive(Clone)]
 pub struct App {
-    pub catalog: Arc<Catalog>,
-    pub ports: Ports,
-    pub config: AppConfig,
-    pub metrics: Arc<Metrics>,
+    catalog: Arc<Catalog>,
+    ports: Ports,
+    config: AppConfig,
+    metrics: Arc<Metrics>,
     /// Wakes this replica's sweep when a use case arms a timer before its plan.
-    pub alarm: Arc<Alarm>,
+    alarm: Arc<Alarm>,
 }
 
 /// Why a use case did not do what was asked. `Display` is a sentence for the person
@@ -131,6 +135,36 @@ impl App {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// The same app with other tuning.
+    pub fn with_config(mut self, config: AppConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The catalog: what can be requested, by whom, and the limits.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The metrics registry the use cases (and adapters) record into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The app's clock, for the workers that sleep on it.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.ports.clock
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// This replica's sweep alarm.
+    pub(crate) fn alarm(&self) -> &Alarm {
+        &self.alarm
     }
 
     pub fn now(&self) -> DateTime<Utc> {

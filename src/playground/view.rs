@@ -96,7 +96,7 @@ impl Engine {
 
     /// Live policies as YAML, with what the countdown needs; or why they are unknown.
     async fn policies(&self) -> Value {
-        match self.app.ports.enforcer.list_managed().await {
+        match self.app.live_policies().await {
             Ok(mut live) => {
                 live.sort_by(|a, b| {
                     (&a.metadata.namespace, &a.metadata.name)
@@ -128,7 +128,7 @@ impl Engine {
     async fn requests(&self) -> Value {
         let mut all = Vec::new();
         for state in State::ALL {
-            match self.app.ports.store.list_by_state(state).await {
+            match self.app.list_in(state).await {
                 Ok(found) => all.extend(found),
                 Err(e) => {
                     warn!(error = %e, "the playground cannot read the store");

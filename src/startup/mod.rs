@@ -262,9 +262,9 @@ fn start_workers(
     if let Some(cluster) = kube {
         let (removals, removed) = mpsc::channel(GUARD_AUDIT_BACKLOG);
         let guard = cluster.expiry_guard(
-            app.catalog.limits.max_duration,
-            app.ports.clock.clone(),
-            app.metrics.clone(),
+            app.catalog().limits.max_duration,
+            app.clock().clone(),
+            app.metrics().clone(),
             removals,
         );
         workers.push(tokio::spawn(guard.run(stopped.clone())));

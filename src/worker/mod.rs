@@ -31,7 +31,7 @@ pub async fn sweep_loop(app: App, ceiling: Duration, mut shutdown: watch::Receiv
         if *shutdown.borrow() {
             break;
         }
-        app.alarm.waking();
+        app.alarm().waking();
         match sweep_due(&app).await {
             Ok(report) => debug!(?report, "sweep done"),
             Err(e) => warn!(error = %e, "sweep failed; retrying shortly"),
@@ -44,12 +44,12 @@ pub async fn sweep_loop(app: App, ceiling: Duration, mut shutdown: watch::Receiv
                 now + STORE_RETRY.min(ceiling)
             }
         };
-        let mut until = app.alarm.sleep_until(next);
+        let mut until = app.alarm().sleep_until(next);
         loop {
             tokio::select! {
-                _ = app.ports.clock.sleep_until(until) => break,
-                _ = app.alarm.moved_earlier() => {
-                    until = app.alarm.planned().unwrap_or(until).min(until);
+                _ = app.clock().sleep_until(until) => break,
+                _ = app.alarm().moved_earlier() => {
+                    until = app.alarm().planned().unwrap_or(until).min(until);
                 }
                 // A dropped sender means nobody can stop us any more: stop now.
                 changed = shutdown.changed() => {
@@ -68,7 +68,7 @@ async fn sweep_due(app: &App) -> Result<SweepReport, AppError> {
     let mut total = SweepReport::default();
     loop {
         let report = app.sweep_once(app.now()).await?;
-        let full = report.claimed >= app.config.sweep_batch;
+        let full = report.claimed >= app.config().sweep_batch;
         total.add(&report);
         if !full {
             return Ok(total);
@@ -99,7 +99,7 @@ pub async fn guard_audit_loop(
                     warn!(policy = %removal.policy, error = %why, "cannot audit the expiry guard's removal yet; retrying");
                     let at = app.now() + wait;
                     tokio::select! {
-                        _ = app.ports.clock.sleep_until(at) => {}
+                        _ = app.clock().sleep_until(at) => {}
                         _ = shutdown.changed() => return,
                     }
                     wait = (wait * 2).min(TimeDelta::seconds(30));

@@ -44,7 +44,7 @@ where
 
 /// A value of jitbot's `/metrics` text, 0 when the series does not exist yet.
 fn metric(jitbot: &Application, series: &str) -> f64 {
-    let text = jitbot.app.metrics.encode();
+    let text = jitbot.app.metrics().encode();
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
@@ -153,7 +153,7 @@ async fn no_access_outlives_its_expiry_while_redis_is_down() {
         },
     )
     .await;
-    let history = jitbot.app.ports.store.audit_of(&grant.id).await.unwrap();
+    let history = jitbot.app.history(&grant.id).await.unwrap();
     let expired = history
         .iter()
         .filter(|e| e.kind == AuditKind::Expired)
@@ -277,10 +277,9 @@ async fn two_replicas_guards_racing_on_an_impossible_expiry_remove_and_audit_it_
     // Someone writes an expiry a day away: beyond access.max_duration (12h).
     let tampered = (grant.expires_at.unwrap() + TimeDelta::days(1)).to_rfc3339();
     set_expiry_by_hand(&policies, &name, serde_json::json!(tampered)).await;
-    let store = one.app.ports.store.clone();
     let removals = || async {
-        store
-            .audit_of(&grant.id)
+        one.app
+            .history(&grant.id)
             .await
             .unwrap()
             .into_iter()

@@ -60,7 +60,7 @@ pub async fn a_grant_lives_exactly_its_duration(b: &dyn Backend) {
         .unwrap();
     assert_eq!(report.expired, 1);
     assert!(t.enforcer.live_names().is_empty());
-    let store = t.app.ports.store.clone();
+    let store = t.store.clone();
     assert_eq!(t.app.load(&req.id).await.unwrap().state, State::Expired);
     assert_eq!(
         kinds(store.as_ref(), &req.id).await,
@@ -110,7 +110,7 @@ pub async fn exactly_once_decisions_under_fifty_concurrent_approvals(b: &dyn Bac
         }
     }
     assert_eq!(won, 1, "one Approved transition");
-    let store = clients[0].app.ports.store.clone();
+    let store = clients[0].store.clone();
     let history = kinds(store.as_ref(), &req.id).await;
     assert_eq!(
         history
@@ -256,7 +256,7 @@ pub async fn an_apply_interrupted_by_a_crash_is_finished_by_a_sweep(b: &dyn Back
     let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
     // The replica that approved dies before applying: only the transition is stored.
     let actor = t.app.actor(&user(LEAD1), &req).await;
-    let store = t.app.ports.store.clone();
+    let store = t.store.clone();
     crate::store_contract::step(
         store.as_ref(),
         &req,
@@ -344,7 +344,7 @@ pub async fn slack_being_down_never_blocks_the_lifecycle(b: &dyn Backend) {
         .await
         .unwrap();
     assert_eq!(done.request.state, State::Active);
-    let store = t.app.ports.store.clone();
+    let store = t.store.clone();
     assert_eq!(
         kinds(store.as_ref(), &req.id).await.len(),
         3,
@@ -364,7 +364,7 @@ pub async fn a_failed_delete_keeps_the_grant_due_and_raises_an_alert(b: &dyn Bac
         State::Active,
         "not marked expired while the policy exists"
     );
-    let store = t.app.ports.store.clone();
+    let store = t.store.clone();
     assert!(
         kinds(store.as_ref(), &req.id)
             .await

@@ -11,7 +11,7 @@ use jitbot::core::catalog::Source;
 use jitbot::core::command::Reason;
 use jitbot::core::ids::RequestId;
 use jitbot::core::netpol;
-use jitbot::core::ports::Clock;
+use jitbot::core::ports::{Clock, Store};
 use jitbot::core::request::{AccessRequest, AuditKind, NewRequest, Scope};
 use jitbot::core::ttl::Ttl;
 use jitbot::startup::Application;
@@ -123,7 +123,7 @@ async fn a_deleted_active_grant_is_reapplied_and_audited() {
     let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
     assert_eq!(report.reapplied, 1, "{report:?}");
     assert!(f.exists(&name).await);
-    let history = f.app.app.ports.store.audit_of(&grant.id).await.unwrap();
+    let history = f.app.app.history(&grant.id).await.unwrap();
     assert_eq!(history.last().unwrap().kind, AuditKind::PolicyReapplied);
 }
 
@@ -169,7 +169,7 @@ async fn a_policy_whose_request_ended_is_deleted() {
     )
     .unwrap();
     let audit = jitbot::core::ports::AuditEvent::of(&t, None, f.clock.now(), "revoked");
-    f.app.app.ports.store.transition(&t, &audit).await.unwrap();
+    f.stack.store().await.transition(&t, &audit).await.unwrap();
     assert!(f.exists(&name).await);
     let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
     assert_eq!(report.removed, 1, "{report:?}");

@@ -132,7 +132,7 @@ async fn a_restart_of_jitbot_and_redis_loses_no_expiry() {
     let distinct: BTreeSet<&String> = names.iter().collect();
     assert_eq!(names.len(), 5, "each policy deleted once: {names:?}");
     assert_eq!(distinct.len(), 5);
-    let store = apps[0].app.ports.store.clone();
+    let store = apps[0].store.clone();
     for id in &ids {
         assert_eq!(apps[0].app.load(id).await.unwrap().state, State::Expired);
         assert_eq!(count(store.as_ref(), id, AuditKind::Expired).await, 1);
@@ -176,7 +176,7 @@ async fn work_of_a_worker_that_died_is_taken_over_after_its_lease_exactly_once()
     assert_eq!(one.expired + two.expired, 1);
     assert_eq!(revoked(&apps).len(), 1);
     assert_eq!(t.app.load(&id).await.unwrap().state, State::Expired);
-    let store = t.app.ports.store.clone();
+    let store = t.store.clone();
     assert_eq!(count(store.as_ref(), &id, AuditKind::Expired).await, 1);
     let later = lease + TimeDelta::minutes(5);
     assert_eq!(apps[1].app.sweep_once(later).await.unwrap().claimed, 0);
@@ -188,7 +188,7 @@ async fn an_outage_fails_closed_and_loses_nothing() {
     let t = test_app(b.client().await);
     let granted = grant(&t, 1).await.remove(0);
     let pending = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    let store = t.app.ports.store.clone();
+    let store = t.store.clone();
 
     b.server.stop();
     let submit = bounded(t.app.submit(ask("payments-db", ALICE))).await;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use tokio::sync::watch;
 
+use jitbot::app::AppConfig;
 use jitbot::core::ports::Clock;
 
 use jitbot::adapters::memory::MemoryStore;
@@ -78,7 +79,11 @@ async fn the_reconcile_loop_runs_at_once_on_start() {
 #[tokio::test(start_paused = true)]
 async fn a_full_batch_is_followed_at_once_by_another_sweep() {
     let mut t = test_app(Arc::new(MemoryStore::new()));
-    t.app.config.sweep_batch = 1;
+    let one_at_a_time = AppConfig {
+        sweep_batch: 1,
+        ..t.app.config().clone()
+    };
+    t.app = t.app.with_config(one_at_a_time);
     let mut ids = Vec::new();
     for _ in 0..3 {
         let req = active(&t.app, "payments-db", ALICE, LEAD1).await;

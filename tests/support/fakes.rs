@@ -272,6 +272,8 @@ pub async fn active(app: &App, target: &str, requester: &str, approver: &str) ->
 /// An app over `store` with recording fakes and a manual clock at `t0()`.
 pub struct TestApp {
     pub app: App,
+    /// The store behind `app`, for checks a use case does not answer.
+    pub store: Arc<dyn Store>,
     pub enforcer: Arc<RecordingEnforcer>,
     pub notifier: Arc<RecordingNotifier>,
     pub clock: Arc<ManualClock>,
@@ -287,7 +289,7 @@ pub fn test_app(store: Arc<dyn Store>) -> TestApp {
     let app = App::new(
         Arc::new(catalog()),
         Ports {
-            store,
+            store: store.clone(),
             enforcer: enforcer.clone(),
             notifier: notifier.clone(),
             directory: Arc::new(directory),
@@ -300,6 +302,7 @@ pub fn test_app(store: Arc<dyn Store>) -> TestApp {
     );
     TestApp {
         app,
+        store,
         enforcer,
         notifier,
         clock,

@@ -143,6 +143,18 @@ impl Stack {
         }
     }
 
+    /// A connection of its own to the replicas' Redis store, as an operator with
+    /// access to Redis would have (to write what a use case would not).
+    pub async fn store(&self) -> jitbot::adapters::redis::RedisStore {
+        let settings = jitbot::adapters::redis::RedisSettings {
+            key_prefix: self.prefix.clone(),
+            ..Default::default()
+        };
+        jitbot::adapters::redis::RedisStore::connect(&self.redis_url, &settings)
+            .await
+            .expect("a connection to the test Redis")
+    }
+
     /// The NetworkPolicies of the test's namespace.
     pub fn policies(&self) -> Api<NetworkPolicy> {
         Api::namespaced(self.cluster.client.clone(), self.cluster.namespace.as_str())

@@ -49,7 +49,7 @@ async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent) -> String {
     };
     let app = &state.app;
     let text = event.text.as_deref().unwrap_or("");
-    let cmd = match command::parse(text, &app.catalog) {
+    let cmd = match command::parse(text, app.catalog()) {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
@@ -73,7 +73,7 @@ async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent) -> String {
             match app.submit(submission).await {
                 Ok(req) => {
                     let channel = app
-                        .catalog
+                        .catalog()
                         .target(req.target.as_str())
                         .map(|t| format!("<#{}>", t.approval_channel))
                         .unwrap_or_default();
@@ -131,7 +131,7 @@ fn help() -> String {
 }
 
 fn targets(state: &HttpState) -> String {
-    let catalog = &state.app.catalog;
+    let catalog = state.app.catalog();
     if catalog.targets().is_empty() {
         return "There are no targets yet; ask your platform team to add some to jitbot's catalog."
             .to_owned();
@@ -160,9 +160,9 @@ fn targets(state: &HttpState) -> String {
 }
 
 async fn list(state: &HttpState, user: &SlackUserId) -> String {
-    let requests = match state.app.ports.store.list_by_requester(user).await {
+    let requests = match state.app.list_for(user).await {
         Ok(r) => r,
-        Err(e) => return sentence(&AppError::from(e)),
+        Err(e) => return sentence(&e),
     };
     if requests.is_empty() {
         return "You have no requests yet. Try `/jit targets`.".to_owned();

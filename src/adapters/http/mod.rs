@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::adapters::slack::SlackApi;
-use crate::app::App;
+use crate::app::{App, Readiness};
 use crate::settings::Secret;
 
 /// Largest body accepted from Slack; larger ones get 413.
@@ -51,8 +51,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
 
 /// Ready when the store and the cluster both answer; otherwise 503 saying which not.
 async fn readyz(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
-    let ports = &state.app.ports;
-    let (store, cluster) = tokio::join!(ports.store.ping(), ports.enforcer.ping());
+    let Readiness { store, cluster } = state.app.readiness().await;
     let mut down = Vec::new();
     if let Err(e) = store {
         warn!(error = %e, "not ready: the store does not answer");
@@ -75,7 +74,7 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.app.metrics.encode(),
+        state.app.metrics().encode(),
     )
 }
 

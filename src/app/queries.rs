@@ -1,0 +1,50 @@
+//! What the driving sides (HTTP, Slack, the playground, the operator commands) may
+//! read, as use cases: they never reach the store or the cluster themselves.
+
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+use super::{App, AppError};
+use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::ports::AuditEvent;
+use crate::core::request::{AccessRequest, State};
+
+/// What does not answer, for readiness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub store: Result<(), String>,
+    pub cluster: Result<(), String>,
+}
+
+impl App {
+    /// `user`'s requests, newest first.
+    pub async fn list_for(&self, user: &SlackUserId) -> Result<Vec<AccessRequest>, AppError> {
+        Ok(self.ports.store.list_by_requester(user).await?)
+    }
+
+    /// The requests in `state`, oldest first.
+    pub async fn list_in(&self, state: State) -> Result<Vec<AccessRequest>, AppError> {
+        Ok(self.ports.store.list_by_state(state).await?)
+    }
+
+    /// One request's audit history, oldest first.
+    pub async fn history(&self, id: &RequestId) -> Result<Vec<AuditEvent>, AppError> {
+        Ok(self.ports.store.audit_of(id).await?)
+    }
+
+    /// jitbot's policies as the cluster has them now.
+    pub async fn live_policies(&self) -> Result<Vec<NetworkPolicy>, AppError> {
+        self.ports.enforcer.list_managed().await.map_err(|e| {
+            self.count_kube_error(&e);
+            AppError::Internal(format!("cannot list jitbot's policies: {e}"))
+        })
+    }
+
+    /// Whether the store and the cluster answer, asked at once.
+    pub async fn readiness(&self) -> Readiness {
+        let (store, cluster) = tokio::join!(self.ports.store.ping(), self.ports.enforcer.ping());
+        Readiness {
+            store: store.map_err(|e| e.to_string()),
+            cluster: cluster.map_err(|e| e.to_string()),
+        }
+    }
+}
