@@ -12,8 +12,8 @@ use std::path::Path;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::kube::ListScope;
 use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, TargetConfig};
+use crate::core::netpol::ListScope;
 use crate::core::ttl::Ttl;
 
 /// The whole configuration file.

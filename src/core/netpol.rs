@@ -16,6 +16,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::{Deserialize, Serialize};
 
 use super::catalog::{PodSource, Source};
 use super::ids::{Namespace, RequestId, SlackUserId};
@@ -190,6 +191,21 @@ fn annotations(req: &AccessRequest, expires_at: DateTime<Utc>) -> BTreeMap<Strin
         ),
         (REASON_ANNOTATION.to_owned(), req.reason.as_str().to_owned()),
     ])
+}
+
+/// Where jitbot looks for the policies it manages (`kubernetes.scope`): the
+/// reconciler lists them there and the expiry guard watches there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListScope {
+    /// Only the namespaces the catalog writes to (its targets' and pod sources'); the
+    /// bot then needs to list NetworkPolicies in those namespaces only, which namespaced
+    /// Roles can grant.
+    #[default]
+    Catalog,
+    /// Every namespace: also finds policies left in namespaces the catalog no longer
+    /// names, but needs cluster-wide list permission.
+    Cluster,
 }
 
 /// Reads a policy's `jitbot.dev/expires-at`; `None` when absent or unreadable.

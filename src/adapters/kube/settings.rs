@@ -2,21 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-/// Where [`super::KubeEnforcer`] looks for the policies it manages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ListScope {
-    /// Only the namespaces the catalog writes to (its targets' and pod sources'); the
-    /// bot then needs to list NetworkPolicies in those namespaces only, which namespaced
-    /// Roles can grant.
-    #[default]
-    Catalog,
-    /// Every namespace: also finds policies left in namespaces the catalog no longer
-    /// names, but needs cluster-wide list permission.
-    Cluster,
-}
+pub use crate::core::netpol::ListScope;
 
 /// How the adapter talks to the API server.
 #[derive(Clone, Debug, PartialEq, Eq)]
