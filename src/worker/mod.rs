@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::app::{App, AppError, SweepReport};
 use crate::core::expiry::Removal;
@@ -37,11 +37,14 @@ pub async fn sweep_loop(app: App, ceiling: Duration, mut shutdown: watch::Receiv
             Err(e) => warn!(error = %e, "sweep failed; retrying shortly"),
         }
         let now = app.now();
+        let latest = now
+            .checked_add_signed(ceiling)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let next = match app.next_due().await {
-            Ok(next) => next.map_or(now + ceiling, |at| at.min(now + ceiling)),
+            Ok(next) => next.map_or(latest, |at| at.min(latest)),
             Err(e) => {
                 warn!(error = %e, "cannot read the next deadline from the store; retrying shortly");
-                now + STORE_RETRY.min(ceiling)
+                (now + STORE_RETRY).min(latest)
             }
         };
         let mut until = app.alarm().sleep_until(next);

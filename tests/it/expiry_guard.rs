@@ -9,6 +9,7 @@
 //! a sleep that stands in for time passing.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -16,9 +17,10 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
 
 use jitbot::adapters::kube::{Deleted, KubeEnforcer, KubeSettings};
+use jitbot::app::ManualClock;
 use jitbot::core::netpol::{self, EXPIRES_AT_ANNOTATION};
 use jitbot::core::ports::{Clock, Enforcer, PolicyRef};
-use jitbot::core::request::{AuditKind, State};
+use jitbot::core::request::{AccessRequest, AuditKind, State};
 use jitbot::core::ttl::Ttl;
 use jitbot::startup::Application;
 
@@ -78,6 +80,37 @@ async fn tracking(jitbot: &Application, n: f64) {
     .await;
 }
 
+/// A replica with its workers (the guard among them) on the manual clock, in a stack
+/// of its own.
+struct Running {
+    /// Its servers stop when it is dropped: keep it bound for the whole test.
+    stack: Stack,
+    clock: Arc<ManualClock>,
+    jitbot: Application,
+    policies: Api<NetworkPolicy>,
+}
+
+impl Running {
+    async fn on(stack: Stack) -> Running {
+        let clock = clock();
+        let jitbot = spawn_app(&stack.world(&clock), true).await;
+        let policies = stack.policies();
+        Running {
+            stack,
+            clock,
+            jitbot,
+            policies,
+        }
+    }
+
+    /// An active 30-minute grant of `jitbot`'s and its policy's name.
+    async fn grant_of(jitbot: &Application) -> (AccessRequest, String) {
+        let grant = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
+        let name = netpol::policy_name(&grant.id);
+        (grant, name)
+    }
+}
+
 /// Writes `expires` (null: removes it) as a policy's expiry, as someone with kubectl
 /// would, and waits for the guard to remove the policy at once.
 async fn set_expiry_by_hand(policies: &Api<NetworkPolicy>, name: &str, expires: serde_json::Value) {
@@ -98,12 +131,13 @@ async fn set_expiry_by_hand(policies: &Api<NetworkPolicy>, name: &str, expires: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_access_outlives_its_expiry_while_redis_is_down() {
-    let stack = Stack::start_with(RedisServer::start_persistent()).await;
-    let clock = clock();
-    let jitbot = spawn_app(&stack.world(&clock), true).await;
-    let policies = stack.policies();
-    let grant = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
-    let name = netpol::policy_name(&grant.id);
+    let Running {
+        stack,
+        clock,
+        jitbot,
+        policies,
+    } = Running::on(Stack::start_with(RedisServer::start_persistent()).await).await;
+    let (grant, name) = Running::grant_of(&jitbot).await;
     let expires_at = grant.expires_at.unwrap();
     tracking(&jitbot, 1.0).await;
 
@@ -164,13 +198,15 @@ async fn no_access_outlives_its_expiry_while_redis_is_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extension_approved_while_the_guard_holds_the_old_deadline_is_not_cut_short() {
-    let stack = Stack::start().await;
-    let clock = clock();
-    let jitbot = spawn_app(&stack.world(&clock), true).await;
-    let policies = stack.policies();
-    let extended = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
+    let Running {
+        clock,
+        jitbot,
+        policies,
+        stack: _stack,
+    } = Running::on(Stack::start().await).await;
+    let (extended, extended_name) = Running::grant_of(&jitbot).await;
     // A second grant with the same deadline shows when the guard has acted on it.
-    let canary = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
+    let (canary, canary_name) = Running::grant_of(&jitbot).await;
     let old_deadline = extended.expires_at.unwrap();
     assert_eq!(canary.expires_at, Some(old_deadline));
     tracking(&jitbot, 2.0).await;
@@ -189,14 +225,12 @@ async fn an_extension_approved_while_the_guard_holds_the_old_deadline_is_not_cut
     assert_eq!(new_deadline, old_deadline + TimeDelta::minutes(30));
 
     clock.set(old_deadline);
-    let canary_name = netpol::policy_name(&canary.id);
     eventually(
         "the canary ends at the old deadline",
         Duration::from_secs(10),
         || gone(&policies, &canary_name),
     )
     .await;
-    let extended_name = netpol::policy_name(&extended.id);
     let live = policies
         .get_opt(&extended_name)
         .await
@@ -310,12 +344,13 @@ async fn two_replicas_guards_racing_on_an_impossible_expiry_remove_and_audit_it_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_without_an_expiry_is_removed_at_once() {
-    let stack = Stack::start().await;
-    let clock = clock();
-    let jitbot = spawn_app(&stack.world(&clock), true).await;
-    let policies = stack.policies();
-    let grant = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
-    let name = netpol::policy_name(&grant.id);
+    let Running {
+        jitbot,
+        policies,
+        stack: _stack,
+        ..
+    } = Running::on(Stack::start().await).await;
+    let (_, name) = Running::grant_of(&jitbot).await;
     tracking(&jitbot, 1.0).await;
 
     set_expiry_by_hand(&policies, &name, serde_json::Value::Null).await;
