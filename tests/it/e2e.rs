@@ -198,8 +198,23 @@ async fn a_replica_that_dies_after_approval_is_cleaned_up_by_the_next_at_start_u
     })
     .await;
     assert!(gone.is_ok(), "the expired policy was removed at start-up");
-    let req = next.app.load(&id.parse().unwrap()).await.unwrap();
-    assert_eq!(req.state, State::Expired);
+    // The guard or the reconciler may delete it a moment before the sweep marks the
+    // request Expired: wait for that too, with a bound.
+    let id = id.parse().unwrap();
+    let expired = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if next.app.load(&id).await.unwrap().state == State::Expired {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling the store
+        }
+    })
+    .await;
+    assert!(
+        expired.is_ok(),
+        "the request was marked Expired: {:?}",
+        next.app.load(&id).await.unwrap().state
+    );
     next.stop().await;
 }
 
