@@ -4,8 +4,9 @@
 //!
 //! The real binary runs as a child process, configured as an operator would (a config
 //! file, secrets in the environment, the cluster from `KUBECONFIG`), against a real
-//! redis-server, the real kube-apiserver v1.20.2 + etcd of the test support, and the
-//! test support's fake Slack, all on loopback. Its workers run with their default
+//! redis-server, the real kube-apiserver v1.20.2 + etcd of the test support (etcd's
+//! data in memory, as the test support keeps it, so the shared disk's sync stalls do
+//! not pass for jitbot's latency), and the test support's fake Slack, all on loopback. Its workers run with their default
 //! settings. This process drives it the way Slack would: signed slash commands and
 //! button clicks over a keep-alive HTTP client.
 //!
@@ -27,6 +28,8 @@
 //!    `reconcile_once` over what is left, timed. (Details in `support/expiry.rs`.)
 //! 4. Resident memory of the jitbot process (`/proc/<pid>/status`): idle, under load,
 //!    after, and after step 3.
+//! 5. Acks in a closed loop: `/jit request` and `/jit help`, one client on one
+//!    connection (latency) and sixteen at once (throughput). (`support/closed_loop.rs`)
 //!
 //! Everything shares the machine: the CPU each process used during step 1 is shown,
 //! so a saturated machine is visible in the figures.
@@ -34,6 +37,8 @@
 //! `cargo test --all-targets` runs this binary without `--bench`; it then only says
 //! how to run it.
 
+#[path = "support/closed_loop.rs"]
+mod closed_loop;
 #[path = "support/expiry.rs"]
 mod expiry;
 #[path = "../tests/support/fake_slack.rs"]
@@ -97,6 +102,8 @@ struct Plan {
     click_rate: u32,
     /// Step 3.
     expiry: expiry::Plan,
+    /// Step 5.
+    closed: closed_loop::Plan,
     /// Longest wait for Slack's backlog or the policies.
     patience: Duration,
 }
@@ -131,6 +138,12 @@ impl Plan {
                     concurrencies: &[8, 32],
                     patience: Duration::from_secs(30),
                 },
+                closed: closed_loop::Plan {
+                    sequential: 200,
+                    clients: 16,
+                    requests: 500,
+                    helps: 2_000,
+                },
                 patience: Duration::from_secs(60),
             }
         } else {
@@ -155,6 +168,12 @@ impl Plan {
                     recover: Duration::from_secs(90),
                     concurrencies: &[8, 16, 32, 64],
                     patience: Duration::from_secs(60),
+                },
+                closed: closed_loop::Plan {
+                    sequential: 2_000,
+                    clients: 16,
+                    requests: 5_000,
+                    helps: 40_000,
                 },
                 patience: Duration::from_secs(120),
             }
@@ -294,6 +313,7 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
     });
     let revocation = expiry::run(&plan.expiry, &bench, &grants, redis, &floor_namespace).await;
     let after_expiry = bench.jitbot.memory();
+    let closed = closed_loop::run(&plan.closed, &bench, plan.patience).await;
 
     let warnings = bench.jitbot.log_lines("WARN");
     let errors = bench.jitbot.log_lines("ERROR");
@@ -314,6 +334,7 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
             after_expiry,
         },
     );
+    closed_loop::print(&closed);
     println!(
         "\njitbot log: {} WARN, {} ERROR lines",
         total(&warnings),
@@ -843,8 +864,9 @@ fn report(
         .unwrap_or_default();
     println!(
         "\njitbot serve end to end: {cpus} CPUs, {build} build; the `jitbot serve` binary, \
-         redis-server {} (no persistence), kube-apiserver v1.20.2 + etcd, fake Slack; all on loopback",
-        redis_version.trim()
+         redis-server {} (no persistence), kube-apiserver v1.20.2 + etcd (data under {}), fake Slack; all on loopback",
+        redis_version.trim(),
+        kube_server::state_dir().display()
     );
 
     println!(

@@ -1,6 +1,7 @@
 //! A real kube-apiserver (v1.20.2) and etcd for the tests, started once per test binary
 //! by the project's own `scripts/realk8s/start.sh` on free loopback ports in a temporary
-//! directory, and stopped when the test binary exits, however it exits.
+//! directory (in memory where the machine allows: see [`state_dir`]), and stopped when
+//! the test binary exits, however it exits.
 //!
 //! Each test gets its own namespace ([`cluster`]), so tests run in parallel against one
 //! server without seeing each other's objects. Namespaces are not deleted: without a
@@ -240,6 +241,20 @@ fn free_port() -> Result<u16, String> {
         .map_err(|err| format!("cannot find a free loopback port: {err}"))
 }
 
+/// Where the servers' state (etcd's data among it) lives: in memory (`/dev/shm`) where
+/// the machine has it, else the temporary directory. etcd syncs its log to disk on
+/// every write, and on a shared virtual disk one sync now and then takes 50-250 ms:
+/// that is the disk's latency, not jitbot's, and it would make figures and the
+/// tests' timings depend on the neighbours. A production etcd has a disk of its own.
+pub fn state_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && tempfile::tempdir_in(shm).is_ok() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// The watchdog's script. It reads start.sh's PID, then waits for its stdin to close,
 /// which happens when this process ends, however it ends. If start.sh is still running
 /// then (the tests died during start-up), it lets it finish recording the servers' PIDs
@@ -267,7 +282,7 @@ fn start() -> Result<ApiServer, String> {
     }
     let base = tempfile::Builder::new()
         .prefix("jitbot-realk8s-")
-        .tempdir()
+        .tempdir_in(state_dir())
         .map_err(|err| format!("cannot make a temporary directory: {err}"))?
         .keep();
     let run = base.join("run");
