@@ -37,8 +37,9 @@ use crate::core::ttl::Ttl;
 use crate::metrics::{Metrics, RevocationPath};
 
 /// Deletes in flight at once. A delete is an etcd write; on the test API server a plain
-/// client deletes 1,000 policies fastest at about this many in flight.
-pub const GUARD_CONCURRENCY: usize = 64;
+/// client deletes 1,000 policies fastest at 16-32 in flight, and during a cohort the
+/// sweep keeps as many again in flight from the other end.
+pub const GUARD_CONCURRENCY: usize = 32;
 
 /// How soon a delete that failed (timeout, 5xx, 429) is tried again; it doubles up to
 /// [`MAX_RETRY`] while the cluster keeps failing.
