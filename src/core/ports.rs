@@ -171,10 +171,36 @@ pub trait Enforcer: Send + Sync {
     async fn revoke(&self, policies: &[PolicyRef]) -> Result<usize, EnforceError>;
     /// Every policy jitbot manages, found by its label.
     async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError>;
+    /// The same one page at a time, from `from` (the default cursor: the first page),
+    /// so that a pass over many policies holds one page, not all of them. By default
+    /// everything comes as one page.
+    async fn list_managed_page(&self, from: ListCursor) -> Result<PolicyPage, EnforceError> {
+        let _ = from;
+        Ok(PolicyPage {
+            policies: self.list_managed().await?,
+            next: None,
+        })
+    }
     /// Whether the cluster answers (for readiness).
     async fn ping(&self) -> Result<(), EnforceError> {
         self.list_managed().await.map(|_| ())
     }
+}
+
+/// Where a paged listing of jitbot's policies goes on: the place (one of the
+/// adapter's namespaces, by position) and the server's continue token within it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListCursor {
+    pub place: usize,
+    pub token: Option<String>,
+}
+
+/// One page of jitbot's policies.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyPage {
+    pub policies: Vec<NetworkPolicy>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<ListCursor>,
 }
 
 /// Why a notification did not go out. The lifecycle never waits on it.

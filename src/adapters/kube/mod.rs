@@ -32,7 +32,7 @@ use self::retry::{Budget, retrying};
 use crate::core::expiry::Removal;
 use crate::core::ids::Namespace;
 use crate::core::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE, MANAGED_SELECTOR};
-use crate::core::ports::{Clock, EnforceError, Enforcer, PolicyRef};
+use crate::core::ports::{Clock, EnforceError, Enforcer, ListCursor, PolicyPage, PolicyRef};
 use crate::core::ttl::Ttl;
 use crate::metrics::Metrics;
 
@@ -132,37 +132,52 @@ impl KubeEnforcer {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    /// Lists every policy `api` sees with the managed-by label, page by page.
+    /// Where jitbot's policies are looked for: the whole cluster, or each catalog
+    /// namespace, as the scope says. A [`ListCursor`]'s place is a position here.
+    fn places(&self) -> Vec<(Api<NetworkPolicy>, &str)> {
+        match self.settings.scope {
+            ListScope::Cluster => vec![(Api::all(self.client.clone()), "all namespaces")],
+            ListScope::Catalog => self
+                .namespaces
+                .iter()
+                .map(|ns| (self.policies_in(ns.as_str()), ns.as_str()))
+                .collect(),
+        }
+    }
+
+    /// One page of what `api` lists with the managed-by label (at most `limit`), and
+    /// the continue token of the next.
     async fn list_labelled(
         &self,
         api: &Api<NetworkPolicy>,
         place: &str,
-    ) -> Result<Vec<NetworkPolicy>, EnforceError> {
-        let mut out = Vec::new();
-        let mut page = ListParams::default()
-            .labels(MANAGED_SELECTOR)
-            .limit(PAGE_SIZE);
-        loop {
-            let what = format!("list managed policies in {place}");
-            let params = &page;
-            let list = retrying(
-                &self.settings,
-                Budget::Attempts(self.settings.apply_attempts),
-                &what,
-                || async move { api.list(params).await.map_err(classify) },
-            )
-            .await?;
-            // Server-side apply's managedFields are most of each object and nobody
-            // here reads them: dropped page by page, they never pile up.
-            out.extend(list.items.into_iter().map(|mut p| {
+        token: Option<String>,
+        limit: u32,
+    ) -> Result<(Vec<NetworkPolicy>, Option<String>), EnforceError> {
+        let mut params = ListParams::default().labels(MANAGED_SELECTOR).limit(limit);
+        params.continue_token = token;
+        let what = format!("list managed policies in {place}");
+        let params = &params;
+        let list = retrying(
+            &self.settings,
+            Budget::Attempts(self.settings.apply_attempts),
+            &what,
+            || async move { api.list(params).await.map_err(classify) },
+        )
+        .await?;
+        // Server-side apply's managedFields are most of each object and nobody here
+        // reads them: dropped page by page, they never pile up. The label is checked
+        // again on what came back, so nothing else is ever reported as ours.
+        let policies = list
+            .items
+            .into_iter()
+            .map(|mut p| {
                 p.metadata.managed_fields = None;
                 p
-            }));
-            match list.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => page.continue_token = Some(token),
-                None => return Ok(out),
-            }
-        }
+            })
+            .filter(is_managed)
+            .collect();
+        Ok((policies, list.metadata.continue_.filter(|c| !c.is_empty())))
     }
 }
 
@@ -251,24 +266,47 @@ impl Enforcer for KubeEnforcer {
         Ok(deleted)
     }
 
-    /// Every policy labelled as jitbot's in the configured scope. The label is checked
-    /// again on what comes back, so nothing else is ever reported as ours.
+    /// Every policy labelled as jitbot's in the configured scope.
     async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError> {
-        let mut found = match self.settings.scope {
-            ListScope::Cluster => {
-                let api = Api::all(self.client.clone());
-                self.list_labelled(&api, "all namespaces").await?
-            }
-            ListScope::Catalog => {
-                let mut all = Vec::new();
-                for namespace in &self.namespaces {
-                    let api = self.policies_in(namespace.as_str());
-                    all.extend(self.list_labelled(&api, namespace.as_str()).await?);
-                }
-                all
-            }
+        let mut all = Vec::new();
+        let mut from = Some(ListCursor::default());
+        while let Some(cursor) = from {
+            let page = self.list_managed_page(cursor).await?;
+            all.extend(page.policies);
+            from = page.next;
+        }
+        Ok(all)
+    }
+
+    async fn list_managed_page(&self, from: ListCursor) -> Result<PolicyPage, EnforceError> {
+        let places = self.places();
+        let Some((api, place)) = places.get(from.place) else {
+            return Ok(PolicyPage::default());
         };
-        found.retain(is_managed);
-        Ok(found)
+        let (policies, token) = self
+            .list_labelled(api, place, from.token, PAGE_SIZE)
+            .await?;
+        let next = match token {
+            Some(token) => Some(ListCursor {
+                place: from.place,
+                token: Some(token),
+            }),
+            None if from.place + 1 < places.len() => Some(ListCursor {
+                place: from.place + 1,
+                token: None,
+            }),
+            None => None,
+        };
+        Ok(PolicyPage { policies, next })
+    }
+
+    /// One list call of at most one policy where jitbot looks first: the API server
+    /// answers and lets jitbot read its policies. Readiness asks this every few
+    /// seconds, so it must not list every grant.
+    async fn ping(&self) -> Result<(), EnforceError> {
+        match self.places().first() {
+            Some((api, place)) => self.list_labelled(api, place, None, 1).await.map(|_| ()),
+            None => Ok(()),
+        }
     }
 }
