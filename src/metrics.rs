@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::core::request::{AuditKind, Transition};
 
@@ -46,6 +46,13 @@ fn revocation_histogram() -> Histogram {
     Histogram::new(REVOCATION_BUCKETS)
 }
 
+/// Registers `metric` under `name` (after the `jitbot_` prefix) and hands back the
+/// handle that records into it: both share one value.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// jitbot's metrics and the registry `/metrics` encodes.
 pub struct Metrics {
     registry: Registry,
@@ -69,91 +76,79 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers every metric, in the order `/metrics` lists them.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("jitbot");
-        let requests = Family::<Outcome, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests by lifecycle outcome (requested, approved, denied, lapsed, cancelled, failed, expired, revoked, extended)",
-            requests.clone(),
-        );
-        let active = Gauge::default();
-        registry.register(
-            "active_grants",
-            "Grants active now, as of the last reconcile",
-            active.clone(),
-        );
-        let decision_latency =
-            Histogram::new([5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0]);
-        registry.register(
-            "decision_latency_seconds",
-            "Seconds from a request to its approval or denial",
-            decision_latency.clone(),
-        );
-        let revocation_lag =
-            Family::<PathLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-                revocation_histogram,
-            );
-        registry.register(
-            "revocation_lag_seconds",
-            "Seconds from a grant's expires_at to the deletion of its policy, by the path that deleted it (guard, sweep)",
-            revocation_lag.clone(),
-        );
-        let guard_tracked = Gauge::default();
-        registry.register(
-            "expiry_guard_tracked",
-            "jitbot's NetworkPolicies the expiry guard holds a deadline for",
-            guard_tracked.clone(),
-        );
-        let guard_deletes = Family::<Outcome, Counter>::default();
-        registry.register(
-            "expiry_guard_deletes",
-            "The expiry guard's deletes by outcome (deleted, already_handled by another replica or path, failed)",
-            guard_deletes.clone(),
-        );
-        let guard_watching = Gauge::default();
-        registry.register(
-            "expiry_guard_watching",
-            "1 while the expiry guard's watch of the cluster is established and listed, 0 while it reconnects",
-            guard_watching.clone(),
-        );
-        let last_sweep = Gauge::default();
-        registry.register(
-            "sweep_last_success_timestamp_seconds",
-            "Unix time of the last sweep of the store's timers that finished",
-            last_sweep.clone(),
-        );
-        let last_reconcile = Gauge::default();
-        registry.register(
-            "reconcile_last_success_timestamp_seconds",
-            "Unix time of the last reconcile pass that finished",
-            last_reconcile.clone(),
-        );
-        let slack_errors = Family::<ErrorKind, Counter>::default();
-        registry.register(
-            "slack_api_errors",
-            "Slack Web API errors by kind",
-            slack_errors.clone(),
-        );
-        let kube_errors = Family::<ErrorKind, Counter>::default();
-        registry.register(
-            "kubernetes_api_errors",
-            "Kubernetes API errors by kind",
-            kube_errors.clone(),
-        );
+        let mut r = Registry::with_prefix("jitbot");
         Metrics {
-            registry,
-            requests,
-            active,
-            decision_latency,
-            revocation_lag,
-            guard_tracked,
-            guard_deletes,
-            guard_watching,
-            last_sweep,
-            last_reconcile,
-            slack_errors,
-            kube_errors,
+            requests: registered(
+                &mut r,
+                "requests",
+                "Requests by lifecycle outcome (requested, approved, denied, lapsed, cancelled, failed, expired, revoked, extended)",
+                Family::default(),
+            ),
+            active: registered(
+                &mut r,
+                "active_grants",
+                "Grants active now, as of the last reconcile",
+                Gauge::default(),
+            ),
+            decision_latency: registered(
+                &mut r,
+                "decision_latency_seconds",
+                "Seconds from a request to its approval or denial",
+                Histogram::new([5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0]),
+            ),
+            revocation_lag: registered(
+                &mut r,
+                "revocation_lag_seconds",
+                "Seconds from a grant's expires_at to the deletion of its policy, by the path that deleted it (guard, sweep)",
+                Family::<PathLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                    revocation_histogram,
+                ),
+            ),
+            guard_tracked: registered(
+                &mut r,
+                "expiry_guard_tracked",
+                "jitbot's NetworkPolicies the expiry guard holds a deadline for",
+                Gauge::default(),
+            ),
+            guard_deletes: registered(
+                &mut r,
+                "expiry_guard_deletes",
+                "The expiry guard's deletes by outcome (deleted, already_handled by another replica or path, failed)",
+                Family::default(),
+            ),
+            guard_watching: registered(
+                &mut r,
+                "expiry_guard_watching",
+                "1 while the expiry guard's watch of the cluster is established and listed, 0 while it reconnects",
+                Gauge::default(),
+            ),
+            last_sweep: registered(
+                &mut r,
+                "sweep_last_success_timestamp_seconds",
+                "Unix time of the last sweep of the store's timers that finished",
+                Gauge::default(),
+            ),
+            last_reconcile: registered(
+                &mut r,
+                "reconcile_last_success_timestamp_seconds",
+                "Unix time of the last reconcile pass that finished",
+                Gauge::default(),
+            ),
+            slack_errors: registered(
+                &mut r,
+                "slack_api_errors",
+                "Slack Web API errors by kind",
+                Family::default(),
+            ),
+            kube_errors: registered(
+                &mut r,
+                "kubernetes_api_errors",
+                "Kubernetes API errors by kind",
+                Family::default(),
+            ),
+            registry: r,
         }
     }
 

@@ -9,20 +9,24 @@
 //!    edited. One request the store cannot read is skipped, not the pass;
 //! 3. re-applies an Active grant whose policy is missing.
 //!
-//! Policies without jitbot's label are never touched, whatever their name.
+//! Policies without jitbot's label are never touched, whatever their name. What to do
+//! with each policy is decided in [`crate::core::reconcile`]; this file does the
+//! listing, deletes, re-applies and audit around those decisions, in that order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use tracing::{info, instrument, warn};
 
 use super::{App, AppError};
-use crate::core::expiry::{self, Ending, Removal};
+use crate::core::expiry::{Ending, Removal};
 use crate::core::ids::{Namespace, RequestId};
 use crate::core::netpol;
 use crate::core::ports::{AuditEvent, PolicyRef, StoreError};
+use crate::core::reconcile::{self, Verdict};
 use crate::core::request::{AccessRequest, AuditKind, State};
+use crate::core::ttl::Ttl;
 
 /// What one reconcile pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,60 +58,91 @@ impl App {
             ..ReconcileReport::default()
         };
         let live: Vec<Live<'_>> = policies.iter().filter_map(Live::of).collect();
-        let present: HashSet<&PolicyRef> = live.iter().map(|l| &l.at).collect();
-
-        // 1. What the policies themselves say is over, before the store is asked.
         let cap = self.catalog.limits.max_duration;
+        let current = self.remove_overdue(&live, now, cap, &mut report).await?;
+        self.settle_with_store(&current, now, cap, &mut report)
+            .await?;
+        let present: HashSet<&PolicyRef> = live.iter().map(|l| &l.at).collect();
+        self.reapply_missing(&present, now, &mut report).await?;
+        self.metrics.reconciled(self.now());
+        Ok(report)
+    }
+
+    /// Step 1: deletes what the policies themselves say is over, before the store is
+    /// asked anything (it is asked afterwards, only to audit what went). Returns the
+    /// policies that are still current.
+    async fn remove_overdue<'a>(
+        &self,
+        live: &'a [Live<'a>],
+        now: DateTime<Utc>,
+        cap: Ttl,
+        report: &mut ReconcileReport,
+    ) -> Result<Vec<&'a Live<'a>>, AppError> {
         let mut ended = Vec::new();
         let mut current = Vec::new();
-        for l in &live {
-            let annotations = l.policy.metadata.annotations.as_ref();
-            match expiry::ending(annotations, now, cap) {
-                Ending::Expired { expires_at } if expires_at > now => current.push(l),
-                Ending::Expired { .. } => ended.push((l, "its expires-at has passed".to_owned())),
-                Ending::Invalid(why) => ended.push((l, why.to_string())),
+        for l in live {
+            match reconcile::overdue(l.policy, now, cap) {
+                Some(why) => ended.push((l, why)),
+                None => current.push(l),
             }
         }
         let mut removed = Vec::new();
         for (l, why) in ended {
-            if self.remove_live(l, &why, &mut report).await {
+            if self.remove_live(l, &why, report).await {
                 removed.push((l, why));
             }
         }
         for (l, why) in removed {
-            let req = self.request_of(l, &mut report).await?;
+            let req = self.request_of(l, report).await?;
             self.record_removal(l, req.known(), &why, now).await;
         }
+        Ok(current)
+    }
 
-        // 2. The rest against the store.
+    /// Step 2: the current policies against their requests in the store.
+    async fn settle_with_store(
+        &self,
+        current: &[&Live<'_>],
+        now: DateTime<Utc>,
+        cap: Ttl,
+        report: &mut ReconcileReport,
+    ) -> Result<(), AppError> {
         for l in current {
-            match self.request_of(l, &mut report).await? {
-                Stored::Unreadable => {}
-                Stored::Unknown => report.kept_unexplained += 1,
-                Stored::Known(r) if !matches!(r.state, State::Active | State::Approved) => {
-                    let why = "its request is no longer active";
-                    if self.remove_live(l, why, &mut report).await {
-                        self.record_removal(l, Some(&r), why, now).await;
+            let stored = self.request_of(l, report).await?;
+            if let Stored::Unreadable = stored {
+                continue;
+            }
+            let req = stored.known();
+            match reconcile::verdict(l.policy, req, now, cap) {
+                Verdict::Remove(why) => {
+                    if self.remove_live(l, &why, report).await {
+                        self.record_removal(l, req, &why, now).await;
                     }
                 }
-                Stored::Known(r) if r.state == State::Active && edited(l.policy, &r) => {
-                    self.restore(&r, &l.at, now, &mut report).await;
+                Verdict::Restore => {
+                    // A verdict to restore always comes with its request.
+                    if let Some(r) = req {
+                        self.restore(r, &l.at, now, report).await;
+                    }
                 }
-                Stored::Known(_) => {}
+                Verdict::KeepUnexplained => report.kept_unexplained += 1,
+                Verdict::Keep => {}
             }
         }
+        Ok(())
+    }
 
-        // 3. Active grants whose policy is missing.
+    /// Step 3: re-applies the policies of Active grants that the cluster did not list.
+    async fn reapply_missing(
+        &self,
+        present: &HashSet<&PolicyRef>,
+        now: DateTime<Utc>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), AppError> {
         let active = self.ports.store.list_by_state(State::Active).await?;
         self.metrics.set_active(active.len());
         for r in active {
-            if r.expires_at.is_none_or(|at| at <= now) {
-                continue; // the sweep expires it
-            }
-            let missing: Vec<PolicyRef> = netpol::policy_refs(&r)
-                .into_iter()
-                .filter(|p| !present.contains(p))
-                .collect();
+            let missing = reconcile::missing(&r, present, now);
             if missing.is_empty() {
                 continue;
             }
@@ -124,8 +159,7 @@ impl App {
                 report.errors += 1;
             }
         }
-        self.metrics.reconciled(self.now());
-        Ok(report)
+        Ok(())
     }
 
     /// The request behind a live policy. Only an unavailable store is an error (the
@@ -301,31 +335,4 @@ fn removal_event(
         to: req.map(|r| r.state),
         detail,
     }
-}
-
-/// Whether a live policy differs from what the store says it should be: its spec, or
-/// any of jitbot's labels and annotations. Fields the server or other tools add are
-/// not differences.
-fn edited(live: &NetworkPolicy, req: &AccessRequest) -> bool {
-    let Some(expires_at) = req.expires_at else {
-        return false;
-    };
-    let Some(want) = netpol::render(req, expires_at)
-        .into_iter()
-        .find(|p| p.metadata.name == live.metadata.name)
-    else {
-        return true;
-    };
-    let subset = |want: &Option<BTreeMap<String, String>>,
-                  have: &Option<BTreeMap<String, String>>| {
-        let empty = BTreeMap::new();
-        let have = have.as_ref().unwrap_or(&empty);
-        want.as_ref()
-            .unwrap_or(&empty)
-            .iter()
-            .all(|(k, v)| have.get(k) == Some(v))
-    };
-    want.spec != live.spec
-        || !subset(&want.metadata.labels, &live.metadata.labels)
-        || !subset(&want.metadata.annotations, &live.metadata.annotations)
 }

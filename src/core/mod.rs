@@ -9,6 +9,7 @@ pub mod ids;
 pub mod netpol;
 pub mod ports;
 pub mod preview;
+pub mod reconcile;
 pub mod request;
 pub mod ttl;
 pub mod yaml;

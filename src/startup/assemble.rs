@@ -78,73 +78,117 @@ pub async fn assemble(
         Some(store) => store,
         None => open_store(settings, secrets).await?,
     };
-    let mut kube = None;
-    let ClusterPorts {
-        enforcer,
+    let (cluster, kube) =
+        cluster_ports(settings, &catalog, overrides.cluster, overrides.kube_client).await?;
+    let slack = slack_side(
+        settings,
+        secrets,
+        &store,
+        &catalog,
+        cluster.previewer,
+        &clock,
+        &metrics,
+    )?;
+    let ports = Ports {
+        store,
+        enforcer: cluster.enforcer,
+        notifier: slack.notifier,
+        directory: slack.directory,
+        clock,
+    };
+    let app = App::new(catalog, ports, app_config(settings)).with_metrics(metrics);
+    Ok(Assembly {
+        app,
+        slack: slack.parts,
+        kube,
+    })
+}
+
+/// The cluster side: the one `overrides` brings, or Kubernetes (through the given
+/// client or the standard resolution), which is then also what the expiry guard
+/// watches.
+async fn cluster_ports(
+    settings: &Settings,
+    catalog: &Catalog,
+    cluster: Option<ClusterPorts>,
+    kube_client: Option<kube::Client>,
+) -> anyhow::Result<(ClusterPorts, Option<Arc<KubeEnforcer>>)> {
+    if let Some(cluster) = cluster {
+        return Ok((cluster, None));
+    }
+    let k = kube_settings(settings);
+    let kube = Arc::new(match kube_client {
+        Some(client) => KubeEnforcer::new(client, k, catalog.namespaces()),
+        None => KubeEnforcer::try_default(k, catalog.namespaces())
+            .await
+            .context("cannot reach Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?,
+    });
+    let ports = ClusterPorts {
+        enforcer: kube.clone(),
+        previewer: kube.clone(),
+    };
+    Ok((ports, Some(kube)))
+}
+
+/// The Slack side as the app sees it, and the concrete parts when there is one.
+struct SlackSide {
+    parts: Option<SlackParts>,
+    notifier: Arc<dyn Notifier>,
+    directory: Arc<dyn Directory>,
+}
+
+/// The Slack client, notifier (whose delivery task starts here) and directory when
+/// `SLACK_BOT_TOKEN` is set; stand-ins that tell nobody otherwise.
+fn slack_side(
+    settings: &Settings,
+    secrets: &Secrets,
+    store: &Arc<dyn Store>,
+    catalog: &Arc<Catalog>,
+    previewer: Arc<dyn Previewer>,
+    clock: &Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<SlackSide> {
+    let Some(token) = &secrets.slack_bot_token else {
+        return Ok(SlackSide {
+            parts: None,
+            notifier: Arc::new(NoSlack),
+            directory: Arc::new(NoSlack),
+        });
+    };
+    let s = &settings.slack;
+    let api = SlackApi::new(&s.api_url, token.expose(), s.max_retries)
+        .context("cannot set up the Slack client")?;
+    let audit_channel = Some(s.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
+    let (notifier, delivery) = SlackNotifier::start(
+        api.clone(),
+        store.clone(),
+        catalog.clone(),
         previewer,
-    } = match overrides.cluster {
-        Some(cluster) => cluster,
-        None => {
-            let k = kube_settings(settings);
-            let cluster = Arc::new(match overrides.kube_client {
-                Some(client) => KubeEnforcer::new(client, k, catalog.namespaces()),
-                None => KubeEnforcer::try_default(k, catalog.namespaces())
-                    .await
-                    .context("cannot reach Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?,
-            });
-            kube = Some(cluster.clone());
-            ClusterPorts {
-                enforcer: cluster.clone(),
-                previewer: cluster,
-            }
-        }
-    };
-    let (slack, notifier, directory): (_, Arc<dyn Notifier>, Arc<dyn Directory>) = match &secrets
-        .slack_bot_token
-    {
-        Some(token) => {
-            let s = &settings.slack;
-            let api = SlackApi::new(&s.api_url, token.expose(), s.max_retries)
-                .context("cannot set up the Slack client")?;
-            let audit_channel = Some(s.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
-            let (notifier, delivery) = SlackNotifier::start(
-                api.clone(),
-                store.clone(),
-                catalog.clone(),
-                previewer,
-                SlackNotifierConfig { audit_channel },
-                metrics.clone(),
-            );
-            let directory = SlackDirectory::new(api.clone(), clock.clone(), s.usergroup_cache_ttl);
-            let parts = SlackParts {
-                api,
-                notifier: notifier.clone(),
-                delivery,
-            };
-            (Some(parts), Arc::new(notifier), Arc::new(directory))
-        }
-        None => (None, Arc::new(NoSlack), Arc::new(NoSlack)),
-    };
+        SlackNotifierConfig { audit_channel },
+        metrics.clone(),
+    );
+    let directory = SlackDirectory::new(api.clone(), clock.clone(), s.usergroup_cache_ttl);
+    Ok(SlackSide {
+        parts: Some(SlackParts {
+            api,
+            notifier: notifier.clone(),
+            delivery,
+        }),
+        notifier: Arc::new(notifier),
+        directory: Arc::new(directory),
+    })
+}
+
+/// The app's settings from jitbot's.
+fn app_config(settings: &Settings) -> AppConfig {
     let w = &settings.worker;
-    let app = App::new(
-        catalog,
-        Ports {
-            store,
-            enforcer,
-            notifier,
-            directory,
-            clock,
-        },
-        AppConfig {
-            // The Kubernetes enforcer retries by itself (kubernetes.apply_attempts).
-            apply_attempts: 1,
-            claim_lease: w.claim_lease,
-            sweep_batch: w.sweep_batch,
-            ..AppConfig::default()
-        },
-    )
-    .with_metrics(metrics);
-    Ok(Assembly { app, slack, kube })
+    AppConfig {
+        // The Kubernetes enforcer retries by itself (kubernetes.apply_attempts).
+        apply_attempts: 1,
+        claim_lease: w.claim_lease,
+        sweep_batch: w.sweep_batch,
+        ..AppConfig::default()
+    }
 }
 
 /// Tells nobody: for operator commands without Slack credentials.

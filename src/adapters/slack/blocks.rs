@@ -126,61 +126,10 @@ pub fn card(req: &AccessRequest, policy_yaml: &str, preview: Option<&str>) -> Me
 /// The card's last blocks: approvals and buttons while a decision is open, the
 /// outcome once it is not (so no stale buttons remain).
 fn footer(req: &AccessRequest) -> Vec<Value> {
-    let id = req.id.as_str();
-    let buttons = || {
-        let mut approve = button("Approve", APPROVE, id, Some("primary"));
-        approve["confirm"] = json!({
-            "title": { "type": "plain_text", "text": "Approve this access?" },
-            "text": { "type": "mrkdwn", "text": format!(
-                "Opens {} to {} for {}.",
-                req.target,
-                fit(&req.source.to_string(), 150),
-                req.duration
-            ) },
-            "confirm": { "type": "plain_text", "text": "Approve" },
-            "deny": { "type": "plain_text", "text": "Cancel" },
-        });
-        json!({
-            "type": "actions",
-            "block_id": format!("decision:{id}"),
-            "elements": [approve, button("Deny", DENY, id, Some("danger"))],
-        })
-    };
-    let approved = || {
-        let names: Vec<String> = req.approvals.iter().map(|a| mention(&a.by)).collect();
-        let at = req.approvals.last().map(|a| hhmm(a.at)).unwrap_or_default();
-        format!("✅ Approved by {} at {at}", names.join(", "))
-    };
-    let ended_by = || {
-        req.ended_by
-            .as_ref()
-            .map(mention)
-            .unwrap_or_else(|| "jitbot".to_owned())
-    };
-    let at_end = || req.ended_at.map(hhmm).unwrap_or_default();
-    let why = || {
-        req.end_reason
-            .as_deref()
-            .map(|w| format!(": {}", escape(w)))
-            .unwrap_or_default()
-    };
+    let mut out = vec![context(status_line(req))];
     match req.state {
-        State::Pending => vec![
-            context(format!(
-                "{} of {} approvals · lapses at {}",
-                req.approvals.len(),
-                req.scope.approvals_required,
-                hhmm(req.approval_deadline)
-            )),
-            buttons(),
-        ],
-        State::Approved => vec![context(format!("{} · applying the policy…", approved()))],
+        State::Pending => out.push(decision_buttons(req)),
         State::Active => {
-            let mut out = vec![context(format!(
-                "{} · expires {}",
-                approved(),
-                req.expires_at.map(hhmm).unwrap_or_default()
-            ))];
             if let Some(ext) = &req.extension {
                 out.push(section(format!(
                     "⏳ {} asks for *{}* more: {} of {} approvals.",
@@ -189,61 +138,114 @@ fn footer(req: &AccessRequest) -> Vec<Value> {
                     ext.approvals.len(),
                     req.scope.approvals_required
                 )));
-                out.push(buttons());
+                out.push(decision_buttons(req));
             }
-            out
         }
-        State::Denied => vec![context(format!(
-            "⛔ Denied by {} at {}{}",
-            ended_by(),
-            at_end(),
-            why()
-        ))],
-        State::Lapsed => vec![context(format!(
-            "⌛ Nobody decided before {}; the request lapsed",
-            at_end()
-        ))],
-        State::Cancelled => vec![context(format!(
-            "Cancelled by {} at {}",
-            ended_by(),
-            at_end()
-        ))],
-        State::Failed => vec![context(format!(
-            "⚠️ {}, but applying the policy failed{}",
-            approved(),
-            why()
-        ))],
-        State::Expired => vec![context(format!(
-            "{} · expired at {}; the policy is gone",
-            approved(),
-            at_end()
-        ))],
-        State::Revoked => vec![context(format!(
-            "{} · revoked by {} at {}{}",
-            approved(),
-            ended_by(),
-            at_end(),
-            why()
-        ))],
+        _ => {}
     }
+    out
+}
+
+/// The footer's first line: where the request stands in its state.
+fn status_line(req: &AccessRequest) -> String {
+    match req.state {
+        State::Pending => format!(
+            "{} of {} approvals · lapses at {}",
+            req.approvals.len(),
+            req.scope.approvals_required,
+            hhmm(req.approval_deadline)
+        ),
+        State::Approved => format!("{} · applying the policy…", approved_by(req)),
+        State::Active => format!(
+            "{} · expires {}",
+            approved_by(req),
+            req.expires_at.map(hhmm).unwrap_or_default()
+        ),
+        State::Denied => format!(
+            "⛔ Denied by {} at {}{}",
+            ended_by(req),
+            ended_at(req),
+            end_reason(req)
+        ),
+        State::Lapsed => format!(
+            "⌛ Nobody decided before {}; the request lapsed",
+            ended_at(req)
+        ),
+        State::Cancelled => format!("Cancelled by {} at {}", ended_by(req), ended_at(req)),
+        State::Failed => format!(
+            "⚠️ {}, but applying the policy failed{}",
+            approved_by(req),
+            end_reason(req)
+        ),
+        State::Expired => format!(
+            "{} · expired at {}; the policy is gone",
+            approved_by(req),
+            ended_at(req)
+        ),
+        State::Revoked => format!(
+            "{} · revoked by {} at {}{}",
+            approved_by(req),
+            ended_by(req),
+            ended_at(req),
+            end_reason(req)
+        ),
+    }
+}
+
+/// Approve (behind a confirmation that says what it opens) and Deny, for the
+/// request or its waiting extension.
+fn decision_buttons(req: &AccessRequest) -> Value {
+    let id = req.id.as_str();
+    let mut approve = button("Approve", APPROVE, id, Some("primary"));
+    approve["confirm"] = json!({
+        "title": { "type": "plain_text", "text": "Approve this access?" },
+        "text": { "type": "mrkdwn", "text": format!(
+            "Opens {} to {} for {}.",
+            req.target,
+            fit(&req.source.to_string(), 150),
+            req.duration
+        ) },
+        "confirm": { "type": "plain_text", "text": "Approve" },
+        "deny": { "type": "plain_text", "text": "Cancel" },
+    });
+    json!({
+        "type": "actions",
+        "block_id": format!("decision:{id}"),
+        "elements": [approve, button("Deny", DENY, id, Some("danger"))],
+    })
+}
+
+fn approved_by(req: &AccessRequest) -> String {
+    let names: Vec<String> = req.approvals.iter().map(|a| mention(&a.by)).collect();
+    let at = req.approvals.last().map(|a| hhmm(a.at)).unwrap_or_default();
+    format!("✅ Approved by {} at {at}", names.join(", "))
+}
+
+fn ended_by(req: &AccessRequest) -> String {
+    req.ended_by
+        .as_ref()
+        .map(mention)
+        .unwrap_or_else(|| "jitbot".to_owned())
+}
+
+fn ended_at(req: &AccessRequest) -> String {
+    req.ended_at.map(hhmm).unwrap_or_default()
+}
+
+/// `: <reason>` when the request's end has one, else nothing.
+fn end_reason(req: &AccessRequest) -> String {
+    req.end_reason
+        .as_deref()
+        .map(|w| format!(": {}", escape(w)))
+        .unwrap_or_default()
 }
 
 /// The DM the requester gets for `event`, if any.
 pub fn direct_message(req: &AccessRequest, event: &AuditEvent) -> Option<Message> {
     let id = req.id.as_str();
     let target = &req.target;
-    let by = || {
-        req.ended_by
-            .as_ref()
-            .map(mention)
-            .unwrap_or_else(|| "jitbot".to_owned())
-    };
-    let why = || {
-        req.end_reason
-            .as_deref()
-            .map(|w| format!(": {}", escape(w)))
-            .unwrap_or_default()
-    };
+    let by = || ended_by(req);
+    let why = || end_reason(req);
     let expires = || req.expires_at.map(hhmm).unwrap_or_default();
     let text = match event.kind {
         AuditKind::Activated => {

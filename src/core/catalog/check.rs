@@ -1,4 +1,5 @@
 //! Checking the configuration: every problem found, each with its key path and the fix.
+//! A target's checks are in [`target`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -6,14 +7,14 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{
-    AccessConfig, Approvers, Limits, PodSource, PortConfig, PortSpec, Problem, Protocol,
-    REASON_MAX_CHARS, Requester, RequesterConfig, SourceSpec, Target, TargetConfig,
+    AccessConfig, Limits, PodSource, Problem, REASON_MAX_CHARS, Requester, RequesterConfig,
+    SourceSpec,
 };
-use crate::core::ids::{
-    Namespace, SlackChannelId, SlackGroupId, SlackUserId, TargetName, check_label_key,
-    check_label_value,
-};
-use crate::core::ttl::Ttl;
+use crate::core::ids::{Namespace, SlackUserId, check_label_key, check_label_value};
+
+mod target;
+
+pub(super) use target::check_target;
 
 /// Collects problems; `check` runs a parser and records its error under a path.
 #[derive(Default)]
@@ -108,176 +109,6 @@ fn check_labels(path: &str, labels: &BTreeMap<String, String>, p: &mut Problems)
         p.check(format!("{path}.\"{k}\""), check_label_key(k));
         p.check(format!("{path}.\"{k}\""), check_label_value(v));
     }
-}
-
-fn check_port(path: &str, port: &PortConfig, p: &mut Problems) -> Option<PortSpec> {
-    let as_port = |n: i64| u16::try_from(n).ok().filter(|n| *n >= 1);
-    let start = as_port(port.port);
-    if start.is_none() {
-        p.add(
-            format!("{path}.port"),
-            format!("{} is not a port (1-65535)", port.port),
-        );
-    }
-    let end = match port.end_port {
-        None => Some(None),
-        Some(e) => {
-            match as_port(e) {
-                Some(e) if start.is_some_and(|s| e > s) => Some(Some(e)),
-                Some(_) => {
-                    p.add(
-                    format!("{path}.end_port"),
-                    format!("{e} must be greater than port ({}); leave end_port out for a single port", port.port),
-                );
-                    None
-                }
-                None => {
-                    p.add(
-                        format!("{path}.end_port"),
-                        format!("{e} is not a port (1-65535)"),
-                    );
-                    None
-                }
-            }
-        }
-    };
-    let protocol = match port.protocol.as_str() {
-        "TCP" => Some(Protocol::Tcp),
-        "UDP" => Some(Protocol::Udp),
-        "SCTP" => Some(Protocol::Sctp),
-        other => {
-            p.add(
-                format!("{path}.protocol"),
-                format!("`{other}` is not a protocol; use TCP, UDP or SCTP"),
-            );
-            None
-        }
-    };
-    Some(PortSpec {
-        protocol: protocol?,
-        port: start?,
-        end_port: end?,
-    })
-}
-
-pub(super) fn check_target(
-    path: &str,
-    t: &TargetConfig,
-    limits: &Limits,
-    p: &mut Problems,
-) -> Option<Target> {
-    let name = p.check(format!("{path}.name"), t.name.parse::<TargetName>());
-    let namespace = p.check(
-        format!("{path}.namespace"),
-        t.namespace.parse::<Namespace>(),
-    );
-    check_labels(&format!("{path}.pod_selector"), &t.pod_selector, p);
-    if t.ports.is_empty() {
-        p.add(
-            format!("{path}.ports"),
-            "is empty; list at least one port, e.g. `[{ port = 5432 }]`",
-        );
-    }
-    let ports: Vec<Option<PortSpec>> = t
-        .ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| check_port(&format!("{path}.ports[{i}]"), port, p))
-        .collect();
-    let default_duration = p.check(
-        format!("{path}.default_duration"),
-        t.default_duration.parse::<Ttl>(),
-    );
-    let max_duration = p.check(
-        format!("{path}.max_duration"),
-        t.max_duration.parse::<Ttl>(),
-    );
-    if let (Some(d), Some(m)) = (default_duration, max_duration) {
-        if d > m {
-            p.add(
-                format!("{path}.default_duration"),
-                format!("{d} is longer than max_duration ({m}); lower it or raise max_duration"),
-            );
-        }
-        if d < limits.min_duration {
-            p.add(
-                format!("{path}.default_duration"),
-                format!(
-                    "{d} is shorter than access.min_duration ({})",
-                    limits.min_duration
-                ),
-            );
-        }
-        if m > limits.max_duration {
-            p.add(
-                format!("{path}.max_duration"),
-                format!(
-                    "{m} is longer than the global cap access.max_duration ({}); lower it or raise the cap",
-                    limits.max_duration
-                ),
-            );
-        }
-    }
-    let mut approvers = Approvers::default();
-    if t.approvers.is_empty() {
-        p.add(
-            format!("{path}.approvers"),
-            "is empty; list Slack user ids (`U…`) or user-group ids (`S…`) who may approve",
-        );
-    }
-    for (i, a) in t.approvers.iter().enumerate() {
-        let at = format!("{path}.approvers[{i}]");
-        if a.starts_with('S') {
-            approvers
-                .groups
-                .extend(p.check(at, a.parse::<SlackGroupId>()));
-        } else {
-            let user = a
-                .parse::<SlackUserId>()
-                .map_err(|e| format!("{e}; user groups look like `S0614TZR7`"));
-            approvers.users.extend(p.check(at, user));
-        }
-    }
-    let channel = p.check(
-        format!("{path}.approval_channel"),
-        t.approval_channel.parse::<SlackChannelId>(),
-    );
-    let required = u32::try_from(t.approvals_required).ok().filter(|n| *n >= 1);
-    match required {
-        None => p.add(
-            format!("{path}.approvals_required"),
-            format!("{} is not a quorum; use 1 or more", t.approvals_required),
-        ),
-        // With only named users the quorum is checkable now; a group's size is not.
-        Some(n)
-            if approvers.groups.is_empty()
-                && !approvers.users.is_empty()
-                && n as usize > approvers.users.len() =>
-        {
-            p.add(
-                format!("{path}.approvals_required"),
-                format!(
-                    "{n} approvals can never be met by {} approver(s); add approvers or lower it",
-                    approvers.users.len()
-                ),
-            )
-        }
-        Some(_) => {}
-    }
-    let ports: Option<Vec<PortSpec>> = ports.into_iter().collect();
-    Some(Target {
-        name: name?,
-        description: t.description.trim().to_owned(),
-        namespace: namespace?,
-        pod_selector: t.pod_selector.clone(),
-        ports: ports?,
-        default_duration: default_duration?,
-        max_duration: max_duration?,
-        approvers,
-        approval_channel: channel?,
-        approvals_required: required?,
-        allow_self_approval: t.allow_self_approval,
-    })
 }
 
 /// Parses a CIDR or bare address, refusing anything wider than the configured limit.

@@ -1,4 +1,8 @@
 //! The transition function: one event applied to one request at one instant.
+//!
+//! [`apply`] is the single entry; it hands the event to the function for the
+//! request's state, which names every arrow out of that state. Ended states have
+//! none.
 
 use chrono::{DateTime, Utc};
 
@@ -14,180 +18,18 @@ pub fn apply(
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<Transition, TransitionError> {
-    let wrong = |action: &'static str| TransitionError::WrongState {
-        id: req.id.clone(),
-        state: req.state,
-        action,
-    };
     let mut next = req.clone();
     next.version += 1;
-    let kind = match (req.state, event) {
-        (State::Pending, Event::Approve { by }) => {
-            check_approver(req, by)?;
-            if req.approvals.iter().any(|a| a.by == by.user) {
-                return Err(TransitionError::AlreadyApproved {
-                    missing: missing(req.scope.approvals_required, req.approvals.len()),
-                });
-            }
-            next.approvals.push(Approval {
-                by: by.user.clone(),
-                at: now,
-            });
-            if next.approvals.len() >= req.scope.approvals_required as usize {
-                next.state = State::Approved;
-                AuditKind::Approved
-            } else {
-                AuditKind::ApprovalRecorded
-            }
-        }
-        (State::Active, Event::Approve { by }) => {
-            let Some(ext) = &req.extension else {
-                return Err(wrong("approved again (it has no extension waiting)"));
-            };
-            check_approver(req, by)?;
-            if ext.approvals.iter().any(|a| a.by == by.user) {
-                return Err(TransitionError::AlreadyApproved {
-                    missing: missing(req.scope.approvals_required, ext.approvals.len()),
-                });
-            }
-            let mut ext = ext.clone();
-            ext.approvals.push(Approval {
-                by: by.user.clone(),
-                at: now,
-            });
-            if ext.approvals.len() >= req.scope.approvals_required as usize {
-                // Added to what is left, but never past the target's longest grant
-                // from now: no policy may carry an expiry the cluster-side guard
-                // would have to call impossible.
-                let old = req.expires_at.unwrap_or(now);
-                let expires_at = whole_second(
-                    (old.max(now) + ext.duration.as_delta())
-                        .min(now + req.scope.max_duration.as_delta()),
-                );
-                next.expires_at = Some(expires_at);
-                next.warn_at = req.warning_for(expires_at, now);
-                next.approvals.extend(ext.approvals);
-                next.extension = None;
-                AuditKind::Extended
-            } else {
-                next.extension = Some(ext);
-                AuditKind::ExtensionApprovalRecorded
-            }
-        }
-        (State::Pending, Event::Deny { by, note }) => {
-            if !(by.is_approver || by.is_admin) {
-                return Err(TransitionError::NotApprover {
-                    target: req.target.clone(),
-                });
-            }
-            end(&mut next, State::Denied, Some(by), note.clone(), now);
-            AuditKind::Denied
-        }
-        (State::Active, Event::Deny { by, note }) if req.extension.is_some() => {
-            if !(by.is_approver || by.is_admin) {
-                return Err(TransitionError::NotApprover {
-                    target: req.target.clone(),
-                });
-            }
-            // Denying an extension leaves the grant as it was.
-            next.extension = None;
-            next.end_reason = note.clone();
-            AuditKind::ExtensionDenied
-        }
-        (State::Pending, Event::Cancel { by }) => {
-            if by.user != req.requester && !by.is_admin {
-                return Err(TransitionError::NotPermitted {
-                    target: req.target.clone(),
-                    action: "cancel",
-                });
-            }
-            end(&mut next, State::Cancelled, Some(by), None, now);
-            AuditKind::Cancelled
-        }
-        (State::Pending, Event::Lapse) => {
-            if now < req.approval_deadline {
-                return Err(TransitionError::NotDue {
-                    due: req.approval_deadline,
-                });
-            }
-            end(&mut next, State::Lapsed, None, None, now);
-            AuditKind::Lapsed
-        }
-        (State::Approved, Event::Applied { expires_at }) => {
-            next.state = State::Active;
-            next.activated_at = Some(now);
-            // The policy carries `expires_at` (computed just before applying); never
-            // grant more than the approved duration from now.
-            let expires_at = whole_second((*expires_at).min(now + req.duration.as_delta()));
-            next.expires_at = Some(expires_at);
-            next.warn_at = req.warning_for(expires_at, now);
-            AuditKind::Activated
-        }
-        (State::Approved, Event::ApplyFailed { reason }) => {
-            end(&mut next, State::Failed, None, Some(reason.clone()), now);
-            AuditKind::Failed
-        }
-        (State::Active, Event::Expire) => {
-            let due = req.expires_at.unwrap_or(now);
-            if now < due {
-                return Err(TransitionError::NotDue { due });
-            }
-            end(&mut next, State::Expired, None, None, now);
-            next.extension = None;
-            next.warn_at = None;
-            AuditKind::Expired
-        }
-        (State::Active, Event::WarnExpiry) => {
-            let Some(due) = req.warn_at else {
-                return Err(wrong("warned (its warning was already sent)"));
-            };
-            if now < due {
-                return Err(TransitionError::NotDue { due });
-            }
-            next.warn_at = None;
-            AuditKind::ExpiryWarned
-        }
-        (State::Active, Event::Revoke { by, reason }) => {
-            if by.user != req.requester && !by.is_approver && !by.is_admin {
-                return Err(TransitionError::NotPermitted {
-                    target: req.target.clone(),
-                    action: "revoke",
-                });
-            }
-            end(&mut next, State::Revoked, Some(by), reason.clone(), now);
-            next.extension = None;
-            next.warn_at = None;
-            AuditKind::Revoked
-        }
-        (State::Active, Event::Extend { by, duration }) => {
-            if by.user != req.requester && !by.is_approver && !by.is_admin {
-                return Err(TransitionError::NotPermitted {
-                    target: req.target.clone(),
-                    action: "extend",
-                });
-            }
-            if let Some(ext) = &req.extension {
-                return Err(TransitionError::ExtensionPending(ext.duration));
-            }
-            let expires = req.expires_at.unwrap_or(now).max(now);
-            let limit = now + req.scope.max_duration.as_delta();
-            if expires + duration.as_delta() > limit {
-                let room = (limit - expires).num_seconds().max(0) as u64;
-                return Err(TransitionError::ExtensionTooLong {
-                    target: req.target.clone(),
-                    max: req.scope.max_duration,
-                    allowed: Ttl::from_secs(room - room % 60),
-                });
-            }
-            next.extension = Some(Extension {
-                duration: *duration,
-                requested_by: by.user.clone(),
-                requested_at: now,
-                approvals: Vec::new(),
-            });
-            AuditKind::ExtensionRequested
-        }
-        (_, event) => return Err(wrong(past_tense(event))),
+    let kind = match req.state {
+        State::Pending => from_pending(req, event, &mut next, now)?,
+        State::Approved => from_approved(req, event, &mut next, now)?,
+        State::Active => from_active(req, event, &mut next, now)?,
+        State::Denied
+        | State::Lapsed
+        | State::Cancelled
+        | State::Failed
+        | State::Expired
+        | State::Revoked => return Err(wrong_state(req, past_tense(event))),
     };
     Ok(Transition {
         from: req.state,
@@ -196,10 +38,257 @@ pub fn apply(
     })
 }
 
+/// Pending: an approval towards the quorum, a denial, the requester's cancel, or
+/// the approval deadline passing.
+fn from_pending(
+    req: &AccessRequest,
+    event: &Event,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    match event {
+        Event::Approve { by } => approve(req, by, next, now),
+        Event::Deny { by, note } => {
+            check_decider(req, by)?;
+            end(next, State::Denied, Some(by), note.clone(), now);
+            Ok(AuditKind::Denied)
+        }
+        Event::Cancel { by } => {
+            if by.user != req.requester && !by.is_admin {
+                return Err(TransitionError::NotPermitted {
+                    target: req.target.clone(),
+                    action: "cancel",
+                });
+            }
+            end(next, State::Cancelled, Some(by), None, now);
+            Ok(AuditKind::Cancelled)
+        }
+        Event::Lapse => {
+            if now < req.approval_deadline {
+                return Err(TransitionError::NotDue {
+                    due: req.approval_deadline,
+                });
+            }
+            end(next, State::Lapsed, None, None, now);
+            Ok(AuditKind::Lapsed)
+        }
+        other => Err(wrong_state(req, past_tense(other))),
+    }
+}
+
+/// One approval of a pending request; the last one the quorum needs approves it.
+fn approve(
+    req: &AccessRequest,
+    by: &Actor,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    check_approver(req, by)?;
+    if req.approvals.iter().any(|a| a.by == by.user) {
+        return Err(TransitionError::AlreadyApproved {
+            missing: missing(req.scope.approvals_required, req.approvals.len()),
+        });
+    }
+    next.approvals.push(Approval {
+        by: by.user.clone(),
+        at: now,
+    });
+    if next.approvals.len() >= req.scope.approvals_required as usize {
+        next.state = State::Approved;
+        Ok(AuditKind::Approved)
+    } else {
+        Ok(AuditKind::ApprovalRecorded)
+    }
+}
+
+/// Approved: the policy went in (or applying it kept failing).
+fn from_approved(
+    req: &AccessRequest,
+    event: &Event,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    match event {
+        Event::Applied { expires_at } => {
+            next.state = State::Active;
+            next.activated_at = Some(now);
+            // The policy carries `expires_at` (computed just before applying); never
+            // grant more than the approved duration from now.
+            let expires_at = whole_second((*expires_at).min(now + req.duration.as_delta()));
+            next.expires_at = Some(expires_at);
+            next.warn_at = req.warning_for(expires_at, now);
+            Ok(AuditKind::Activated)
+        }
+        Event::ApplyFailed { reason } => {
+            end(next, State::Failed, None, Some(reason.clone()), now);
+            Ok(AuditKind::Failed)
+        }
+        other => Err(wrong_state(req, past_tense(other))),
+    }
+}
+
+/// Active: expiry and its warning, revocation, and an extension's request and
+/// decision.
+fn from_active(
+    req: &AccessRequest,
+    event: &Event,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    match event {
+        Event::Approve { by } => approve_extension(req, by, next, now),
+        Event::Deny { by, note } if req.extension.is_some() => {
+            check_decider(req, by)?;
+            // Denying an extension leaves the grant as it was.
+            next.extension = None;
+            next.end_reason = note.clone();
+            Ok(AuditKind::ExtensionDenied)
+        }
+        Event::Expire => {
+            let due = req.expires_at.unwrap_or(now);
+            if now < due {
+                return Err(TransitionError::NotDue { due });
+            }
+            end(next, State::Expired, None, None, now);
+            next.extension = None;
+            next.warn_at = None;
+            Ok(AuditKind::Expired)
+        }
+        Event::WarnExpiry => {
+            let Some(due) = req.warn_at else {
+                return Err(wrong_state(req, "warned (its warning was already sent)"));
+            };
+            if now < due {
+                return Err(TransitionError::NotDue { due });
+            }
+            next.warn_at = None;
+            Ok(AuditKind::ExpiryWarned)
+        }
+        Event::Revoke { by, reason } => {
+            check_holder(req, by, "revoke")?;
+            end(next, State::Revoked, Some(by), reason.clone(), now);
+            next.extension = None;
+            next.warn_at = None;
+            Ok(AuditKind::Revoked)
+        }
+        Event::Extend { by, duration } => request_extension(req, by, *duration, next, now),
+        other => Err(wrong_state(req, past_tense(other))),
+    }
+}
+
+/// One approval of an Active grant's waiting extension; the last one the quorum
+/// needs moves `expires_at`.
+fn approve_extension(
+    req: &AccessRequest,
+    by: &Actor,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    let Some(ext) = &req.extension else {
+        return Err(wrong_state(
+            req,
+            "approved again (it has no extension waiting)",
+        ));
+    };
+    check_approver(req, by)?;
+    if ext.approvals.iter().any(|a| a.by == by.user) {
+        return Err(TransitionError::AlreadyApproved {
+            missing: missing(req.scope.approvals_required, ext.approvals.len()),
+        });
+    }
+    let mut ext = ext.clone();
+    ext.approvals.push(Approval {
+        by: by.user.clone(),
+        at: now,
+    });
+    if ext.approvals.len() < req.scope.approvals_required as usize {
+        next.extension = Some(ext);
+        return Ok(AuditKind::ExtensionApprovalRecorded);
+    }
+    // Added to what is left, but never past the target's longest grant from now: no
+    // policy may carry an expiry the cluster-side guard would have to call impossible.
+    let old = req.expires_at.unwrap_or(now);
+    let expires_at = whole_second(
+        (old.max(now) + ext.duration.as_delta()).min(now + req.scope.max_duration.as_delta()),
+    );
+    next.expires_at = Some(expires_at);
+    next.warn_at = req.warning_for(expires_at, now);
+    next.approvals.extend(ext.approvals);
+    next.extension = None;
+    Ok(AuditKind::Extended)
+}
+
+/// An Active grant's holder (or an approver or admin) asks for `duration` more;
+/// it waits for approval, and never reaches past the target's longest grant.
+fn request_extension(
+    req: &AccessRequest,
+    by: &Actor,
+    duration: Ttl,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    check_holder(req, by, "extend")?;
+    if let Some(ext) = &req.extension {
+        return Err(TransitionError::ExtensionPending(ext.duration));
+    }
+    let expires = req.expires_at.unwrap_or(now).max(now);
+    let limit = now + req.scope.max_duration.as_delta();
+    if expires + duration.as_delta() > limit {
+        let room = (limit - expires).num_seconds().max(0) as u64;
+        return Err(TransitionError::ExtensionTooLong {
+            target: req.target.clone(),
+            max: req.scope.max_duration,
+            allowed: Ttl::from_secs(room - room % 60),
+        });
+    }
+    next.extension = Some(Extension {
+        duration,
+        requested_by: by.user.clone(),
+        requested_at: now,
+        approvals: Vec::new(),
+    });
+    Ok(AuditKind::ExtensionRequested)
+}
+
+fn wrong_state(req: &AccessRequest, action: &'static str) -> TransitionError {
+    TransitionError::WrongState {
+        id: req.id.clone(),
+        state: req.state,
+        action,
+    }
+}
+
 fn missing(required: u32, have: usize) -> u32 {
     required.saturating_sub(have as u32)
 }
 
+/// Who may deny a request or an extension: an approver or an admin.
+fn check_decider(req: &AccessRequest, by: &Actor) -> Result<(), TransitionError> {
+    if !(by.is_approver || by.is_admin) {
+        return Err(TransitionError::NotApprover {
+            target: req.target.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Who may revoke or extend a grant: its requester, an approver or an admin.
+fn check_holder(
+    req: &AccessRequest,
+    by: &Actor,
+    action: &'static str,
+) -> Result<(), TransitionError> {
+    if by.user != req.requester && !by.is_approver && !by.is_admin {
+        return Err(TransitionError::NotPermitted {
+            target: req.target.clone(),
+            action,
+        });
+    }
+    Ok(())
+}
+
+/// Who may approve: a listed approver, and not the requester unless the target
+/// allows self-approval.
 fn check_approver(req: &AccessRequest, by: &Actor) -> Result<(), TransitionError> {
     if !by.is_approver {
         return Err(TransitionError::NotApprover {
