@@ -5,7 +5,7 @@
 //!
 //! - Slack: a [`SlackStandin`], a real Slack Web API on loopback inside the process, so
 //!   the real Slack client and notifier talk HTTP to it exactly as to Slack;
-//! - the cluster: a [`DryRunCluster`] that keeps applied policies in memory (or, with
+//! - the cluster: a [`MemoryCluster`] that keeps applied policies in memory (or, with
 //!   `--kube`, the real cluster from the kubeconfig);
 //! - the clock: a [`ManualClock`] that starts at the real time, runs along with it,
 //!   and jumps forward on request, after which the sweep and the reconciler run at once
@@ -15,7 +15,6 @@
 //! prefix, so a playground never touches a real jitbot's keys). The page at `/` plays
 //! Slack's client ([`server`]); nothing here changes how jitbot itself behaves.
 
-mod dry_run;
 pub mod inbound;
 pub mod people;
 mod server;
@@ -33,12 +32,13 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use dry_run::{DRY_RUN_PREVIEW, DryRunCluster};
+pub use crate::adapters::memory::DRY_RUN_PREVIEW;
 pub use slack_standin::{SlackStandin, StandinConfig};
 pub use view::ChannelInfo;
 
 use self::inbound::InboundSlack;
 use self::people::Workspace;
+use crate::adapters::memory::MemoryCluster;
 use crate::adapters::slack::SlackNotifier;
 use crate::app::{App, AppError, ManualClock};
 use crate::core::catalog::Catalog;
@@ -182,7 +182,7 @@ impl Playground {
                 "Kubernetes from your kubeconfig: policies are applied for real",
             )
         } else {
-            let dry = Arc::new(DryRunCluster::new());
+            let dry = Arc::new(MemoryCluster::new());
             let ports = ClusterPorts {
                 enforcer: dry.clone(),
                 previewer: dry,

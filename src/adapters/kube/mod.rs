@@ -31,7 +31,7 @@ use self::errors::classify;
 use self::retry::{Budget, retrying};
 use crate::core::expiry::Removal;
 use crate::core::ids::Namespace;
-use crate::core::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE, MANAGED_SELECTOR};
+use crate::core::netpol::{self, MANAGED_SELECTOR};
 use crate::core::ports::{Clock, EnforceError, Enforcer, PolicyRef};
 use crate::core::ttl::Ttl;
 use crate::metrics::Metrics;
@@ -187,15 +187,6 @@ fn placement(policy: &NetworkPolicy) -> Result<(&str, &str), EnforceError> {
     }
 }
 
-fn is_managed(policy: &NetworkPolicy) -> bool {
-    policy
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_KEY))
-        .is_some_and(|v| v == MANAGED_BY_VALUE)
-}
-
 #[async_trait]
 impl Enforcer for KubeEnforcer {
     /// Applies each policy in order, each with its own attempts. Not atomic: when a
@@ -268,7 +259,7 @@ impl Enforcer for KubeEnforcer {
                 all
             }
         };
-        found.retain(is_managed);
+        found.retain(netpol::is_managed);
         Ok(found)
     }
 }

@@ -1,6 +1,7 @@
-//! A dry-run cluster: the [`Enforcer`] and [`Previewer`] ports in memory. Applied
-//! policies are kept exactly as jitbot rendered them, so the playground can show the
-//! YAML a real cluster would have received; nothing leaves the process.
+//! A cluster in memory: the [`Enforcer`] and [`Previewer`] ports over a map of
+//! NetworkPolicies. Applied policies are kept exactly as jitbot rendered them, so the
+//! playground's dry run can show the YAML a real cluster would have received; nothing
+//! leaves the process.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -8,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use crate::core::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::core::netpol;
 use crate::core::ports::{EnforceError, Enforcer, PolicyRef, Previewer};
 use crate::core::request::AccessRequest;
 
@@ -18,13 +19,13 @@ pub const DRY_RUN_PREVIEW: &str = "dry-run cluster: no pods or default-deny base
 
 /// NetworkPolicies by `(namespace, name)`.
 #[derive(Default)]
-pub struct DryRunCluster {
+pub struct MemoryCluster {
     live: Mutex<BTreeMap<(String, String), NetworkPolicy>>,
 }
 
-impl DryRunCluster {
+impl MemoryCluster {
     pub fn new() -> Self {
-        DryRunCluster::default()
+        MemoryCluster::default()
     }
 
     fn live(&self) -> MutexGuard<'_, BTreeMap<(String, String), NetworkPolicy>> {
@@ -32,22 +33,14 @@ impl DryRunCluster {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every policy in the dry-run cluster, managed or not.
+    /// Every policy in the cluster, managed or not.
     pub fn policies(&self) -> Vec<NetworkPolicy> {
         self.live().values().cloned().collect()
     }
 }
 
-fn is_managed(p: &NetworkPolicy) -> bool {
-    p.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_KEY))
-        .is_some_and(|v| v == MANAGED_BY_VALUE)
-}
-
 #[async_trait]
-impl Enforcer for DryRunCluster {
+impl Enforcer for MemoryCluster {
     /// Like a server-side apply by one field manager: the new rendering replaces the old.
     async fn apply(&self, policies: &[NetworkPolicy]) -> Result<(), EnforceError> {
         let mut placed = Vec::with_capacity(policies.len());
@@ -82,14 +75,14 @@ impl Enforcer for DryRunCluster {
         Ok(self
             .live()
             .values()
-            .filter(|p| is_managed(p))
+            .filter(|p| netpol::is_managed(p))
             .cloned()
             .collect())
     }
 }
 
 #[async_trait]
-impl Previewer for DryRunCluster {
+impl Previewer for MemoryCluster {
     async fn preview(&self, _req: &AccessRequest) -> String {
         DRY_RUN_PREVIEW.to_owned()
     }
