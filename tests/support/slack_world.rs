@@ -1,5 +1,5 @@
 //! jitbot's HTTP surface served on 127.0.0.1:0 with the real Slack adapter pointed at
-//! the fake Slack, the memory store, a recording enforcer and a manual clock; plus
+//! the fake Slack, the memory store, the memory cluster and a manual clock; plus
 //! helpers that sign requests exactly as Slack does.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use jitbot::adapters::http::{HttpState, router, signature};
-use jitbot::adapters::memory::MemoryStore;
+use jitbot::adapters::memory::{MemoryCluster, MemoryStore};
 use jitbot::adapters::slack::SlackNotifier;
 use jitbot::app::{App, ManualClock};
 use jitbot::core::ports::{Previewer, Store};
@@ -18,7 +18,7 @@ use jitbot::settings::{Secret, Secrets, Settings};
 use jitbot::startup::{self, Assembly, ClusterPorts, Overrides, SlackParts};
 
 use super::fake_slack::FakeSlack;
-use super::fakes::{self, RecordingEnforcer, t0};
+use super::fakes::{self, t0};
 
 pub const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 pub const TOKEN: &str = "xoxb-test-token";
@@ -40,7 +40,7 @@ pub struct SlackWorld {
     pub inbound: InboundSlack,
     pub app: App,
     pub store: Arc<dyn Store>,
-    pub enforcer: Arc<RecordingEnforcer>,
+    pub enforcer: Arc<MemoryCluster>,
     pub clock: Arc<ManualClock>,
     pub notifier: SlackNotifier,
 }
@@ -186,7 +186,7 @@ impl SlackWorld {
         )
         .await;
         let clock = Arc::new(ManualClock::new(t0()));
-        let enforcer = RecordingEnforcer::new();
+        let enforcer = Arc::new(MemoryCluster::new());
         let mut settings = Settings::default();
         settings.slack.api_url = slack.api_url.clone();
         settings.slack.audit_channel = AUDIT.to_owned();
