@@ -71,7 +71,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::task::JoinSet;
 
-use jitbot::adapters::http::signature;
+use jitbot::adapters::http::signature::SignedHeaders;
+use jitbot::adapters::http::slack_request::FORM_CONTENT_TYPE;
 use jitbot::adapters::kube::{KubeEnforcer, KubeSettings};
 use jitbot::adapters::redis::{RedisSettings, RedisStore};
 use jitbot::adapters::slack::blocks::APPROVE;
@@ -434,23 +435,19 @@ fn redis_pid(redis: &RedisServer) -> u32 {
         .unwrap_or(0)
 }
 
-fn unix_secs() -> String {
-    Utc::now().timestamp().to_string()
-}
-
-/// Posts `body` to `url`, signed now as Slack signs; the status and the body.
+/// Posts `body` to `url`, signed now as Slack signs (the binary runs on the wall
+/// clock); the status and the body.
 async fn post_signed(
     http: &reqwest::Client,
     url: &str,
     body: String,
 ) -> Result<(u16, String), String> {
-    let ts = unix_secs();
-    let sig = signature::sign(SECRET, &ts, body.as_bytes());
-    let res = http
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", ts)
-        .header("x-slack-signature", sig)
+    let signed = SignedHeaders::sign(SECRET, Utc::now(), body.as_bytes());
+    let mut req = http.post(url).header("content-type", FORM_CONTENT_TYPE);
+    for (name, value) in signed.pairs() {
+        req = req.header(name, value);
+    }
+    let res = req
         .body(body)
         .send()
         .await

@@ -220,6 +220,17 @@ pub fn expires_at(policy: &NetworkPolicy) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Whether a policy carries jitbot's managed-by label. Every enforcer checks what it
+/// lists against this, so nothing else is ever reported (or removed) as jitbot's.
+pub fn is_managed(policy: &NetworkPolicy) -> bool {
+    policy
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_KEY))
+        .is_some_and(|v| v == MANAGED_BY_VALUE)
+}
+
 /// Reads a policy's `jitbot.dev/request-id`, if it is one of ours.
 pub fn request_id(policy: &NetworkPolicy) -> Option<RequestId> {
     let labels = policy.metadata.labels.as_ref()?;

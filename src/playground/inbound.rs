@@ -1,9 +1,10 @@
 //! Slack's inbound half, played by the playground: a slash command or a button click
-//! encoded as Slack encodes it, signed with the signing secret at the app clock's time
-//! (`adapters::http::signature::sign`) and POSTed over loopback HTTP to the app's own
-//! `/slack/commands` and `/slack/interactions`, so the real signature check and the
-//! real handlers run. The clock is the app's: after a fast-forward a request signed
-//! at the wall clock's time would look five minutes stale and be refused.
+//! encoded as Slack encodes it ([`crate::adapters::http::slack_request`]), signed
+//! with the signing secret at the app clock's time ([`SignedHeaders`]) and POSTed over
+//! loopback HTTP to the app's own `/slack/commands` and `/slack/interactions`, so the
+//! real signature check and the real handlers run. The clock is the app's: after a
+//! fast-forward a request signed at the wall clock's time would look five minutes
+//! stale and be refused.
 
 use std::sync::Arc;
 
@@ -12,9 +13,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::adapters::http::signature;
+use crate::adapters::http::signature::SignedHeaders;
+use crate::adapters::http::slack_request::{ButtonClick, FORM_CONTENT_TYPE, SlashCommand};
 use crate::core::ports::Clock;
 use crate::settings::Secret;
 
@@ -69,23 +71,20 @@ impl InboundSlack {
         text: &str,
         response_url: &str,
     ) -> Result<(u16, String), Unanswered> {
-        let body = serde_urlencoded::to_string([
-            ("token", "deprecated-verification-token"),
-            ("team_id", TEAM),
-            ("team_domain", "playground"),
-            ("channel_id", GENERAL),
-            ("channel_name", "general"),
-            ("user_id", user),
-            ("user_name", user),
-            ("command", "/jit"),
-            ("text", text),
-            ("response_url", response_url),
-            ("trigger_id", "1.1.playground"),
-        ])
-        .map_err(|e| Unanswered {
-            path: "/slack/commands",
-            detail: e.to_string(),
-        })?;
+        let body = SlashCommand {
+            token: "deprecated-verification-token",
+            team_id: TEAM,
+            team_domain: "playground",
+            channel_id: GENERAL,
+            channel_name: "general",
+            user_id: user,
+            user_name: user,
+            command: "/jit",
+            text,
+            response_url,
+            trigger_id: "1.1.playground",
+        }
+        .form();
         let (status, answer) = self.post_signed("/slack/commands", body).await?;
         let text = serde_json::from_slice::<Value>(&answer)
             .ok()
@@ -96,35 +95,24 @@ impl InboundSlack {
 
     /// A `block_actions` click: returns the HTTP status.
     pub async fn click(&self, click: &Click<'_>) -> Result<u16, Unanswered> {
-        let payload = json!({
-            "type": "block_actions",
-            "team": { "id": TEAM, "domain": "playground" },
-            "user": { "id": click.user, "username": click.user, "team_id": TEAM },
-            "api_app_id": "A0PLAYGRND",
-            "container": {
-                "type": "message",
-                "message_ts": click.message_ts,
-                "channel_id": click.channel,
-                "is_ephemeral": false,
-            },
-            "trigger_id": "1.1.playground",
-            "channel": { "id": click.channel, "name": click.channel },
-            "response_url": click.response_url,
-            "actions": [{
-                "type": "button",
-                "action_id": click.action_id,
-                "block_id": click.block_id,
-                "value": click.value,
-                "action_ts": format!("{}.000000", self.clock.now().timestamp()),
-            }],
-        });
-        let body =
-            serde_urlencoded::to_string([("payload", payload.to_string())]).map_err(|e| {
-                Unanswered {
-                    path: "/slack/interactions",
-                    detail: e.to_string(),
-                }
-            })?;
+        let action_ts = format!("{}.000000", self.clock.now().timestamp());
+        let body = ButtonClick {
+            team_id: TEAM,
+            team_domain: "playground",
+            user_id: click.user,
+            user_name: click.user,
+            api_app_id: "A0PLAYGRND",
+            channel_id: click.channel,
+            channel_name: click.channel,
+            message_ts: click.message_ts,
+            trigger_id: "1.1.playground",
+            response_url: click.response_url,
+            action_id: click.action_id,
+            block_id: click.block_id,
+            value: click.value,
+            action_ts: &action_ts,
+        }
+        .form();
         Ok(self.post_signed("/slack/interactions", body).await?.0)
     }
 
@@ -134,12 +122,13 @@ impl InboundSlack {
         body: String,
     ) -> Result<(u16, Bytes), Unanswered> {
         let fail = |detail: String| Unanswered { path, detail };
-        let ts = self.clock.now().timestamp().to_string();
-        let sig = signature::sign(self.secret.expose(), &ts, body.as_bytes());
-        let request = hyper::Request::post(format!("{}{path}", self.app_base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-slack-request-timestamp", ts)
-            .header("x-slack-signature", sig)
+        let signed = SignedHeaders::sign(self.secret.expose(), self.clock.now(), body.as_bytes());
+        let mut request = hyper::Request::post(format!("{}{path}", self.app_base))
+            .header("content-type", FORM_CONTENT_TYPE);
+        for (name, value) in signed.pairs() {
+            request = request.header(name, value);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| fail(e.to_string()))?;
         let response = self

@@ -5,7 +5,7 @@
 //!
 //! - Slack: a [`SlackStandin`], a real Slack Web API on loopback inside the process, so
 //!   the real Slack client and notifier talk HTTP to it exactly as to Slack;
-//! - the cluster: a [`DryRunCluster`] that keeps applied policies in memory (or, with
+//! - the cluster: a [`MemoryCluster`] that keeps applied policies in memory (or, with
 //!   `--kube`, the real cluster from the kubeconfig);
 //! - the clock: a [`ManualClock`] that starts at the real time, runs along with it,
 //!   and jumps forward on request, after which the sweep and the reconciler run at once
@@ -15,7 +15,6 @@
 //! prefix, so a playground never touches a real jitbot's keys). The page at `/` plays
 //! Slack's client ([`server`]); nothing here changes how jitbot itself behaves.
 
-mod dry_run;
 pub mod inbound;
 pub mod people;
 mod server;
@@ -30,15 +29,17 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use dry_run::{DRY_RUN_PREVIEW, DryRunCluster};
+pub use crate::adapters::memory::DRY_RUN_PREVIEW;
 pub use slack_standin::{SlackStandin, StandinConfig};
 pub use view::ChannelInfo;
 
 use self::inbound::InboundSlack;
 use self::people::Workspace;
+use crate::adapters::memory::MemoryCluster;
 use crate::adapters::slack::SlackNotifier;
 use crate::app::{App, AppError, ManualClock};
 use crate::core::catalog::Catalog;
@@ -80,6 +81,21 @@ pub struct Facts {
     pub store: String,
 }
 
+impl Facts {
+    /// What the header says of a playground run with `options` on `cluster`.
+    fn of(options: &Options, cluster: &str) -> Facts {
+        let store = match &options.redis_url {
+            Some(_) => format!("Redis at REDIS_URL, keys under {REDIS_KEY_PREFIX}"),
+            None => "in memory (gone when the playground stops)".to_owned(),
+        };
+        Facts {
+            slack: "a stand-in Slack Web API inside this process; requests to jitbot are signed and checked as Slack's are".to_owned(),
+            cluster: cluster.to_owned(),
+            store,
+        }
+    }
+}
+
 /// What the web server works with.
 pub struct Engine {
     app: App,
@@ -93,6 +109,26 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The page's side of a running jitbot and its stand-in Slack.
+    fn new(
+        application: &Application,
+        standin: Standin,
+        clock: Arc<ManualClock>,
+        facts: Facts,
+    ) -> Engine {
+        let jitbot = format!("http://{}", application.addr);
+        Engine {
+            app: application.app.clone(),
+            notifier: application.notifier.clone(),
+            inbound: InboundSlack::new(jitbot, standin.signing, clock.clone()),
+            slack: standin.slack,
+            clock,
+            workspace: standin.workspace,
+            channels: standin.channels,
+            facts,
+        }
+    }
+
     pub fn facts(&self) -> &Facts {
         &self.facts
     }
@@ -134,64 +170,11 @@ impl Playground {
         catalog: Catalog,
         options: Options,
     ) -> anyhow::Result<Playground> {
-        let listener = tokio::net::TcpListener::bind(&options.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (--listen)", options.listen))?;
-        let addr = listener.local_addr()?;
-        if options.kube && !addr.ip().is_loopback() {
-            bail!(
-                "with --kube the playground applies real NetworkPolicies for whoever can reach it; listen on a loopback address such as 127.0.0.1:8080"
-            );
-        }
+        let (listener, addr) = listen(&options).await?;
         let clock = Arc::new(ManualClock::new(options.start));
-        let workspace = Workspace::of(&catalog);
-        let audit = match settings.slack.audit_channel.trim() {
-            "" => PLAYGROUND_AUDIT_CHANNEL.to_owned(),
-            configured => configured.to_owned(),
-        };
-        let channels = channels_of(&catalog, &audit);
-        let token = format!("xoxb-playground-{:032x}", rand::random::<u128>());
-        let signing = Secret::new(format!("{:032x}", rand::random::<u128>()));
-        let slack = SlackStandin::start(StandinConfig {
-            token: token.clone(),
-            channels: channels.iter().map(|c| c.id.clone()).collect(),
-            groups: workspace.groups.clone(),
-            clock: clock.clone(),
-        })
-        .await
-        .context("cannot start the Slack stand-in")?;
-
-        settings.slack.api_url = slack.api_url.clone();
-        settings.slack.audit_channel = audit;
-        // jitbot's own endpoints stay on a free loopback port; only the page is public.
-        settings.server.listen = "127.0.0.1:0".to_owned();
-        settings.store.key_prefix = REDIS_KEY_PREFIX.to_owned();
-        let store = match &options.redis_url {
-            Some(_) => format!("Redis at REDIS_URL, keys under {REDIS_KEY_PREFIX}"),
-            None => "in memory (gone when the playground stops)".to_owned(),
-        };
-        let secrets = Secrets {
-            slack_bot_token: Some(Secret::new(token)),
-            slack_signing_secret: Some(signing.clone()),
-            slack_app_token: None,
-            redis_url: options.redis_url.clone(),
-        };
-        let (cluster, cluster_words) = if options.kube {
-            (
-                None,
-                "Kubernetes from your kubeconfig: policies are applied for real",
-            )
-        } else {
-            let dry = Arc::new(DryRunCluster::new());
-            let ports = ClusterPorts {
-                enforcer: dry.clone(),
-                previewer: dry,
-            };
-            (
-                Some(ports),
-                "dry run: policies are kept in memory, nothing leaves this process",
-            )
-        };
+        let standin = Standin::start(&settings, &catalog, clock.clone()).await?;
+        let secrets = standin.aim(&mut settings, &options);
+        let (cluster, cluster_words) = cluster_of(&options);
         let overrides = Overrides {
             clock: Some(clock.clone() as Arc<dyn Clock>),
             kube_client: None,
@@ -200,23 +183,11 @@ impl Playground {
             store: None,
         };
         let application = Application::build(&settings, catalog, &secrets, overrides).await?;
-        let engine = Arc::new(Engine {
-            app: application.app.clone(),
-            notifier: application.notifier.clone(),
-            inbound: InboundSlack::new(format!("http://{}", application.addr), signing, clock.clone()),
-            slack,
-            clock: clock.clone(),
-            workspace,
-            channels,
-            facts: Facts {
-                slack: "a stand-in Slack Web API inside this process; requests to jitbot are signed and checked as Slack's are".to_owned(),
-                cluster: cluster_words.to_owned(),
-                store,
-            },
-        });
+        let facts = Facts::of(&options, cluster_words);
+        let engine = Arc::new(Engine::new(&application, standin, clock.clone(), facts));
 
         let (shutdown, stopped) = watch::channel(false);
-        let page = server::router(engine.clone(), allowed_hosts(addr));
+        let page = server::router(engine.clone(), server::allowed_hosts(addr));
         let server = startup::serve(
             listener,
             page,
@@ -275,6 +246,106 @@ impl Playground {
     }
 }
 
+/// Binds the page's address. With `--kube` only a loopback one: whoever reaches the
+/// page applies real NetworkPolicies.
+async fn listen(options: &Options) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(&options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", options.listen))?;
+    let addr = listener.local_addr()?;
+    if options.kube && !addr.ip().is_loopback() {
+        bail!(
+            "with --kube the playground applies real NetworkPolicies for whoever can reach it; listen on a loopback address such as 127.0.0.1:8080"
+        );
+    }
+    Ok((listener, addr))
+}
+
+/// The Slack stand-in, running, and what jitbot needs to talk to it.
+struct Standin {
+    slack: SlackStandin,
+    workspace: Workspace,
+    channels: Vec<ChannelInfo>,
+    /// The configured audit channel, or [`PLAYGROUND_AUDIT_CHANNEL`].
+    audit: String,
+    /// The bot token the stand-in accepts, new each run.
+    token: String,
+    /// The signing secret of jitbot and of the requests made in Slack's place, new
+    /// each run.
+    signing: Secret,
+}
+
+impl Standin {
+    /// Makes up the workspace the catalog names (people, groups, channels) and starts
+    /// a Slack Web API for it on loopback.
+    async fn start(
+        settings: &Settings,
+        catalog: &Catalog,
+        clock: Arc<ManualClock>,
+    ) -> anyhow::Result<Standin> {
+        let workspace = Workspace::of(catalog);
+        let audit = match settings.slack.audit_channel.trim() {
+            "" => PLAYGROUND_AUDIT_CHANNEL.to_owned(),
+            configured => configured.to_owned(),
+        };
+        let channels = channels_of(catalog, &audit);
+        let token = format!("xoxb-playground-{:032x}", rand::random::<u128>());
+        let signing = Secret::new(format!("{:032x}", rand::random::<u128>()));
+        let slack = SlackStandin::start(StandinConfig {
+            token: token.clone(),
+            channels: channels.iter().map(|c| c.id.clone()).collect(),
+            groups: workspace.groups.clone(),
+            clock,
+        })
+        .await
+        .context("cannot start the Slack stand-in")?;
+        Ok(Standin {
+            slack,
+            workspace,
+            channels,
+            audit,
+            token,
+            signing,
+        })
+    }
+
+    /// Points jitbot's settings at the stand-in and at the playground's own places,
+    /// and gives the secrets to go with them.
+    fn aim(&self, settings: &mut Settings, options: &Options) -> Secrets {
+        settings.slack.api_url = self.slack.api_url.clone();
+        settings.slack.audit_channel = self.audit.clone();
+        // jitbot's own endpoints stay on a free loopback port; only the page is public.
+        settings.server.listen = "127.0.0.1:0".to_owned();
+        settings.store.key_prefix = REDIS_KEY_PREFIX.to_owned();
+        Secrets {
+            slack_bot_token: Some(Secret::new(self.token.clone())),
+            slack_signing_secret: Some(self.signing.clone()),
+            slack_app_token: None,
+            redis_url: options.redis_url.clone(),
+        }
+    }
+}
+
+/// The cluster to put in place of Kubernetes, and what the page's header calls it:
+/// a [`MemoryCluster`], or with `--kube` none (jitbot then uses the kubeconfig's).
+fn cluster_of(options: &Options) -> (Option<ClusterPorts>, &'static str) {
+    if options.kube {
+        return (
+            None,
+            "Kubernetes from your kubeconfig: policies are applied for real",
+        );
+    }
+    let dry = Arc::new(MemoryCluster::new());
+    let ports = ClusterPorts {
+        enforcer: dry.clone(),
+        previewer: dry,
+    };
+    (
+        Some(ports),
+        "dry run: policies are kept in memory, nothing leaves this process",
+    )
+}
+
 /// The approval channels in catalog order, each with the targets it decides, then
 /// the audit channel.
 fn channels_of(catalog: &Catalog, audit: &str) -> Vec<ChannelInfo> {
@@ -301,28 +372,6 @@ fn channels_of(catalog: &Catalog, audit: &str) -> Vec<ChannelInfo> {
         purpose: "audit: one thread per request".to_owned(),
     });
     out
-}
-
-/// The `Host` headers the page answers: its own address, and the loopback names for
-/// it. `None` (any) when it listens on every interface, where no list can be right.
-fn allowed_hosts(addr: SocketAddr) -> Option<Vec<String>> {
-    let port = addr.port();
-    if addr.ip().is_unspecified() {
-        return None;
-    }
-    let mut names = vec![match addr {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
-    }];
-    if addr.ip().is_loopback() {
-        names.extend(["localhost", "127.0.0.1", "[::1]"].map(str::to_owned));
-    }
-    let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
-    // Browsers leave the default port out of the Host header.
-    if port == 80 {
-        hosts.extend(names);
-    }
-    Some(hosts)
 }
 
 /// Keeps the clock running with the wall clock, one second at a time, until stopped.

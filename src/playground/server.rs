@@ -9,6 +9,7 @@
 //! page) and takes JSON only (a cross-site form cannot send it without a preflight,
 //! which it never grants).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -71,6 +72,28 @@ pub(super) fn router(engine: Arc<Engine>, allowed_hosts: Option<Vec<String>>) ->
             async move { only_loopback_hosts(&hosts, req, next).await }
         }))
         .with_state(engine)
+}
+
+/// The `Host` headers the page answers: its own address, and the loopback names for
+/// it. `None` (any) when it listens on every interface, where no list can be right.
+pub(super) fn allowed_hosts(addr: SocketAddr) -> Option<Vec<String>> {
+    let port = addr.port();
+    if addr.ip().is_unspecified() {
+        return None;
+    }
+    let mut names = vec![match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    }];
+    if addr.ip().is_loopback() {
+        names.extend(["localhost", "127.0.0.1", "[::1]"].map(str::to_owned));
+    }
+    let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
+    // Browsers leave the default port out of the Host header.
+    if port == 80 {
+        hosts.extend(names);
+    }
+    Some(hosts)
 }
 
 async fn only_loopback_hosts(hosts: &Option<Vec<String>>, req: Request, next: Next) -> Response {

@@ -120,7 +120,7 @@ pub async fn exactly_once_decisions_under_fifty_concurrent_approvals(b: &dyn Bac
         1,
         "one audit event"
     );
-    let applies: usize = clients.iter().map(|c| c.enforcer.lock().applies).sum();
+    let applies: usize = clients.iter().map(|c| c.enforcer.applies()).sum();
     assert_eq!(applies, 1, "one apply");
     assert_eq!(
         store.load(&req.id).await.unwrap().unwrap().state,
@@ -144,11 +144,7 @@ pub async fn quorum_needs_distinct_approvers(b: &dyn Backend) {
             missing: 1
         }))
     ));
-    assert_eq!(
-        t.enforcer.lock().applies,
-        0,
-        "nothing applied before the quorum"
-    );
+    assert_eq!(t.enforcer.applies(), 0, "nothing applied before the quorum");
     let second = t
         .app
         .decide(&req.id, &user(GROUP_MEMBER), Decision::Approve)
@@ -213,13 +209,14 @@ pub async fn a_pending_request_lapses_after_the_approval_timeout(b: &dyn Backend
             ..
         }))
     ));
-    assert_eq!(t.enforcer.lock().applies, 0);
+    assert_eq!(t.enforcer.applies(), 0);
 }
 
 pub async fn a_failing_apply_ends_failed_after_bounded_attempts(b: &dyn Backend) {
     let t = test_app(b.client().await);
     let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    t.enforcer.lock().fail_applies = vec![EnforceError::Unavailable("503".to_owned()); 3];
+    t.enforcer
+        .fail_next_applies(vec![EnforceError::Unavailable("503".to_owned()); 3]);
     let done = t
         .app
         .decide(&req.id, &user(LEAD1), Decision::Approve)
@@ -235,20 +232,20 @@ pub async fn a_failing_apply_ends_failed_after_bounded_attempts(b: &dyn Backend)
         "{:?}",
         done.request.end_reason
     );
-    assert_eq!(t.enforcer.lock().applies, 3);
+    assert_eq!(t.enforcer.applies(), 3);
     assert!(t.enforcer.live_names().is_empty());
     // A refusal is not retried.
     let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    t.enforcer.lock().fail_applies = vec![EnforceError::Refused(
+    t.enforcer.fail_next_applies([EnforceError::Refused(
         "namespace payments not found".to_owned(),
-    )];
+    )]);
     let done = t
         .app
         .decide(&req.id, &user(LEAD1), Decision::Approve)
         .await
         .unwrap();
     assert_eq!(done.request.state, State::Failed);
-    assert_eq!(t.enforcer.lock().applies, 4);
+    assert_eq!(t.enforcer.applies(), 4);
 }
 
 pub async fn an_apply_interrupted_by_a_crash_is_finished_by_a_sweep(b: &dyn Backend) {
@@ -317,7 +314,7 @@ pub async fn extension_is_approved_again_and_moves_the_policy_expiry(b: &dyn Bac
     assert_eq!(done.kind, AuditKind::Extended);
     let new_expiry = t0() + TimeDelta::hours(1);
     assert_eq!(done.request.expires_at, Some(new_expiry));
-    let live = t.enforcer.lock().live.values().next().cloned().unwrap();
+    let live = t.enforcer.policies().remove(0);
     assert_eq!(
         jitbot::core::netpol::expires_at(&live),
         Some(new_expiry),
@@ -355,7 +352,8 @@ pub async fn slack_being_down_never_blocks_the_lifecycle(b: &dyn Backend) {
 pub async fn a_failed_delete_keeps_the_grant_due_and_raises_an_alert(b: &dyn Backend) {
     let t = test_app(b.client().await);
     let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
-    t.enforcer.lock().fail_revokes = vec![EnforceError::Unavailable("timeout".to_owned())];
+    t.enforcer
+        .fail_next_revokes([EnforceError::Unavailable("timeout".to_owned())]);
     let expiry = t0() + TimeDelta::minutes(30);
     let report = t.app.sweep_once(expiry).await.unwrap();
     assert_eq!((report.expired, report.errors), (0, 1));

@@ -91,7 +91,7 @@ async fn replicas(b: &Redis, from: &[NetworkPolicy]) -> [TestApp; 2] {
     let apps = [test_app(b.client().await), test_app(b.client().await)];
     for app in &apps {
         for policy in from {
-            app.enforcer.insert(policy.clone());
+            app.enforcer.insert(policy.clone()).unwrap();
         }
     }
     apps
@@ -101,7 +101,7 @@ async fn replicas(b: &Redis, from: &[NetworkPolicy]) -> [TestApp; 2] {
 fn revoked(apps: &[TestApp]) -> Vec<String> {
     let mut all: Vec<String> = apps
         .iter()
-        .flat_map(|a| a.enforcer.lock().revokes.clone())
+        .flat_map(|a| a.enforcer.revoked())
         .map(|p| format!("{}/{}", p.namespace, p.name))
         .collect();
     all.sort();
@@ -118,7 +118,7 @@ async fn a_restart_of_jitbot_and_redis_loses_no_expiry() {
     let b = Redis::on(Arc::new(RedisServer::start_persistent()));
     let first = test_app(b.client().await);
     let ids = grant(&first, 5).await;
-    let policies: Vec<_> = first.enforcer.lock().live.values().cloned().collect();
+    let policies: Vec<_> = first.enforcer.policies();
     assert_eq!(policies.len(), 5);
     drop(first);
     // Redis crashes too and comes back from its append-only file.
@@ -151,7 +151,7 @@ async fn work_of_a_worker_that_died_is_taken_over_after_its_lease_exactly_once()
     let b = redis().await;
     let t = test_app(b.client().await);
     let id = grant(&t, 1).await.remove(0);
-    let policies: Vec<_> = t.enforcer.lock().live.values().cloned().collect();
+    let policies: Vec<_> = t.enforcer.policies();
     let expiry = t0() + TimeDelta::minutes(30);
     let lease = expiry + TimeDelta::seconds(60);
 
@@ -207,7 +207,7 @@ async fn an_outage_fails_closed_and_loses_nothing() {
         "{sweep:?}"
     );
     assert_eq!(
-        t.enforcer.lock().applies,
+        t.enforcer.applies(),
         1,
         "nothing applied while Redis was away"
     );

@@ -298,7 +298,7 @@ async fn double_clicks_and_concurrent_approvals_make_one_decision() {
             .count(),
         1
     );
-    assert_eq!(w.enforcer.lock().applies, 1);
+    assert_eq!(w.enforcer.applies(), 1);
 }
 
 #[tokio::test]

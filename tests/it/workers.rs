@@ -61,7 +61,7 @@ async fn the_reconcile_loop_runs_at_once_on_start() {
     let t = test_app(Arc::new(MemoryStore::new()));
     active(&t.app, "payments-db", ALICE, LEAD1).await;
     // Someone deletes the policy behind jitbot's back.
-    t.enforcer.lock().live.clear();
+    t.enforcer.clear();
     let (_stop, stopped) = watch::channel(false);
     tokio::spawn(worker::reconcile_loop(
         t.app.clone(),
@@ -158,7 +158,8 @@ async fn a_cohort_expiring_at_one_instant_is_worked_concurrently() {
         ids.push(active(&t.app, "payments-db", ALICE, LEAD1).await.id);
     }
     // Each revoke waits until all three are in flight: one after another would hang.
-    *t.enforcer.revoke_barrier.lock().unwrap() = Some(Arc::new(tokio::sync::Barrier::new(3)));
+    t.enforcer
+        .hold_revokes_at(Arc::new(tokio::sync::Barrier::new(3)));
     t.clock.advance(TimeDelta::minutes(31));
     let report = tokio::time::timeout(Duration::from_secs(60), t.app.sweep_once(t.clock.now()))
         .await

@@ -6,120 +6,17 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
 
+use jitbot::adapters::memory::MemoryCluster;
 use jitbot::app::{App, AppConfig, Decision, ManualClock, Ports, Submission};
 use jitbot::core::catalog::{
     AccessConfig, Catalog, PortConfig, RequesterConfig, SourceConfig, TargetConfig,
 };
 use jitbot::core::command::Reason;
 use jitbot::core::ids::{SlackGroupId, SlackUserId};
-use jitbot::core::ports::{
-    AuditEvent, Directory, EnforceError, Enforcer, Notifier, NotifyError, PolicyRef, Store,
-};
+use jitbot::core::ports::{AuditEvent, Directory, Notifier, NotifyError, Store};
 use jitbot::core::request::AccessRequest;
 use jitbot::core::ttl::Ttl;
-
-/// Keeps applied policies in a map, like a tiny cluster, and counts every call.
-#[derive(Default)]
-pub struct RecordingEnforcer {
-    pub state: Mutex<EnforcerState>,
-    /// When set, every revoke waits here first: a barrier of N proves N revokes were
-    /// in flight at once.
-    pub revoke_barrier: Mutex<Option<Arc<tokio::sync::Barrier>>>,
-}
-
-#[derive(Default)]
-pub struct EnforcerState {
-    pub live: BTreeMap<(String, String), NetworkPolicy>,
-    pub applies: usize,
-    pub revokes: Vec<PolicyRef>,
-    /// The next N apply calls fail with this error.
-    pub fail_applies: Vec<EnforceError>,
-    /// The next N revoke calls fail with this error.
-    pub fail_revokes: Vec<EnforceError>,
-}
-
-impl RecordingEnforcer {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, EnforcerState> {
-        self.state.lock().unwrap()
-    }
-    pub fn live_names(&self) -> Vec<String> {
-        self.lock()
-            .live
-            .keys()
-            .map(|(ns, n)| format!("{ns}/{n}"))
-            .collect()
-    }
-    /// Puts a policy in the "cluster" directly, as someone else would.
-    pub fn insert(&self, p: NetworkPolicy) {
-        let key = (
-            p.metadata.namespace.clone().unwrap(),
-            p.metadata.name.clone().unwrap(),
-        );
-        self.lock().live.insert(key, p);
-    }
-}
-
-#[async_trait]
-impl Enforcer for RecordingEnforcer {
-    async fn apply(&self, policies: &[NetworkPolicy]) -> Result<(), EnforceError> {
-        let mut s = self.lock();
-        s.applies += 1;
-        if !s.fail_applies.is_empty() {
-            return Err(s.fail_applies.remove(0));
-        }
-        for p in policies {
-            let key = (
-                p.metadata.namespace.clone().unwrap(),
-                p.metadata.name.clone().unwrap(),
-            );
-            s.live.insert(key, p.clone());
-        }
-        Ok(())
-    }
-
-    async fn revoke(&self, policies: &[PolicyRef]) -> Result<usize, EnforceError> {
-        let barrier = self.revoke_barrier.lock().unwrap().clone();
-        if let Some(barrier) = barrier {
-            barrier.wait().await;
-        }
-        let mut s = self.lock();
-        if !s.fail_revokes.is_empty() {
-            return Err(s.fail_revokes.remove(0));
-        }
-        let mut deleted = 0;
-        for p in policies {
-            s.revokes.push(p.clone());
-            if s.live
-                .remove(&(p.namespace.to_string(), p.name.clone()))
-                .is_some()
-            {
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
-    }
-
-    async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError> {
-        let s = self.lock();
-        Ok(s.live
-            .values()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app.kubernetes.io/managed-by"))
-                    .map(String::as_str)
-                    == Some("jitbot")
-            })
-            .cloned()
-            .collect())
-    }
-}
 
 /// Records every published event.
 #[derive(Default)]
@@ -274,13 +171,14 @@ pub struct TestApp {
     pub app: App,
     /// The store behind `app`, for checks a use case does not answer.
     pub store: Arc<dyn Store>,
-    pub enforcer: Arc<RecordingEnforcer>,
+    /// The cluster behind `app`, which records applies and revokes.
+    pub enforcer: Arc<MemoryCluster>,
     pub notifier: Arc<RecordingNotifier>,
     pub clock: Arc<ManualClock>,
 }
 
 pub fn test_app(store: Arc<dyn Store>) -> TestApp {
-    let enforcer = RecordingEnforcer::new();
+    let enforcer = Arc::new(MemoryCluster::new());
     let notifier = RecordingNotifier::new();
     let clock = Arc::new(ManualClock::new(t0()));
     let directory = StaticDirectory {

@@ -1,24 +1,26 @@
 //! jitbot's HTTP surface served on 127.0.0.1:0 with the real Slack adapter pointed at
-//! the fake Slack, the memory store, a recording enforcer and a manual clock; plus
+//! the fake Slack, the memory store, the memory cluster and a manual clock; plus
 //! helpers that sign requests exactly as Slack does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use jitbot::adapters::http::{HttpState, router, signature};
-use jitbot::adapters::memory::MemoryStore;
+use jitbot::adapters::http::signature::{self, SignedHeaders};
+use jitbot::adapters::http::slack_request::{ButtonClick, FORM_CONTENT_TYPE, SlashCommand};
+use jitbot::adapters::http::{HttpState, router};
+use jitbot::adapters::memory::{MemoryCluster, MemoryStore};
 use jitbot::adapters::slack::SlackNotifier;
 use jitbot::app::{App, ManualClock};
-use jitbot::core::ports::{Previewer, Store};
+use jitbot::core::ports::{Clock, Previewer, Store};
 use jitbot::core::request::AccessRequest;
 use jitbot::settings::{Secret, Secrets, Settings};
 use jitbot::startup::{self, Assembly, ClusterPorts, Overrides, SlackParts};
 
 use super::fake_slack::FakeSlack;
-use super::fakes::{self, RecordingEnforcer, t0};
+use super::fakes::{self, t0};
 
 pub const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 pub const TOKEN: &str = "xoxb-test-token";
@@ -40,7 +42,7 @@ pub struct SlackWorld {
     pub inbound: InboundSlack,
     pub app: App,
     pub store: Arc<dyn Store>,
-    pub enforcer: Arc<RecordingEnforcer>,
+    pub enforcer: Arc<MemoryCluster>,
     pub clock: Arc<ManualClock>,
     pub notifier: SlackNotifier,
 }
@@ -78,9 +80,9 @@ impl InboundSlack {
 
     /// Posts a body to `path` signed as Slack signs it, at the app clock's time.
     pub async fn post_signed(&self, path: &str, body: String) -> (StatusCode, String) {
-        let ts = self.clock_secs().to_string();
-        let sig = signature::sign(SECRET, &ts, body.as_bytes());
-        self.post_raw(path, body, Some(&ts), Some(&sig)).await
+        let signed = SignedHeaders::sign(SECRET, self.clock.now(), body.as_bytes());
+        self.post_raw(path, body, Some(&signed.timestamp), Some(&signed.signature))
+            .await
     }
 
     pub async fn post_raw(
@@ -93,42 +95,38 @@ impl InboundSlack {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", FORM_CONTENT_TYPE)
             .body(body);
         if let Some(ts) = ts {
-            req = req.header("x-slack-request-timestamp", ts);
+            req = req.header(signature::TIMESTAMP_HEADER, ts);
         }
         if let Some(sig) = sig {
-            req = req.header("x-slack-signature", sig);
+            req = req.header(signature::SIGNATURE_HEADER, sig);
         }
         let res = req.send().await.unwrap();
         (res.status(), res.text().await.unwrap())
     }
 
     pub fn clock_secs(&self) -> i64 {
-        use jitbot::core::ports::Clock;
         self.clock.now().timestamp()
     }
 
     /// The form body of `/jit <text>` typed by `user`.
     pub fn command_body(&self, user: &str, text: &str) -> String {
-        serde_urlencoded::to_string([
-            ("token", "legacy"),
-            ("team_id", "T1DC2JH3J"),
-            ("team_domain", "example"),
-            ("channel_id", "C01GENERAL"),
-            ("channel_name", "general"),
-            ("user_id", user),
-            ("user_name", "someone"),
-            ("command", "/jit"),
-            ("text", text),
-            ("response_url", &self.response_url(&format!("cmd-{user}"))),
-            (
-                "trigger_id",
-                "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
-            ),
-        ])
-        .unwrap()
+        SlashCommand {
+            token: "legacy",
+            team_id: "T1DC2JH3J",
+            team_domain: "example",
+            channel_id: "C01GENERAL",
+            channel_name: "general",
+            user_id: user,
+            user_name: "someone",
+            command: "/jit",
+            text,
+            response_url: &self.response_url(&format!("cmd-{user}")),
+            trigger_id: "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+        }
+        .form()
     }
 
     /// Types `/jit <text>` as `user`; returns the status and the ephemeral text.
@@ -152,24 +150,23 @@ impl InboundSlack {
 
     /// The form body of a click on button `action` carrying request `id`, by `user`.
     pub fn click_body(&self, user: &str, action: &str, id: &str, respond_as: &str) -> String {
-        let payload = json!({
-            "type": "block_actions",
-            "team": { "id": "T1DC2JH3J", "domain": "example" },
-            "user": { "id": user, "username": "someone", "team_id": "T1DC2JH3J" },
-            "api_app_id": "A0JITBOT01",
-            "container": { "type": "message", "message_ts": "1700000000.000101", "channel_id": APPROVALS, "is_ephemeral": false },
-            "trigger_id": "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
-            "channel": { "id": APPROVALS, "name": "db-approvals" },
-            "response_url": self.response_url(respond_as),
-            "actions": [{
-                "type": "button",
-                "action_id": action,
-                "block_id": format!("decision:{id}"),
-                "value": id,
-                "action_ts": "1700000001.000200",
-            }],
-        });
-        serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+        ButtonClick {
+            team_id: "T1DC2JH3J",
+            team_domain: "example",
+            user_id: user,
+            user_name: "someone",
+            api_app_id: "A0JITBOT01",
+            channel_id: APPROVALS,
+            channel_name: "db-approvals",
+            message_ts: "1700000000.000101",
+            trigger_id: "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            response_url: &self.response_url(respond_as),
+            action_id: action,
+            block_id: &format!("decision:{id}"),
+            value: id,
+            action_ts: "1700000001.000200",
+        }
+        .form()
     }
 }
 
@@ -186,7 +183,7 @@ impl SlackWorld {
         )
         .await;
         let clock = Arc::new(ManualClock::new(t0()));
-        let enforcer = RecordingEnforcer::new();
+        let enforcer = Arc::new(MemoryCluster::new());
         let mut settings = Settings::default();
         settings.slack.api_url = slack.api_url.clone();
         settings.slack.audit_channel = AUDIT.to_owned();

@@ -8,6 +8,7 @@
 mod commands;
 mod interactions;
 pub mod signature;
+pub mod slack_request;
 
 use std::sync::Arc;
 
@@ -84,8 +85,8 @@ fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<(), 
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     signature::verify(
         state.signing_secret.expose(),
-        header("x-slack-request-timestamp"),
-        header("x-slack-signature"),
+        header(signature::TIMESTAMP_HEADER),
+        header(signature::SIGNATURE_HEADER),
         body,
         state.app.now(),
     )

@@ -31,7 +31,7 @@ use self::errors::classify;
 use self::retry::{Budget, retrying};
 use crate::core::expiry::Removal;
 use crate::core::ids::Namespace;
-use crate::core::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE, MANAGED_SELECTOR};
+use crate::core::netpol::{self, MANAGED_SELECTOR};
 use crate::core::ports::{Clock, EnforceError, Enforcer, ListCursor, PolicyPage, PolicyRef};
 use crate::core::ttl::Ttl;
 use crate::metrics::Metrics;
@@ -175,7 +175,7 @@ impl KubeEnforcer {
                 p.metadata.managed_fields = None;
                 p
             })
-            .filter(is_managed)
+            .filter(netpol::is_managed)
             .collect();
         Ok((policies, list.metadata.continue_.filter(|c| !c.is_empty())))
     }
@@ -200,15 +200,6 @@ fn placement(policy: &NetworkPolicy) -> Result<(&str, &str), EnforceError> {
             "a policy without a namespace or name cannot be applied".to_owned(),
         )),
     }
-}
-
-fn is_managed(policy: &NetworkPolicy) -> bool {
-    policy
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_KEY))
-        .is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
 #[async_trait]

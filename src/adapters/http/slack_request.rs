@@ -1,0 +1,177 @@
+//! Requests as Slack sends them to jitbot: the form body of a slash command for
+//! `/slack/commands`, and of a `block_actions` button click for `/slack/interactions`.
+//! Whatever plays Slack's inbound half (the playground, the tests, the benches) builds
+//! its bodies here and signs them with [`super::signature::SignedHeaders`], so all of
+//! them send what the handlers are written against. jitbot itself only reads these.
+//!
+//! Every field is Slack's own; a value that jitbot does not read (`token`,
+//! `trigger_id`, `api_app_id`, ...) is still sent, so the handlers see a whole request.
+
+use serde_json::json;
+
+/// The `content-type` of both bodies.
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// A slash command typed in a channel.
+#[derive(Clone, Debug)]
+pub struct SlashCommand<'a> {
+    /// The legacy verification token Slack still sends (jitbot checks the signature).
+    pub token: &'a str,
+    pub team_id: &'a str,
+    pub team_domain: &'a str,
+    pub channel_id: &'a str,
+    pub channel_name: &'a str,
+    /// Who typed it: the requester.
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    /// The command itself, e.g. `/jit`.
+    pub command: &'a str,
+    /// What follows the command, e.g. `request payments-db 30m INC-4411 replica lag`.
+    pub text: &'a str,
+    /// Where the answers that come after the ack go.
+    pub response_url: &'a str,
+    pub trigger_id: &'a str,
+}
+
+impl SlashCommand<'_> {
+    /// The form body, fields in the order Slack sends them.
+    pub fn form(&self) -> String {
+        form(&[
+            ("token", self.token),
+            ("team_id", self.team_id),
+            ("team_domain", self.team_domain),
+            ("channel_id", self.channel_id),
+            ("channel_name", self.channel_name),
+            ("user_id", self.user_id),
+            ("user_name", self.user_name),
+            ("command", self.command),
+            ("text", self.text),
+            ("response_url", self.response_url),
+            ("trigger_id", self.trigger_id),
+        ])
+    }
+}
+
+/// A click on a button of a message jitbot posted (an approval card, say).
+#[derive(Clone, Debug)]
+pub struct ButtonClick<'a> {
+    pub team_id: &'a str,
+    pub team_domain: &'a str,
+    /// Who clicked: the approver, say.
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    pub api_app_id: &'a str,
+    /// The channel of the message, and its `ts`: which card was clicked.
+    pub channel_id: &'a str,
+    pub channel_name: &'a str,
+    pub message_ts: &'a str,
+    pub trigger_id: &'a str,
+    /// Where the answers to the click go.
+    pub response_url: &'a str,
+    /// The button, as jitbot's Block Kit named it.
+    pub action_id: &'a str,
+    pub block_id: &'a str,
+    pub value: &'a str,
+    /// When it was clicked, as Slack writes it (`1700000001.000200`).
+    pub action_ts: &'a str,
+}
+
+impl ButtonClick<'_> {
+    /// The form body: one `payload` field with the interaction as JSON.
+    pub fn form(&self) -> String {
+        let payload = json!({
+            "type": "block_actions",
+            "team": { "id": self.team_id, "domain": self.team_domain },
+            "user": { "id": self.user_id, "username": self.user_name, "team_id": self.team_id },
+            "api_app_id": self.api_app_id,
+            "container": {
+                "type": "message",
+                "message_ts": self.message_ts,
+                "channel_id": self.channel_id,
+                "is_ephemeral": false,
+            },
+            "trigger_id": self.trigger_id,
+            "channel": { "id": self.channel_id, "name": self.channel_name },
+            "response_url": self.response_url,
+            "actions": [{
+                "type": "button",
+                "action_id": self.action_id,
+                "block_id": self.block_id,
+                "value": self.value,
+                "action_ts": self.action_ts,
+            }],
+        });
+        form(&[("payload", payload.to_string().as_str())])
+    }
+}
+
+/// `application/x-www-form-urlencoded`, spaces as `+`, as Slack encodes.
+fn form(fields: &[(&str, &str)]) -> String {
+    // Name-value pairs of strings always encode, whatever the strings hold:
+    // serde_urlencoded fails only on shapes a form cannot carry (nested maps, bare
+    // values), and this one is fixed by the type.
+    serde_urlencoded::to_string(fields).expect("string pairs are always a form")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_encoded_as_slack_encodes_it() {
+        let command = SlashCommand {
+            token: "t",
+            team_id: "T1",
+            team_domain: "example",
+            channel_id: "C1",
+            channel_name: "general",
+            user_id: "U1",
+            user_name: "someone",
+            command: "/jit",
+            text: "request payments-db 30m INC-4411 a&b=c",
+            response_url: "https://hooks.slack.com/commands/T1/1/x",
+            trigger_id: "1.2.3",
+        };
+        assert_eq!(
+            command.form(),
+            "token=t&team_id=T1&team_domain=example&channel_id=C1&channel_name=general\
+             &user_id=U1&user_name=someone&command=%2Fjit\
+             &text=request+payments-db+30m+INC-4411+a%26b%3Dc\
+             &response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F1%2Fx\
+             &trigger_id=1.2.3"
+        );
+    }
+
+    #[test]
+    fn a_click_carries_its_button_in_the_payload() {
+        let click = ButtonClick {
+            team_id: "T1",
+            team_domain: "example",
+            user_id: "U2",
+            user_name: "lead",
+            api_app_id: "A1",
+            channel_id: "C2",
+            channel_name: "approvals",
+            message_ts: "1700000000.000101",
+            trigger_id: "1.2.3",
+            response_url: "http://127.0.0.1/respond",
+            action_id: "approve",
+            block_id: "decision:r-1",
+            value: "r-1",
+            action_ts: "1700000001.000200",
+        };
+        let form = click.form();
+        let (name, payload) = form.split_once('=').expect("one field");
+        assert_eq!(name, "payload");
+        let spaced = payload.replace('+', " ");
+        let decoded = urlencoding::decode(&spaced).expect("utf-8");
+        let payload: serde_json::Value = serde_json::from_str(&decoded).expect("JSON");
+        assert_eq!(payload["type"], "block_actions");
+        assert_eq!(payload["user"]["id"], "U2");
+        assert_eq!(payload["container"]["message_ts"], "1700000000.000101");
+        assert_eq!(payload["channel"]["name"], "approvals");
+        assert_eq!(payload["actions"][0]["action_id"], "approve");
+        assert_eq!(payload["actions"][0]["block_id"], "decision:r-1");
+        assert_eq!(payload["actions"][0]["value"], "r-1");
+    }
+}
