@@ -3,6 +3,7 @@
 //! the tests talk to.
 #![allow(dead_code)] // each test module uses a different part of the support
 
+pub mod config_file;
 pub mod fake_slack;
 pub mod fakes;
 pub mod fault_proxy;
