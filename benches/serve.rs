@@ -39,6 +39,8 @@
 
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
+#[path = "../tests/support/config_file.rs"]
+mod config_file;
 #[path = "support/expiry.rs"]
 mod expiry;
 #[path = "../tests/support/fake_slack.rs"]
@@ -47,6 +49,8 @@ mod fake_slack;
 #[path = "../tests/support/fakes.rs"]
 #[allow(dead_code)] // slack_world needs it; the bench uses little of it
 mod fakes;
+#[path = "support/fan_out.rs"]
+mod fan_out;
 #[path = "../tests/support/kube.rs"]
 #[allow(dead_code)] // nor does it make pods or other clients
 mod kube_server;
@@ -81,6 +85,7 @@ use jitbot::core::ids::{Namespace, RequestId};
 use jitbot::core::netpol;
 use jitbot::settings::Settings;
 
+use config_file::target_table;
 use fake_slack::FakeSlack;
 use fakes::{ALICE, LEAD1, t0};
 use process::{CpuWindow, Jitbot, Memory, RssSampler, mib};
@@ -379,32 +384,14 @@ key_prefix = "{prefix}"
 [log]
 format = "json"
 level = "info"
-
-[[targets]]
-name = "payments-db"
-namespace = "{requests_ns}"
-pod_selector = {{ app = "postgres" }}
-ports = [{{ port = 5432 }}]
-default_duration = "30m"
-max_duration = "2h"
-approvers = ["{LEAD1}"]
-approval_channel = "{APPROVALS}"
-
-[[targets]]
-name = "orders-db"
-namespace = "{grants_ns}"
-pod_selector = {{ app = "orders-db" }}
-ports = [{{ port = 5432 }}]
-default_duration = "30m"
-max_duration = "2h"
-approvers = ["{LEAD1}"]
-approval_channel = "{APPROVALS}"
-
+{payments}{orders}
 [[requesters]]
 slack_user = "{ALICE}"
 name = "alice"
 source.addresses = ["10.8.0.14"]
-"#
+"#,
+        payments = target_table("payments-db", requests_ns.as_str(), "postgres"),
+        orders = target_table("orders-db", grants_ns.as_str(), "orders-db"),
     )
 }
 
@@ -697,13 +684,12 @@ async fn approve_to_policy(plan: &Plan, bench: &Bench, namespace: &Namespace) ->
     if bench.wait_for_cards(&ids, plan.patience).await.is_none() {
         println!("step 2: not every approval card arrived; clicking anyway");
     }
-    let refused_before = bench
-        .tap
-        .lock()
-        .unwrap()
-        .calls
-        .get("respond:approve")
-        .copied();
+    // Clicks answered with why they changed nothing, so far.
+    let refused = || {
+        let tap = bench.tap.lock().unwrap();
+        tap.calls.get("respond:approve").copied()
+    };
+    let refused_before = refused();
 
     let watch = Watch::start(&bench.kube, namespace).await;
     let url: Arc<str> = format!("{}/slack/interactions", bench.jitbot.base).into();
@@ -742,13 +728,7 @@ async fn approve_to_policy(plan: &Plan, bench: &Bench, namespace: &Namespace) ->
         .iter()
         .filter_map(|(name, sent)| seen.added.get(name).map(|at| signed_secs(*at, *sent)))
         .collect();
-    let refused_after = bench
-        .tap
-        .lock()
-        .unwrap()
-        .calls
-        .get("respond:approve")
-        .copied();
+    let refused_after = refused();
     ApproveReport {
         clicks: ids.len(),
         rate: plan.click_rate,
@@ -965,43 +945,27 @@ fn report(
 
     println!("\n4. Resident memory of the jitbot process, MiB");
     println!("{:<34} {:>8} {:>8}", "", "VmRSS", "VmHWM");
-    println!(
-        "{:<34} {:>8.1} {:>8.1}",
-        "idle (started, ready)",
-        mib(memory.idle.rss_kib),
-        mib(memory.idle.hwm_kib)
-    );
-    println!(
-        "{:<34} {:>8.1} {:>8.1}",
-        format!("under {}/s (peak sampled; HWM)", plan.rate),
-        mib(memory.load_peak),
-        mib(memory.load_hwm)
-    );
-    println!(
-        "{:<34} {:>8.1} {:>8.1}",
-        "after the Slack backlog drained",
-        mib(memory.drained.rss_kib),
-        mib(memory.drained.hwm_kib)
-    );
-    println!(
-        "{:<34} {:>8.1} {:>8.1}",
-        format!("with {} grants tracked", revocation.active),
-        mib(revocation.rss_with.rss_kib),
-        mib(revocation.rss_with.hwm_kib)
-    );
-    println!(
-        "{:<34} {:>8.1} {:>8}",
-        format!("writing and expiring {} grants", revocation.active),
-        mib(revocation.rss_peak),
-        ""
-    );
-    println!(
-        "{:<34} {:>8.1} {:>8.1}",
-        format!(
-            "after step 3 ({} still active)",
-            revocation.active - revocation.timed
-        ),
-        mib(memory.after_expiry.rss_kib),
-        mib(memory.after_expiry.hwm_kib)
+    // What was measured, its VmRSS and (where one was read) its VmHWM.
+    let row = |what: &str, rss_kib: u64, hwm_kib: Option<u64>| {
+        let hwm = hwm_kib.map_or(String::new(), |kib| format!("{:.1}", mib(kib)));
+        println!("{what:<34} {:>8.1} {hwm:>8}", mib(rss_kib));
+    };
+    let (idle, drained) = (memory.idle, memory.drained);
+    row("idle (started, ready)", idle.rss_kib, Some(idle.hwm_kib));
+    let under_load = format!("under {}/s (peak sampled; HWM)", plan.rate);
+    row(&under_load, memory.load_peak, Some(memory.load_hwm));
+    let backlog = "after the Slack backlog drained";
+    row(backlog, drained.rss_kib, Some(drained.hwm_kib));
+    let tracked = format!("with {} grants tracked", revocation.active);
+    let with = revocation.rss_with;
+    row(&tracked, with.rss_kib, Some(with.hwm_kib));
+    let expiring = format!("writing and expiring {} grants", revocation.active);
+    row(&expiring, revocation.rss_peak, None);
+    let left = revocation.active - revocation.timed;
+    let after = memory.after_expiry;
+    row(
+        &format!("after step 3 ({left} still active)"),
+        after.rss_kib,
+        Some(after.hwm_kib),
     );
 }

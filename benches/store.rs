@@ -17,6 +17,8 @@
 #[path = "../tests/support/fakes.rs"]
 #[allow(dead_code)] // the bench uses only part of the test fakes
 mod fakes;
+#[path = "support/fan_out.rs"]
+mod fan_out;
 #[path = "../tests/support/redis.rs"]
 #[allow(dead_code)] // nor does it stop, freeze or cluster the server
 mod redis_server;
@@ -30,16 +32,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::JoinSet;
 
 use jitbot::adapters::redis::{RedisSettings, RedisStore};
-use jitbot::app::{Decision, Submission};
-use jitbot::core::command::Reason;
+use jitbot::app::Decision;
 use jitbot::core::ids::RequestId;
 use jitbot::core::ports::{AuditEvent, Store};
-use jitbot::core::request::{
-    self, AccessRequest, Actor, AuditKind, Event, NewRequest, Scope, State,
-};
-use jitbot::core::ttl::Ttl;
+use jitbot::core::request::{self, AccessRequest, Actor, Event, State};
 
 use fakes::{ALICE, LEAD1, t0, user};
+use fan_out::fan_out;
 use redis_server::RedisServer;
 use redis_stats::{Calls, RedisStats};
 
@@ -93,27 +92,11 @@ fn cohort_due(c: usize) -> DateTime<Utc> {
 
 /// A Pending request for Alice on payments-db, made at `at`, lasting 30 minutes.
 fn template(at: DateTime<Utc>) -> AccessRequest {
-    let catalog = fakes::catalog();
-    let target = catalog
-        .target("payments-db")
-        .expect("the fake catalog's target");
-    let alice = catalog
-        .requester(&user(ALICE))
-        .expect("the fake catalog's Alice");
-    AccessRequest::new(
-        NewRequest {
-            id: RequestId::from_random(rand::random()),
-            requester: user(ALICE),
-            target: target.name.clone(),
-            scope: Scope::of(target),
-            source: alice.resolve_source(None).expect("Alice's address"),
-            duration: Ttl::from_mins(30),
-            reason: Reason::new("INC-4411 replica lag", 0).expect("a valid reason"),
-            approval_timeout: Ttl::from_hours(1),
-            expiry_warning: Ttl::from_secs(0),
-        },
-        at,
-    )
+    AccessRequest::test()
+        .id(RequestId::from_random(rand::random()))
+        .in_catalog(&fakes::catalog(), "payments-db", ALICE)
+        .made_at(at)
+        .build()
 }
 
 /// Writes one Active grant made at `at` the way the use cases do: create, approve,
@@ -123,18 +106,11 @@ async fn active_grant(store: &RedisStore, base: &AccessRequest, at: DateTime<Utc
     req.id = RequestId::from_random(rand::random());
     req.created_at = at;
     req.approval_deadline = at + TimeDelta::hours(1);
-    let requested = AuditEvent {
-        request_id: req.id.clone(),
-        kind: AuditKind::Requested,
-        at,
-        actor: Some(req.requester.clone()),
-        from: None,
-        to: Some(State::Pending),
-        detail: format!(
-            "{} for {} from {}: {}",
-            req.duration, req.target, req.source, req.reason
-        ),
-    };
+    let detail = format!(
+        "{} for {} from {}: {}",
+        req.duration, req.target, req.source, req.reason
+    );
+    let requested = request::fixtures::requested(&req, &detail);
     store.create(&req, &requested).await.expect("create");
     let lead = Actor {
         user: user(LEAD1),
@@ -171,23 +147,13 @@ async fn populate(store: &RedisStore, active: usize, due: usize) -> Vec<RequestI
         .map(|i| t0() + TimeDelta::hours(1) + TimeDelta::milliseconds(i as i64 * 50));
     times.extend(later);
     let base = Arc::new(template(t0()));
-    let times = Arc::new(times);
-    let mut tasks = JoinSet::new();
-    for task in 0..POPULATE_TASKS {
-        let (store, base, times) = (store.clone(), base.clone(), times.clone());
-        tasks.spawn(async move {
-            let mut ids = Vec::new();
-            for at in times.iter().skip(task).step_by(POPULATE_TASKS) {
-                ids.push(active_grant(&store, &base, *at).await);
-            }
-            ids
-        });
-    }
-    let mut ids = Vec::with_capacity(active);
-    while let Some(done) = tasks.join_next().await {
-        ids.extend(done.expect("a populate task"));
-    }
-    ids
+    let store = store.clone();
+    let written = fan_out(times.len(), POPULATE_TASKS, move |i| {
+        let (store, base, at) = (store.clone(), base.clone(), times[i]);
+        async move { active_grant(&store, &base, at).await }
+    })
+    .await;
+    written.into_iter().map(|(_, id)| id).collect()
 }
 
 /// One measured step.
@@ -226,14 +192,10 @@ async fn pairs(
         let app = t.app.clone();
         tasks.spawn(async move {
             for _ in 0..count / concurrency {
-                let ask = Submission {
-                    requester: user(ALICE),
-                    target: "payments-db".parse().expect("a target name"),
-                    duration: Ttl::from_mins(30),
-                    from: None,
-                    reason: Reason::new("INC-4411 replica lag", 0).expect("a reason"),
-                };
-                let req = app.submit(ask).await.expect("submit");
+                let req = app
+                    .submit(fakes::ask("payments-db", ALICE))
+                    .await
+                    .expect("submit");
                 let done = app
                     .decide(&req.id, &user(LEAD1), Decision::Approve)
                     .await

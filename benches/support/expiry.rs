@@ -39,18 +39,16 @@ use tokio::task::JoinSet;
 use jitbot::adapters::kube::KubeEnforcer;
 use jitbot::adapters::redis::RedisStore;
 use jitbot::core::catalog::Catalog;
-use jitbot::core::command::Reason;
 use jitbot::core::ids::{Namespace, RequestId};
 use jitbot::core::netpol;
 use jitbot::core::ports::{AuditEvent, Enforcer, Store};
-use jitbot::core::request::{
-    self, AccessRequest, Actor, AuditKind, Event, NewRequest, Scope, State,
-};
+use jitbot::core::request::{self, AccessRequest, Actor, Event};
 use jitbot::core::ttl::Ttl;
 use jitbot::settings::{Secrets, Settings};
 use jitbot::startup::{ClusterPorts, Overrides, assemble};
 
 use crate::fakes::{ALICE, LEAD1, user};
+use crate::fan_out::fan_out;
 use crate::process::{Memory, RssSampler, mib};
 use crate::redis_server::RedisServer;
 use crate::watch::Watch;
@@ -156,25 +154,15 @@ pub struct Grants {
 impl Grants {
     /// A Pending request of Alice's for `orders-db`, made now, for two hours.
     fn template(&self) -> AccessRequest {
-        let target = self.catalog.target("orders-db").expect("the bench target");
-        let alice = self
-            .catalog
-            .requester(&user(ALICE))
-            .expect("the bench requester");
-        AccessRequest::new(
-            NewRequest {
-                id: RequestId::from_random(rand::random()),
-                requester: user(ALICE),
-                target: target.name.clone(),
-                scope: Scope::of(target),
-                source: alice.resolve_source(None).expect("Alice's address"),
-                duration: Ttl::from_hours(2),
-                reason: Reason::new("INC-4411 replica lag", 0).expect("a valid reason"),
-                approval_timeout: self.catalog.limits.approval_timeout,
-                expiry_warning: self.catalog.limits.expiry_warning,
-            },
-            Utc::now(),
-        )
+        let limits = &self.catalog.limits;
+        AccessRequest::test()
+            .id(RequestId::from_random(rand::random()))
+            .in_catalog(&self.catalog, "orders-db", ALICE)
+            .duration(Ttl::from_hours(2))
+            .approval_timeout(limits.approval_timeout)
+            .expiry_warning(limits.expiry_warning)
+            .made_at(Utc::now())
+            .build()
     }
 
     /// One grant, as `submit` then `decide` write it: created Pending, approved, the
@@ -185,15 +173,8 @@ impl Grants {
         req.id = RequestId::from_random(rand::random());
         req.created_at = now;
         req.approval_deadline = now + self.catalog.limits.approval_timeout.as_delta();
-        let requested = AuditEvent {
-            request_id: req.id.clone(),
-            kind: AuditKind::Requested,
-            at: now,
-            actor: Some(req.requester.clone()),
-            from: None,
-            to: Some(State::Pending),
-            detail: format!("{} for {} from {}", req.duration, req.target, req.source),
-        };
+        let detail = format!("{} for {} from {}", req.duration, req.target, req.source);
+        let requested = request::fixtures::requested(&req, &detail);
         self.store.create(&req, &requested).await.expect("create");
         let lead = Actor {
             user: user(LEAD1),
@@ -259,22 +240,12 @@ impl Grants {
         expires_at: impl Fn(usize) -> DateTime<Utc> + Send + Sync + 'static,
     ) -> Vec<RequestId> {
         let base = Arc::new(self.template());
-        let expires_at = Arc::new(expires_at);
-        let mut tasks = JoinSet::new();
-        for task in 0..POPULATE_TASKS {
-            let (grants, base, expires_at) = (self.clone(), base.clone(), expires_at.clone());
-            tasks.spawn(async move {
-                let mut ids = Vec::new();
-                for i in (task..count).step_by(POPULATE_TASKS) {
-                    ids.push((i, grants.one(&base, expires_at(i)).await));
-                }
-                ids
-            });
-        }
-        let mut ids = Vec::with_capacity(count);
-        while let Some(done) = tasks.join_next().await {
-            ids.extend(done.expect("a populate task"));
-        }
+        let grants = self.clone();
+        let mut ids = fan_out(count, POPULATE_TASKS, move |i| {
+            let (grants, base, at) = (grants.clone(), base.clone(), expires_at(i));
+            async move { grants.one(&base, at).await }
+        })
+        .await;
         ids.sort_by_key(|(i, _)| *i);
         ids.into_iter().map(|(_, id)| id).collect()
     }

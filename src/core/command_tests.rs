@@ -1,8 +1,7 @@
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use super::*;
+use crate::core::catalog::fixtures::{labels, target_config};
 use crate::core::catalog::{AccessConfig, PortConfig, TargetConfig};
 
 const ID: &str = "k3x9m2q7v8d4a1b6";
@@ -16,10 +15,8 @@ fn mk_target(
     max: &str,
 ) -> TargetConfig {
     TargetConfig {
-        name: name.to_owned(),
-        description: String::new(),
         namespace: namespace.to_owned(),
-        pod_selector: BTreeMap::from([("app".to_owned(), app.to_owned())]),
+        pod_selector: labels(&[("app", app)]),
         ports: vec![PortConfig {
             port,
             end_port: None,
@@ -29,8 +26,7 @@ fn mk_target(
         max_duration: max.to_owned(),
         approvers: vec!["U024BE7LH".to_owned()],
         approval_channel: "C0123456789".to_owned(),
-        approvals_required: 1,
-        allow_self_approval: false,
+        ..target_config(name)
     }
 }
 

@@ -1,71 +1,41 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::core::catalog::fixtures::{labels, tcp};
 use crate::core::catalog::{PortSpec, Protocol};
-use crate::core::command::Reason;
-use crate::core::request::{Approval, NewRequest, Scope};
-use crate::core::ttl::Ttl;
+use crate::core::request::fixtures::{LEAD1, RequestBuilder, addresses};
 
 fn expiry() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 14, 30, 0).unwrap()
 }
 
-fn request(source: Source, ports: Vec<PortSpec>) -> AccessRequest {
-    let mut r = AccessRequest::new(
-        NewRequest {
-            id: RequestId::from_random([42; 10]),
-            requester: "U0ALICE001".parse().unwrap(),
-            target: "payments-db".parse().unwrap(),
-            scope: Scope {
-                namespace: "payments".parse().unwrap(),
-                pod_selector: BTreeMap::from([
-                    ("app.kubernetes.io/name".to_owned(), "postgres".to_owned()),
-                    ("role".to_owned(), "replica".to_owned()),
-                ]),
-                ports,
-                approvals_required: 1,
-                allow_self_approval: false,
-                max_duration: Ttl::from_hours(2),
-            },
-            source,
-            duration: Ttl::from_mins(30),
-            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
-            approval_timeout: Ttl::from_hours(1),
-            expiry_warning: Ttl::from_secs(0),
-        },
-        expiry() - chrono::TimeDelta::minutes(30),
-    );
-    r.approvals.push(Approval {
-        by: "U01DBLEAD1".parse().unwrap(),
-        at: expiry(),
-    });
-    r
+/// Alice's request for the postgres replicas from `source` on `ports`, made 30 minutes
+/// before `expiry()`, not yet approved.
+fn pending(source: Source, ports: Vec<PortSpec>) -> RequestBuilder {
+    AccessRequest::test()
+        .seed(42)
+        .pod_selector(labels(&[
+            ("app.kubernetes.io/name", "postgres"),
+            ("role", "replica"),
+        ]))
+        .ports(ports)
+        .source(source)
+        .made_at(expiry() - chrono::TimeDelta::minutes(30))
 }
 
-fn tcp(port: u16) -> PortSpec {
-    PortSpec {
-        protocol: Protocol::Tcp,
-        port,
-        end_port: None,
-    }
+/// The same, approved by `U01DBLEAD1`.
+fn request(source: Source, ports: Vec<PortSpec>) -> AccessRequest {
+    pending(source, ports).approved_by(LEAD1, expiry()).build()
 }
 
 fn ip_source() -> Source {
-    Source::Addresses {
-        addresses: vec![
-            "10.8.0.14/32".parse().unwrap(),
-            "fd00:8::14/128".parse().unwrap(),
-        ],
-    }
+    addresses(&["10.8.0.14/32", "fd00:8::14/128"])
 }
 
 fn pod_source() -> Source {
     Source::Pod(PodSource {
         namespace: "bastion".parse().unwrap(),
-        labels: BTreeMap::from([
-            ("app".to_owned(), "bastion".to_owned()),
-            ("owner".to_owned(), "carol".to_owned()),
-        ]),
+        labels: labels(&[("app", "bastion"), ("owner", "carol")]),
     })
 }
 
@@ -216,8 +186,7 @@ fn names_fit_kubernetes_limits() {
 
 #[test]
 fn pending_requests_say_so_in_approved_by() {
-    let mut req = request(ip_source(), vec![tcp(5432)]);
-    req.approvals.clear();
+    let req = pending(ip_source(), vec![tcp(5432)]).build();
     let p = &render(&req, expiry())[0];
     assert_eq!(
         p.metadata.annotations.as_ref().unwrap()[APPROVED_BY_ANNOTATION],

@@ -3,6 +3,7 @@
 //! name: no access outlives its expiry, exactly-once decisions across replicas,
 //! every state change audited, nothing posted twice.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -10,16 +11,21 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use reqwest::StatusCode;
 
 use jitbot::adapters::slack::blocks::APPROVE;
+use jitbot::app::ManualClock;
 use jitbot::core::ports::Clock;
 use jitbot::core::request::State;
+use jitbot::startup::Application;
 
 use crate::support::fake_slack::FakeSlack;
-use crate::support::fakes::{ALICE, LEAD1, LEAD2, t0};
+use crate::support::fakes::{ALICE, LEAD1, LEAD2, request_id_in, t0};
 use crate::support::slack_world::{APPROVALS, AUDIT, InboundSlack};
-use crate::support::spawn::{Stack, clock, spawn_app};
+use crate::support::spawn::{Stack, one_replica, two_replicas};
 
-async fn setup() -> Stack {
-    Stack::start().await
+/// A stack with one replica in it (its workers off), and Slack's side of that replica.
+async fn replica_and_slack() -> (Stack, Arc<ManualClock>, Application, InboundSlack) {
+    let (s, clock, app) = one_replica(false).await;
+    let slack = s.inbound(&app, &clock);
+    (s, clock, app, slack)
 }
 
 async fn live_policy(s: &Stack, id: &str) -> Option<NetworkPolicy> {
@@ -32,11 +38,7 @@ async fn request(slack: &InboundSlack) -> String {
         .command(ALICE, "request payments-db 30m INC-4411 replica lag")
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    answer
-        .strip_prefix("Request `")
-        .and_then(|r| r.split('`').next())
-        .unwrap_or_else(|| panic!("no id in {answer}"))
-        .to_owned()
+    request_id_in(&answer)
 }
 
 fn texts_in_thread(slack: &FakeSlack, thread: &str) -> Vec<String> {
@@ -50,16 +52,10 @@ fn texts_in_thread(slack: &FakeSlack, thread: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_approve_apply_expire_and_audit_end_to_end() {
-    let s = setup().await;
-    let clock = clock();
-    let app = spawn_app(&s.world(&clock), false).await;
-    let slack = s.inbound(&app, &clock);
+    let (s, clock, app, slack) = replica_and_slack().await;
 
     let id = request(&slack).await;
-    let card = s
-        .slack
-        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
-        .await;
+    let card = s.slack.posted_to(APPROVALS).await;
     assert!(card["blocks"].to_string().contains(APPROVE));
     assert!(
         card["blocks"]
@@ -72,11 +68,7 @@ async fn request_approve_apply_expire_and_audit_end_to_end() {
         slack.click(LEAD1, APPROVE, &id, "lead").await,
         StatusCode::OK
     );
-    s.slack
-        .wait_for("chat.update", |b| {
-            b["blocks"].to_string().contains("· expires")
-        })
-        .await;
+    s.slack.card_update("· expires").await;
 
     let policy = live_policy(&s, &id)
         .await
@@ -107,27 +99,18 @@ async fn request_approve_apply_expire_and_audit_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_decide_apply_and_revoke_once() {
-    let s = setup().await;
-    let clock = clock();
-    let a = spawn_app(&s.world(&clock), false).await;
-    let b = spawn_app(&s.world(&clock), false).await;
+    let (s, clock, a, b) = two_replicas(false).await;
     let (via_a, via_b) = (s.inbound(&a, &clock), s.inbound(&b, &clock));
 
     let id = request(&via_a).await;
-    s.slack
-        .wait_for("chat.postMessage", |m| m["channel"] == APPROVALS)
-        .await;
+    s.slack.posted_to(APPROVALS).await;
     // Both approvers click at once, each through a different replica.
     let (one, two) = tokio::join!(
         via_a.click(LEAD1, APPROVE, &id, "one"),
         via_b.click(LEAD2, APPROVE, &id, "two")
     );
     assert_eq!((one, two), (StatusCode::OK, StatusCode::OK));
-    s.slack
-        .wait_for("chat.update", |m| {
-            m["blocks"].to_string().contains("· expires")
-        })
-        .await;
+    s.slack.card_update("· expires").await;
     s.slack
         .wait_until(|f| f.calls("respond:one").len() + f.calls("respond:two").len() == 1)
         .await;
@@ -171,23 +154,16 @@ async fn two_replicas_sharing_redis_decide_apply_and_revoke_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_dies_after_approval_is_cleaned_up_by_the_next_at_start_up() {
-    let s = setup().await;
-    let clock = clock();
-    let first = spawn_app(&s.world(&clock), false).await;
-    let slack = s.inbound(&first, &clock);
+    let (s, clock, first, slack) = replica_and_slack().await;
     let id = request(&slack).await;
     slack.click(LEAD1, APPROVE, &id, "lead").await;
-    s.slack
-        .wait_for("chat.update", |b| {
-            b["blocks"].to_string().contains("· expires")
-        })
-        .await;
+    s.slack.card_update("· expires").await;
     assert!(live_policy(&s, &id).await.is_some());
     first.stop().await;
 
     // Long after expiry, a new process starts with its workers on.
     clock.set(t0() + TimeDelta::hours(3));
-    let next = spawn_app(&s.world(&clock), true).await;
+    let next = s.replica(&clock, true).await;
     let gone = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             if live_policy(&s, &id).await.is_none() {
@@ -223,10 +199,7 @@ const STORE_DOWN: &str = "jitbot cannot reach its state store right now, so noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_a_request_with_redis_stopped_gets_plain_words_and_changes_nothing() {
-    let s = setup().await;
-    let clock = clock();
-    let app = spawn_app(&s.world(&clock), false).await;
-    let slack = s.inbound(&app, &clock);
+    let (s, _clock, _app, slack) = replica_and_slack().await;
     s.redis.stop();
     let (status, answer) = tokio::time::timeout(
         Duration::from_secs(30),
@@ -263,14 +236,9 @@ async fn fail_closed_a_request_with_redis_stopped_gets_plain_words_and_changes_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_the_store_is_written_before_the_cluster_is_touched() {
-    let s = setup().await;
-    let clock = clock();
-    let app = spawn_app(&s.world(&clock), false).await;
-    let slack = s.inbound(&app, &clock);
+    let (s, _clock, app, slack) = replica_and_slack().await;
     let id = request(&slack).await;
-    s.slack
-        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
-        .await;
+    s.slack.posted_to(APPROVALS).await;
 
     // Redis still answers reads but refuses every write: the approval can be loaded,
     // not recorded.

@@ -18,15 +18,16 @@ use kube::api::{Api, Patch, PatchParams};
 
 use jitbot::adapters::kube::{Deleted, KubeEnforcer, KubeSettings};
 use jitbot::app::ManualClock;
+use jitbot::core::ids::RequestId;
 use jitbot::core::netpol::{self, EXPIRES_AT_ANNOTATION};
 use jitbot::core::ports::{Clock, Enforcer, PolicyRef};
 use jitbot::core::request::{AccessRequest, AuditKind, State};
 use jitbot::core::ttl::Ttl;
 use jitbot::startup::Application;
 
-use crate::support::fakes::{ALICE, LEAD1, active, user};
+use crate::support::fakes::{ALICE, LEAD1, active, approve, user};
 use crate::support::redis::RedisServer;
-use crate::support::spawn::{Stack, clock, spawn_app};
+use crate::support::spawn::{Stack, clock, one_replica, two_replicas};
 
 /// Polls `check` until it holds; fails the test if it does not within `bound`.
 async fn eventually<F, Fut>(what: &str, bound: Duration, mut check: F)
@@ -42,6 +43,21 @@ where
     if tokio::time::timeout(bound, polled).await.is_err() {
         panic!("{what}: not within {bound:?}");
     }
+}
+
+/// Polls jitbot's store until request `id` passes `check`; fails the test if it does
+/// not within `secs` seconds.
+async fn stored_until(
+    what: &str,
+    secs: u64,
+    jitbot: &Application,
+    id: &RequestId,
+    check: impl Fn(&AccessRequest) -> bool,
+) {
+    eventually(what, Duration::from_secs(secs), || async {
+        jitbot.app.load(id).await.is_ok_and(|r| check(&r))
+    })
+    .await;
 }
 
 /// A value of jitbot's `/metrics` text, 0 when the series does not exist yet.
@@ -81,6 +97,12 @@ async fn gone(policies: &Api<NetworkPolicy>, name: &str) -> bool {
     !exists(policies, name).await
 }
 
+/// Polls until the policy `name` is gone; fails the test (saying `what` was due) if it
+/// is still there after 10 s.
+async fn until_gone(what: &str, policies: &Api<NetworkPolicy>, name: &str) {
+    eventually(what, Duration::from_secs(10), || gone(policies, name)).await;
+}
+
 async fn tracking(jitbot: &Application, n: f64) {
     eventually(
         "the guard tracks the grants",
@@ -93,35 +115,21 @@ async fn tracking(jitbot: &Application, n: f64) {
     .await;
 }
 
-/// A replica with its workers (the guard among them) on the manual clock, in a stack
-/// of its own.
-struct Running {
-    /// Its servers stop when it is dropped: keep it bound for the whole test.
-    stack: Stack,
-    clock: Arc<ManualClock>,
-    jitbot: Application,
-    policies: Api<NetworkPolicy>,
+/// A replica with its workers (the guard among them) on the manual clock, in `stack`,
+/// and the policies of the stack's namespace. The stack's servers stop when it is
+/// dropped: keep it bound for the whole test.
+async fn running(stack: Stack) -> (Stack, Arc<ManualClock>, Application, Api<NetworkPolicy>) {
+    let clock = clock();
+    let jitbot = stack.replica(&clock, true).await;
+    let policies = stack.policies();
+    (stack, clock, jitbot, policies)
 }
 
-impl Running {
-    async fn on(stack: Stack) -> Running {
-        let clock = clock();
-        let jitbot = spawn_app(&stack.world(&clock), true).await;
-        let policies = stack.policies();
-        Running {
-            stack,
-            clock,
-            jitbot,
-            policies,
-        }
-    }
-
-    /// An active 30-minute grant of `jitbot`'s and its policy's name.
-    async fn grant_of(jitbot: &Application) -> (AccessRequest, String) {
-        let grant = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
-        let name = netpol::policy_name(&grant.id);
-        (grant, name)
-    }
+/// An active 30-minute grant of `jitbot`'s and its policy's name.
+async fn grant_of(jitbot: &Application) -> (AccessRequest, String) {
+    let grant = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
+    let name = netpol::policy_name(&grant.id);
+    (grant, name)
 }
 
 /// Writes `expires` (null: removes it) as a policy's expiry, as someone with kubectl
@@ -134,48 +142,29 @@ async fn set_expiry_by_hand(policies: &Api<NetworkPolicy>, name: &str, expires: 
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    eventually(
-        "the policy is removed at once",
-        Duration::from_secs(10),
-        || gone(policies, name),
-    )
-    .await;
+    until_gone("the policy is removed at once", policies, name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_access_outlives_its_expiry_while_redis_is_down() {
-    let Running {
-        stack,
-        clock,
-        jitbot,
-        policies,
-    } = Running::on(Stack::start_with(RedisServer::start_persistent()).await).await;
-    let (grant, name) = Running::grant_of(&jitbot).await;
+    let (stack, clock, jitbot, policies) =
+        running(Stack::start_with(RedisServer::start_persistent()).await).await;
+    let (grant, name) = grant_of(&jitbot).await;
     let expires_at = grant.expires_at.unwrap();
     tracking(&jitbot, 1.0).await;
 
     // 20 s before the expiry (after the expiry warning went out), Redis dies.
     clock.set(expires_at - TimeDelta::seconds(20));
-    eventually(
-        "the expiry warning is sent",
-        Duration::from_secs(20),
-        || async {
-            jitbot
-                .app
-                .load(&grant.id)
-                .await
-                .is_ok_and(|r| r.warn_at.is_none())
-        },
-    )
-    .await;
+    let warned = |r: &AccessRequest| r.warn_at.is_none();
+    stored_until("the expiry warning is sent", 20, &jitbot, &grant.id, warned).await;
     stack.redis.stop();
     assert!(exists(&policies, &name).await);
 
     clock.set(expires_at);
-    eventually(
+    until_gone(
         "the policy is deleted at its expiry with Redis down",
-        Duration::from_secs(10),
-        || gone(&policies, &name),
+        &policies,
+        &name,
     )
     .await;
     assert_eq!(
@@ -188,18 +177,8 @@ async fn no_access_outlives_its_expiry_while_redis_is_down() {
     // Redis returns; the sweep, retrying on the app's clock, marks it Expired.
     stack.redis.restart();
     clock.advance(TimeDelta::seconds(2));
-    eventually(
-        "the request is Expired",
-        Duration::from_secs(30),
-        || async {
-            jitbot
-                .app
-                .load(&grant.id)
-                .await
-                .is_ok_and(|r| r.state == State::Expired)
-        },
-    )
-    .await;
+    let expired = |r: &AccessRequest| r.state == State::Expired;
+    stored_until("the request is Expired", 30, &jitbot, &grant.id, expired).await;
     let history = jitbot.app.history(&grant.id).await.unwrap();
     let expired = history
         .iter()
@@ -211,15 +190,10 @@ async fn no_access_outlives_its_expiry_while_redis_is_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extension_approved_while_the_guard_holds_the_old_deadline_is_not_cut_short() {
-    let Running {
-        clock,
-        jitbot,
-        policies,
-        stack: _stack,
-    } = Running::on(Stack::start().await).await;
-    let (extended, extended_name) = Running::grant_of(&jitbot).await;
+    let (_stack, clock, jitbot, policies) = running(Stack::start().await).await;
+    let (extended, extended_name) = grant_of(&jitbot).await;
     // A second grant with the same deadline shows when the guard has acted on it.
-    let (canary, canary_name) = Running::grant_of(&jitbot).await;
+    let (canary, canary_name) = grant_of(&jitbot).await;
     let old_deadline = extended.expires_at.unwrap();
     assert_eq!(canary.expires_at, Some(old_deadline));
     tracking(&jitbot, 2.0).await;
@@ -229,19 +203,15 @@ async fn an_extension_approved_while_the_guard_holds_the_old_deadline_is_not_cut
         .extend(&extended.id, &user(ALICE), Ttl::from_mins(30))
         .await
         .unwrap();
-    let t = jitbot
-        .app
-        .decide(&extended.id, &user(LEAD1), jitbot::app::Decision::Approve)
-        .await
-        .unwrap();
+    let t = approve(&jitbot.app, &extended.id, LEAD1).await;
     let new_deadline = t.request.expires_at.unwrap();
     assert_eq!(new_deadline, old_deadline + TimeDelta::minutes(30));
 
     clock.set(old_deadline);
-    eventually(
+    until_gone(
         "the canary ends at the old deadline",
-        Duration::from_secs(10),
-        || gone(&policies, &canary_name),
+        &policies,
+        &canary_name,
     )
     .await;
     let live = policies
@@ -256,10 +226,10 @@ async fn an_extension_approved_while_the_guard_holds_the_old_deadline_is_not_cut
     );
 
     clock.set(new_deadline);
-    eventually(
+    until_gone(
         "the extended grant ends at its new deadline",
-        Duration::from_secs(10),
-        || gone(&policies, &extended_name),
+        &policies,
+        &extended_name,
     )
     .await;
     jitbot.stop().await;
@@ -267,9 +237,7 @@ async fn an_extension_approved_while_the_guard_holds_the_old_deadline_is_not_cut
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guards_delete_never_removes_a_version_it_has_not_seen() {
-    let stack = Stack::start().await;
-    let clock = clock();
-    let jitbot = spawn_app(&stack.world(&clock), false).await;
+    let (stack, _clock, jitbot) = one_replica(false).await;
     let grant = active(&jitbot.app, "payments-db", ALICE, LEAD1).await;
     let policies = stack.policies();
     let name = netpol::policy_name(&grant.id);
@@ -311,10 +279,7 @@ async fn the_guards_delete_never_removes_a_version_it_has_not_seen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_guards_racing_on_an_impossible_expiry_remove_and_audit_it_once() {
-    let stack = Stack::start().await;
-    let clock = clock();
-    let one = spawn_app(&stack.world(&clock), true).await;
-    let two = spawn_app(&stack.world(&clock), true).await;
+    let (stack, _clock, one, two) = two_replicas(true).await;
     let policies = stack.policies();
     let grant = active(&one.app, "payments-db", ALICE, LEAD1).await;
     let name = netpol::policy_name(&grant.id);
@@ -357,13 +322,8 @@ async fn two_replicas_guards_racing_on_an_impossible_expiry_remove_and_audit_it_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_without_an_expiry_is_removed_at_once() {
-    let Running {
-        jitbot,
-        policies,
-        stack: _stack,
-        ..
-    } = Running::on(Stack::start().await).await;
-    let (_, name) = Running::grant_of(&jitbot).await;
+    let (_stack, _clock, jitbot, policies) = running(Stack::start().await).await;
+    let (_, name) = grant_of(&jitbot).await;
     tracking(&jitbot, 1.0).await;
 
     set_expiry_by_hand(&policies, &name, serde_json::Value::Null).await;

@@ -9,9 +9,9 @@ use kube::api::Api;
 
 use jitbot::core::ports::Clock;
 
-use crate::support::fakes::{ADMIN, ALICE, LEAD1};
+use crate::support::fakes::{ADMIN, ALICE, LEAD1, approve, request_id_in};
 use crate::support::kube::server;
-use crate::support::spawn::{Stack, clock, settings, spawn_app};
+use crate::support::spawn::{one_replica, settings};
 
 fn jitbot(args: &[&str], config: &std::path::Path, redis: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jitbot"));
@@ -30,31 +30,17 @@ fn jitbot(args: &[&str], config: &std::path::Path, redis: Option<&str>) -> Outpu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_lists_and_revokes_a_grant_from_the_command_line() {
-    let stack = Stack::start().await;
-    let clock = clock();
-    let world = stack.world(&clock);
-    let app = spawn_app(&world, false).await;
+    let (stack, clock, app) = one_replica(false).await;
     let inbound = stack.inbound(&app, &clock);
     let (_, answer) = inbound
         .command(ALICE, "request payments-db 30m INC-4411 replica lag")
         .await;
-    let id = answer
-        .strip_prefix("Request `")
-        .and_then(|r| r.split('`').next())
-        .unwrap()
-        .to_owned();
-    app.app
-        .decide(
-            &id.parse().unwrap(),
-            &LEAD1.parse().unwrap(),
-            jitbot::app::Decision::Approve,
-        )
-        .await
-        .unwrap();
+    let id = request_id_in(&answer);
+    approve(&app.app, &id.parse().unwrap(), LEAD1).await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jitbot.toml");
-    let mut s = settings(&world);
+    let mut s = settings(&stack.world(&clock));
     s.access.admins = vec![ADMIN.to_owned()];
     std::fs::write(&config, toml::to_string(&s).unwrap()).unwrap();
 

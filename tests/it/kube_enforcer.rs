@@ -11,28 +11,22 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use jitbot::adapters::kube::{KubeEnforcer, KubeSettings, ListScope};
-use jitbot::core::catalog::{PodSource, PortSpec, Protocol, Source};
-use jitbot::core::command::Reason;
+use jitbot::core::catalog::fixtures::labels;
+use jitbot::core::catalog::{PodSource, Source};
 use jitbot::core::ids::{Namespace, RequestId};
 use jitbot::core::netpol::{self, MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use jitbot::core::ports::{EnforceError, Enforcer, PolicyRef};
-use jitbot::core::request::{AccessRequest, Approval, NewRequest, Scope};
-use jitbot::core::ttl::Ttl;
+use jitbot::core::request::AccessRequest;
+use jitbot::core::request::fixtures::addresses;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use crate::support::kube::cluster;
+use crate::support::fakes::LEAD1;
+use crate::support::kube::{Cluster, cluster};
 
 fn expiry() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 15, 0, 0).unwrap()
-}
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 fn postgres() -> BTreeMap<String, String> {
@@ -41,42 +35,18 @@ fn postgres() -> BTreeMap<String, String> {
 
 /// An approved request for the postgres replicas in `namespace`, from `source`.
 fn request(namespace: &Namespace, source: Source) -> AccessRequest {
-    let mut req = AccessRequest::new(
-        NewRequest {
-            id: RequestId::from_random(rand::random()),
-            requester: "U0ALICE001".parse().unwrap(),
-            target: "payments-db".parse().unwrap(),
-            scope: Scope {
-                namespace: namespace.clone(),
-                pod_selector: postgres(),
-                ports: vec![PortSpec {
-                    protocol: Protocol::Tcp,
-                    port: 5432,
-                    end_port: None,
-                }],
-                approvals_required: 1,
-                allow_self_approval: false,
-                max_duration: Ttl::from_hours(2),
-            },
-            source,
-            duration: Ttl::from_mins(30),
-            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
-            approval_timeout: Ttl::from_hours(1),
-            expiry_warning: Ttl::from_secs(0),
-        },
-        expiry() - chrono::TimeDelta::minutes(30),
-    );
-    req.approvals.push(Approval {
-        by: "U01DBLEAD1".parse().unwrap(),
-        at: expiry() - chrono::TimeDelta::minutes(29),
-    });
-    req
+    AccessRequest::test()
+        .id(RequestId::from_random(rand::random()))
+        .namespace(namespace.clone())
+        .pod_selector(postgres())
+        .source(source)
+        .made_at(expiry() - chrono::TimeDelta::minutes(30))
+        .approved_by(LEAD1, expiry() - chrono::TimeDelta::minutes(29))
+        .build()
 }
 
 fn address_source() -> Source {
-    Source::Addresses {
-        addresses: vec!["10.8.0.14/32".parse().unwrap()],
-    }
+    addresses(&["10.8.0.14/32"])
 }
 
 fn pod_source(namespace: &Namespace) -> Source {
@@ -122,9 +92,20 @@ fn name_of(policy: &NetworkPolicy) -> &str {
     policy.metadata.name.as_deref().unwrap()
 }
 
-async fn stored(client: &Client, namespace: &Namespace, name: &str) -> Option<NetworkPolicy> {
-    let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace.as_str());
-    api.get_opt(name).await.unwrap()
+/// `policy` as the API server has it now (found by its namespace and name), if at all.
+async fn stored(c: &Cluster, policy: &NetworkPolicy) -> Option<NetworkPolicy> {
+    let namespace = policy.metadata.namespace.as_deref().unwrap();
+    let api: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
+    api.get_opt(name_of(policy)).await.unwrap()
+}
+
+/// A namespace of its own with a grant applied in it by jitbot's enforcer for it.
+async fn applied_grant() -> (Cluster, KubeEnforcer, Vec<NetworkPolicy>) {
+    let c = cluster().await;
+    let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
+    let policies = grant(&c.namespace);
+    jitbot.apply(&policies).await.unwrap();
+    (c, jitbot, policies)
 }
 
 /// Creates a policy as someone else would (kubectl, another controller).
@@ -136,17 +117,10 @@ async fn create_foreign(client: &Client, namespace: &Namespace, mut policy: Netw
 
 #[tokio::test]
 async fn a_rendered_grant_is_stored_with_the_contract_labels_and_annotations() {
-    let c = cluster().await;
-    let policies = grant(&c.namespace);
-    enforcer(c.client.clone(), &[&c.namespace])
-        .apply(&policies)
-        .await
-        .unwrap();
+    let (c, _, policies) = applied_grant().await;
 
     let want = &policies[0];
-    let got = stored(&c.client, &c.namespace, name_of(want))
-        .await
-        .expect("the policy exists");
+    let got = stored(&c, want).await.expect("the policy exists");
     assert_eq!(got.metadata.labels, want.metadata.labels);
     assert_eq!(got.metadata.annotations, want.metadata.annotations);
     assert_eq!(got.spec, want.spec);
@@ -157,13 +131,10 @@ async fn a_rendered_grant_is_stored_with_the_contract_labels_and_annotations() {
 
 #[tokio::test]
 async fn applying_the_same_grant_twice_leaves_the_resource_version_unchanged() {
-    let c = cluster().await;
-    let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
-    let policies = grant(&c.namespace);
+    let (c, jitbot, policies) = applied_grant().await;
+    let first = stored(&c, &policies[0]).await;
     jitbot.apply(&policies).await.unwrap();
-    let first = stored(&c.client, &c.namespace, name_of(&policies[0])).await;
-    jitbot.apply(&policies).await.unwrap();
-    let second = stored(&c.client, &c.namespace, name_of(&policies[0])).await;
+    let second = stored(&c, &policies[0]).await;
     let version = |p: Option<NetworkPolicy>| p.and_then(|p| p.metadata.resource_version);
     let first = version(first);
     assert!(first.is_some());
@@ -179,32 +150,21 @@ async fn a_pod_source_grant_also_opens_egress_in_the_source_namespace() {
         .apply(&policies)
         .await
         .unwrap();
-    assert!(
-        stored(&c.client, &c.namespace, name_of(&policies[0]))
-            .await
-            .is_some()
-    );
-    let egress = stored(&c.client, &bastion, name_of(&policies[1])).await;
+    assert!(stored(&c, &policies[0]).await.is_some());
+    let egress = stored(&c, &policies[1]).await;
     let types = egress.and_then(|p| p.spec).and_then(|s| s.policy_types);
     assert_eq!(types, Some(vec!["Egress".to_owned()]));
 }
 
 #[tokio::test]
 async fn revoke_deletes_the_policy_and_a_second_revoke_still_succeeds() {
-    let c = cluster().await;
-    let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
-    let policies = grant(&c.namespace);
-    jitbot.apply(&policies).await.unwrap();
+    let (c, jitbot, policies) = applied_grant().await;
     assert_eq!(
         jitbot.revoke(&refs(&policies)).await.unwrap(),
         policies.len(),
         "this call deleted them"
     );
-    assert!(
-        stored(&c.client, &c.namespace, name_of(&policies[0]))
-            .await
-            .is_none()
-    );
+    assert!(stored(&c, &policies[0]).await.is_none());
     assert_eq!(
         jitbot.revoke(&refs(&policies)).await.unwrap(),
         0,
@@ -242,10 +202,7 @@ async fn applying_into_a_missing_namespace_is_refused() {
 
 #[tokio::test]
 async fn list_managed_finds_ours_and_never_a_policy_without_our_label() {
-    let c = cluster().await;
-    let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
-    let ours = grant(&c.namespace);
-    jitbot.apply(&ours).await.unwrap();
+    let (c, jitbot, ours) = applied_grant().await;
     // Named like ours but not labelled as ours, and labelled by another manager.
     let mut impostor = grant(&c.namespace).remove(0);
     impostor.metadata.name = Some("jit-impostor".to_owned());

@@ -6,7 +6,7 @@ use chrono::TimeDelta;
 
 use jitbot::app::{AppError, Decision};
 use jitbot::core::command::Reason;
-use jitbot::core::ports::{EnforceError, Store};
+use jitbot::core::ports::EnforceError;
 use jitbot::core::request::{AuditKind, State, TransitionError};
 use jitbot::core::ttl::Ttl;
 
@@ -15,25 +15,11 @@ use crate::support::fakes::{
     ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2, TestApp, active, ask, t0, test_app, user,
 };
 
-async fn kinds(store: &dyn Store, id: &jitbot::core::ids::RequestId) -> Vec<AuditKind> {
-    store
-        .audit_of(id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect()
-}
-
 pub async fn a_grant_lives_exactly_its_duration(b: &dyn Backend) {
     let t = test_app(b.client().await);
     let req = t.app.submit(ask("payments-db", CAROL)).await.unwrap();
     assert_eq!(req.state, State::Pending);
-    let done = t
-        .app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let done = t.approve(&req.id, LEAD1).await;
     assert_eq!(done.request.state, State::Active);
     assert_eq!(done.request.expires_at, Some(t0() + TimeDelta::minutes(30)));
     let live = t.enforcer.live_names();
@@ -45,25 +31,16 @@ pub async fn a_grant_lives_exactly_its_duration(b: &dyn Backend) {
 
     // Five minutes before expiry the requester is warned; one second before expiry
     // nothing else happens; at expiry the policies go.
-    let report = t
-        .app
-        .sweep_once(t0() + TimeDelta::minutes(25))
-        .await
-        .unwrap();
+    let report = t.sweep(t0() + TimeDelta::minutes(25)).await;
     assert_eq!(report.warned, 1);
     let almost = t0() + TimeDelta::minutes(30) - TimeDelta::seconds(1);
-    assert_eq!(t.app.sweep_once(almost).await.unwrap().claimed, 0);
-    let report = t
-        .app
-        .sweep_once(t0() + TimeDelta::minutes(30))
-        .await
-        .unwrap();
+    assert_eq!(t.sweep(almost).await.claimed, 0);
+    let report = t.sweep(t0() + TimeDelta::minutes(30)).await;
     assert_eq!(report.expired, 1);
     assert!(t.enforcer.live_names().is_empty());
-    let store = t.store.clone();
-    assert_eq!(t.app.load(&req.id).await.unwrap().state, State::Expired);
+    assert_eq!(t.state_of(&req.id).await, State::Expired);
     assert_eq!(
-        kinds(store.as_ref(), &req.id).await,
+        t.audit_kinds(&req.id).await,
         [
             AuditKind::Requested,
             AuditKind::Approved,
@@ -111,7 +88,7 @@ pub async fn exactly_once_decisions_under_fifty_concurrent_approvals(b: &dyn Bac
     }
     assert_eq!(won, 1, "one Approved transition");
     let store = clients[0].store.clone();
-    let history = kinds(store.as_ref(), &req.id).await;
+    let history = clients[0].audit_kinds(&req.id).await;
     assert_eq!(
         history
             .iter()
@@ -131,13 +108,9 @@ pub async fn exactly_once_decisions_under_fifty_concurrent_approvals(b: &dyn Bac
 pub async fn quorum_needs_distinct_approvers(b: &dyn Backend) {
     let t = test_app(b.client().await);
     let req = t.app.submit(ask("ledger", ALICE)).await.unwrap();
-    let first = t
-        .app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let first = t.approve(&req.id, LEAD1).await;
     assert_eq!(first.kind, AuditKind::ApprovalRecorded);
-    let again = t.app.decide(&req.id, &user(LEAD1), Decision::Approve).await;
+    let again = t.try_approve(&req.id, LEAD1).await;
     assert!(matches!(
         again,
         Err(AppError::Refused(TransitionError::AlreadyApproved {
@@ -145,11 +118,7 @@ pub async fn quorum_needs_distinct_approvers(b: &dyn Backend) {
         }))
     ));
     assert_eq!(t.enforcer.applies(), 0, "nothing applied before the quorum");
-    let second = t
-        .app
-        .decide(&req.id, &user(GROUP_MEMBER), Decision::Approve)
-        .await
-        .unwrap();
+    let second = t.approve(&req.id, GROUP_MEMBER).await;
     assert_eq!(
         second.request.state,
         State::Active,
@@ -160,17 +129,9 @@ pub async fn quorum_needs_distinct_approvers(b: &dyn Backend) {
 pub async fn strangers_and_self_approval_change_nothing(b: &dyn Backend) {
     let t = test_app(b.client().await);
     let req = t.app.submit(ask("payments-db", LEAD1)).await.unwrap();
-    let err = t
-        .app
-        .decide(&req.id, &user(ALICE), Decision::Approve)
-        .await
-        .unwrap_err();
+    let err = t.try_approve(&req.id, ALICE).await.unwrap_err();
     assert_eq!(err.to_string(), "you are not an approver for payments-db");
-    let err = t
-        .app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap_err();
+    let err = t.try_approve(&req.id, LEAD1).await.unwrap_err();
     assert!(
         err.to_string().contains("cannot approve your own request"),
         "{err}"
@@ -178,30 +139,18 @@ pub async fn strangers_and_self_approval_change_nothing(b: &dyn Backend) {
     assert_eq!(t.app.load(&req.id).await.unwrap(), req, "unchanged");
     // grafana allows self-approval.
     let own = t.app.submit(ask("grafana", LEAD1)).await.unwrap();
-    let ok = t
-        .app
-        .decide(&own.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let ok = t.approve(&own.id, LEAD1).await;
     assert_eq!(ok.request.state, State::Active);
 }
 
 pub async fn a_pending_request_lapses_after_the_approval_timeout(b: &dyn Backend) {
     let t = test_app(b.client().await);
     let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    assert_eq!(
-        t.app
-            .sweep_once(t0() + TimeDelta::minutes(59))
-            .await
-            .unwrap()
-            .lapsed,
-        0
-    );
-    let report = t.app.sweep_once(t0() + TimeDelta::hours(1)).await.unwrap();
+    assert_eq!(t.sweep(t0() + TimeDelta::minutes(59)).await.lapsed, 0);
+    let report = t.sweep(t0() + TimeDelta::hours(1)).await;
     assert_eq!(report.lapsed, 1);
-    let after = t.app.load(&req.id).await.unwrap();
-    assert_eq!(after.state, State::Lapsed);
-    let late = t.app.decide(&req.id, &user(LEAD1), Decision::Approve).await;
+    assert_eq!(t.state_of(&req.id).await, State::Lapsed);
+    let late = t.try_approve(&req.id, LEAD1).await;
     assert!(matches!(
         late,
         Err(AppError::Refused(TransitionError::WrongState {
@@ -217,11 +166,7 @@ pub async fn a_failing_apply_ends_failed_after_bounded_attempts(b: &dyn Backend)
     let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
     t.enforcer
         .fail_next_applies(vec![EnforceError::Unavailable("503".to_owned()); 3]);
-    let done = t
-        .app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let done = t.approve(&req.id, LEAD1).await;
     assert_eq!(done.request.state, State::Failed);
     assert!(
         done.request
@@ -239,11 +184,7 @@ pub async fn a_failing_apply_ends_failed_after_bounded_attempts(b: &dyn Backend)
     t.enforcer.fail_next_applies([EnforceError::Refused(
         "namespace payments not found".to_owned(),
     )]);
-    let done = t
-        .app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let done = t.approve(&req.id, LEAD1).await;
     assert_eq!(done.request.state, State::Failed);
     assert_eq!(t.enforcer.applies(), 4);
 }
@@ -262,11 +203,7 @@ pub async fn an_apply_interrupted_by_a_crash_is_finished_by_a_sweep(b: &dyn Back
     )
     .await;
     assert!(t.enforcer.live_names().is_empty());
-    let report = t
-        .app
-        .sweep_once(t0() + TimeDelta::minutes(3))
-        .await
-        .unwrap();
+    let report = t.sweep(t0() + TimeDelta::minutes(3)).await;
     assert_eq!(report.activated, 1);
     let after = t.app.load(&req.id).await.unwrap();
     assert_eq!(after.state, State::Active);
@@ -287,14 +224,7 @@ pub async fn revoke_removes_access_and_only_permitted_people_may(b: &dyn Backend
     assert_eq!(done.request.state, State::Revoked);
     assert!(t.enforcer.live_names().is_empty());
     // The expiry timer of a revoked grant never fires.
-    assert_eq!(
-        t.app
-            .sweep_once(t0() + TimeDelta::hours(5))
-            .await
-            .unwrap()
-            .claimed,
-        0
-    );
+    assert_eq!(t.sweep(t0() + TimeDelta::hours(5)).await.claimed, 0);
 }
 
 pub async fn extension_is_approved_again_and_moves_the_policy_expiry(b: &dyn Backend) {
@@ -306,11 +236,7 @@ pub async fn extension_is_approved_again_and_moves_the_policy_expiry(b: &dyn Bac
         .await
         .unwrap();
     assert_eq!(asked.kind, AuditKind::ExtensionRequested);
-    let done = t
-        .app
-        .decide(&req.id, &user(LEAD2), Decision::Approve)
-        .await
-        .unwrap();
+    let done = t.approve(&req.id, LEAD2).await;
     assert_eq!(done.kind, AuditKind::Extended);
     let new_expiry = t0() + TimeDelta::hours(1);
     assert_eq!(done.request.expires_at, Some(new_expiry));
@@ -320,30 +246,18 @@ pub async fn extension_is_approved_again_and_moves_the_policy_expiry(b: &dyn Bac
         Some(new_expiry),
         "the annotation moved too"
     );
-    assert_eq!(
-        t.app
-            .sweep_once(t0() + TimeDelta::minutes(45))
-            .await
-            .unwrap()
-            .expired,
-        0
-    );
-    assert_eq!(t.app.sweep_once(new_expiry).await.unwrap().expired, 1);
+    assert_eq!(t.sweep(t0() + TimeDelta::minutes(45)).await.expired, 0);
+    assert_eq!(t.sweep(new_expiry).await.expired, 1);
 }
 
 pub async fn slack_being_down_never_blocks_the_lifecycle(b: &dyn Backend) {
     let t = test_app(b.client().await);
     *t.notifier.fail.lock().unwrap() = true;
     let req = t.app.submit(ask("payments-db", ALICE)).await.unwrap();
-    let done = t
-        .app
-        .decide(&req.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let done = t.approve(&req.id, LEAD1).await;
     assert_eq!(done.request.state, State::Active);
-    let store = t.store.clone();
     assert_eq!(
-        kinds(store.as_ref(), &req.id).await.len(),
+        t.audit_kinds(&req.id).await.len(),
         3,
         "the audit stream has every event"
     );
@@ -355,25 +269,20 @@ pub async fn a_failed_delete_keeps_the_grant_due_and_raises_an_alert(b: &dyn Bac
     t.enforcer
         .fail_next_revokes([EnforceError::Unavailable("timeout".to_owned())]);
     let expiry = t0() + TimeDelta::minutes(30);
-    let report = t.app.sweep_once(expiry).await.unwrap();
+    let report = t.sweep(expiry).await;
     assert_eq!((report.expired, report.errors), (0, 1));
     assert_eq!(
-        t.app.load(&req.id).await.unwrap().state,
+        t.state_of(&req.id).await,
         State::Active,
         "not marked expired while the policy exists"
     );
-    let store = t.store.clone();
     assert!(
-        kinds(store.as_ref(), &req.id)
+        t.audit_kinds(&req.id)
             .await
             .contains(&AuditKind::RevokeFailing)
     );
     // After the lease another sweep finishes it.
-    let report = t
-        .app
-        .sweep_once(expiry + TimeDelta::minutes(2))
-        .await
-        .unwrap();
+    let report = t.sweep(expiry + TimeDelta::minutes(2)).await;
     assert_eq!(report.expired, 1);
     assert!(t.enforcer.live_names().is_empty());
 }
@@ -382,7 +291,10 @@ pub async fn a_failed_delete_keeps_the_grant_due_and_raises_an_alert(b: &dyn Bac
 #[macro_export]
 macro_rules! lifecycle_contract {
     ($backend:expr) => {
-        $crate::lifecycle_contract!(@tests $backend;
+        $crate::contract_tests!(
+            lifecycle_contract,
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)],
+            $backend;
             a_grant_lives_exactly_its_duration,
             exactly_once_decisions_under_fifty_concurrent_approvals,
             quorum_needs_distinct_approvers,
@@ -395,13 +307,5 @@ macro_rules! lifecycle_contract {
             slack_being_down_never_blocks_the_lifecycle,
             a_failed_delete_keeps_the_grant_due_and_raises_an_alert,
         );
-    };
-    (@tests $backend:expr; $($test:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $test() {
-                $crate::lifecycle_contract::$test(&$backend.await).await
-            }
-        )*
     };
 }

@@ -16,7 +16,7 @@ use jitbot::playground::slack_standin::{SlackStandin, StandinConfig};
 use jitbot::playground::{DRY_RUN_PREVIEW, EXAMPLE_CONFIG, Options, Playground};
 use jitbot::settings::Settings;
 
-use crate::support::fakes::t0;
+use crate::support::fakes::{request_id_in, t0};
 
 const ALICE: &str = "U0ALICE001";
 const CAROL: &str = "U0CAROL001";
@@ -25,6 +25,8 @@ const LEAD2: &str = "U01DBLEAD2";
 const DB_APPROVALS: &str = "C03DBAPPRV";
 const AUDIT: &str = "C0JITAUDIT";
 const PATIENCE: Duration = Duration::from_secs(20);
+/// What Alice types after `/jit`.
+const REQUEST: &str = "request payments-db 30m INC-4411 replica lag";
 
 /// A playground on the built-in example catalog, its clock still at `t0()`.
 async fn playground() -> Playground {
@@ -40,6 +42,24 @@ async fn playground() -> Playground {
     Playground::start(settings, catalog, options)
         .await
         .expect("the playground starts")
+}
+
+/// POSTs the form `body` to `url` with `headers`; the status of the answer.
+async fn post_form(url: &str, headers: &[(&str, String)], body: &'static str) -> StatusCode {
+    let mut post = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        post = post.header(*name, value);
+    }
+    post.body(body).send().await.unwrap().status()
+}
+
+/// A playground and the page that drives it.
+async fn opened() -> (Playground, Page) {
+    let pg = playground().await;
+    let page = Page::of(&pg);
+    (pg, page)
 }
 
 /// What the page does: JSON to the playground's own endpoints.
@@ -79,11 +99,7 @@ impl Page {
             .post("/playground/command", json!({ "user": user, "text": text }))
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        let text = answer["text"].as_str().unwrap_or_default();
-        text.strip_prefix("Request `")
-            .and_then(|r| r.split('`').next())
-            .unwrap_or_else(|| panic!("no request id in {answer}"))
-            .to_owned()
+        request_id_in(answer["text"].as_str().unwrap_or_default())
     }
 
     /// Clicks Approve on `id`'s card as `user`.
@@ -185,11 +201,8 @@ async fn the_standin_records_cards_updates_threads_dms_and_private_answers() {
 
 #[tokio::test]
 async fn a_command_typed_in_the_page_goes_through_the_signed_endpoint() {
-    let pg = playground().await;
-    let page = Page::of(&pg);
-    let id = page
-        .request(ALICE, "/jit request payments-db 30m INC-4411 replica lag")
-        .await;
+    let (pg, page) = opened().await;
+    let id = page.request(ALICE, &format!("/jit {REQUEST}")).await;
     card_says(&pg, &id, "0 of 2 approvals").await;
     card_says(&pg, &id, DRY_RUN_PREVIEW).await;
 
@@ -222,16 +235,18 @@ async fn a_command_typed_in_the_page_goes_through_the_signed_endpoint() {
     );
 
     // jitbot's own endpoint still refuses what the playground did not sign.
-    let forged = reqwest::Client::new()
-        .post(format!("http://{}/slack/commands", pg.jitbot_addr()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", t0().timestamp().to_string())
-        .header("x-slack-signature", "v0=00")
-        .body("user_id=U0ALICE001&command=%2Fjit&text=help")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let url = format!("http://{}/slack/commands", pg.jitbot_addr());
+    let unsigned = [
+        ("x-slack-request-timestamp", t0().timestamp().to_string()),
+        ("x-slack-signature", "v0=00".to_owned()),
+    ];
+    let forged = post_form(
+        &url,
+        &unsigned,
+        "user_id=U0ALICE001&command=%2Fjit&text=help",
+    )
+    .await;
+    assert_eq!(forged, StatusCode::UNAUTHORIZED);
 
     // A click by someone who may not approve reaches them alone.
     let ts = card_ts(&pg, &id).await;
@@ -252,11 +267,8 @@ async fn a_command_typed_in_the_page_goes_through_the_signed_endpoint() {
 
 #[tokio::test]
 async fn ten_minutes_forward_three_times_expires_the_grant_and_removes_its_policy() {
-    let pg = playground().await;
-    let page = Page::of(&pg);
-    let id = page
-        .request(ALICE, "request payments-db 30m INC-4411 replica lag")
-        .await;
+    let (pg, page) = opened().await;
+    let id = page.request(ALICE, REQUEST).await;
     page.approve(&pg, LEAD1, &id).await;
     card_says(&pg, &id, "1 of 2 approvals").await;
     page.approve(&pg, LEAD2, &id).await;
@@ -339,14 +351,9 @@ async fn the_page_is_self_contained_and_answers_only_its_own_address() {
         .await
         .unwrap();
     assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
-    let form = http
-        .post(format!("{base}/playground/command"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=U0ALICE001&text=help")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let url = format!("{base}/playground/command");
+    let form = post_form(&url, &[], "user=U0ALICE001&text=help").await;
+    assert_eq!(form, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let (status, _) = Page::of(&pg)
         .post(
             "/playground/command",

@@ -6,18 +6,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-use jitbot::app::AppError;
-use jitbot::core::catalog::Source;
-use jitbot::core::command::Reason;
+use jitbot::app::{AppError, ReconcileReport};
 use jitbot::core::ids::RequestId;
 use jitbot::core::netpol;
 use jitbot::core::ports::{Clock, Store};
-use jitbot::core::request::{AccessRequest, AuditKind, NewRequest, Scope};
-use jitbot::core::ttl::Ttl;
+use jitbot::core::request::{AccessRequest, AuditKind};
 use jitbot::startup::Application;
 
 use crate::support::fakes::{ALICE, LEAD1, active, t0};
-use crate::support::spawn::{Stack, clock, spawn_app};
+use crate::support::spawn::{Stack, one_replica};
 
 struct Fixture {
     stack: Stack,
@@ -26,9 +23,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let stack = Stack::start().await;
-    let clock = clock();
-    let app = spawn_app(&stack.world(&clock), false).await;
+    let (stack, clock, app) = one_replica(false).await;
     Fixture { stack, app, clock }
 }
 
@@ -41,32 +36,27 @@ impl Fixture {
         self.policies().get_opt(name).await.unwrap().is_some()
     }
 
+    /// One reconcile pass at the clock's time; it must not fail.
+    async fn reconcile(&self) -> ReconcileReport {
+        self.app.app.reconcile_once(self.clock.now()).await.unwrap()
+    }
+
+    /// One pass, which must delete the policy `name`.
+    async fn pass_removes(&self, name: &str) {
+        let report = self.reconcile().await;
+        assert_eq!(report.removed, 1, "{report:?}");
+        assert!(!self.exists(name).await, "{name} is still there");
+    }
+
     /// Puts a jitbot policy in the cluster that the store knows nothing about, as a
     /// store that lost its data would leave it.
     async fn orphan(&self, expires_at: DateTime<Utc>) -> String {
-        let req = AccessRequest::new(
-            NewRequest {
-                id: RequestId::from_random(rand::random()),
-                requester: ALICE.parse().unwrap(),
-                target: "payments-db".parse().unwrap(),
-                scope: Scope {
-                    namespace: self.stack.cluster.namespace.clone(),
-                    pod_selector: [("app".to_owned(), "postgres".to_owned())].into(),
-                    ports: vec![],
-                    approvals_required: 1,
-                    allow_self_approval: false,
-                    max_duration: Ttl::from_hours(2),
-                },
-                source: Source::Addresses {
-                    addresses: vec!["10.8.0.14/32".parse().unwrap()],
-                },
-                duration: Ttl::from_mins(30),
-                reason: Reason::new("left over", 0).unwrap(),
-                approval_timeout: Ttl::from_hours(1),
-                expiry_warning: Ttl::from_secs(0),
-            },
-            t0(),
-        );
+        let req = AccessRequest::test()
+            .id(RequestId::from_random(rand::random()))
+            .namespace(self.stack.cluster.namespace.clone())
+            .ports(vec![])
+            .reason("left over")
+            .build();
         let policy = netpol::render(&req, expires_at).remove(0);
         self.policies()
             .create(&PostParams::default(), &policy)
@@ -85,9 +75,7 @@ impl Fixture {
 async fn with_an_empty_store_an_expired_policy_is_deleted() {
     let f = fixture().await;
     let name = f.orphan(t0() - TimeDelta::minutes(1)).await;
-    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
-    assert_eq!(report.removed, 1, "{report:?}");
-    assert!(!f.exists(&name).await);
+    f.pass_removes(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +83,7 @@ async fn an_unexplained_policy_is_kept_only_until_its_expires_at() {
     let f = fixture().await;
     let expires = t0() + TimeDelta::minutes(20);
     let name = f.orphan(expires).await;
-    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    let report = f.reconcile().await;
     assert_eq!(
         (report.kept_unexplained, report.removed),
         (1, 0),
@@ -106,9 +94,8 @@ async fn an_unexplained_policy_is_kept_only_until_its_expires_at() {
         "the store may have lost a real grant: keep it for now"
     );
     f.clock.set(expires);
-    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
-    assert_eq!(report.removed, 1, "{report:?}");
-    assert!(!f.exists(&name).await, "but never past its expiry");
+    // But never past its expiry.
+    f.pass_removes(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +107,7 @@ async fn a_deleted_active_grant_is_reapplied_and_audited() {
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
-    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    let report = f.reconcile().await;
     assert_eq!(report.reapplied, 1, "{report:?}");
     assert!(f.exists(&name).await);
     let history = f.app.app.history(&grant.id).await.unwrap();
@@ -138,7 +125,7 @@ async fn an_edited_active_grant_is_restored() {
         .patch(&name, &PatchParams::default(), &Patch::Merge(&widen))
         .await
         .unwrap();
-    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    let report = f.reconcile().await;
     assert_eq!(report.reapplied, 1, "{report:?}");
     let restored = f.policies().get(&name).await.unwrap();
     let selector = restored
@@ -149,7 +136,7 @@ async fn an_edited_active_grant_is_restored() {
         .match_labels
         .unwrap();
     assert_eq!(selector["app"], "postgres");
-    let again = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    let again = f.reconcile().await;
     assert_eq!(again.reapplied, 0, "a restored policy is left alone");
 }
 
@@ -171,9 +158,7 @@ async fn a_policy_whose_request_ended_is_deleted() {
     let audit = jitbot::core::ports::AuditEvent::of(&t, None, f.clock.now(), "revoked");
     f.stack.store().await.transition(&t, &audit).await.unwrap();
     assert!(f.exists(&name).await);
-    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
-    assert_eq!(report.removed, 1, "{report:?}");
-    assert!(!f.exists(&name).await);
+    f.pass_removes(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +183,7 @@ async fn policies_that_are_not_jitbots_are_never_touched() {
         .await
         .unwrap();
     f.clock.advance(TimeDelta::days(2));
-    f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    f.reconcile().await;
     assert!(f.exists("jit-not-ours").await);
     assert!(f.exists("jit-bare").await);
 }
@@ -247,7 +232,7 @@ async fn one_unreadable_request_does_not_stop_the_pass() {
         )
         .await
         .unwrap();
-    let report = f.app.app.reconcile_once(f.clock.now()).await.unwrap();
+    let report = f.reconcile().await;
     assert_eq!(report.errors, 1, "{report:?}");
     assert_eq!(report.reapplied, 1, "the other grant is still restored");
     assert!(f.exists(&netpol::policy_name(&unreadable.id)).await);

@@ -13,7 +13,7 @@ use chrono::TimeDelta;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use jitbot::adapters::redis::{RedisSettings, RedisStore};
-use jitbot::app::{AppError, Decision};
+use jitbot::app::AppError;
 use jitbot::core::ids::RequestId;
 use jitbot::core::ports::Store;
 use jitbot::core::request::{AuditKind, State};
@@ -126,22 +126,18 @@ async fn a_restart_of_jitbot_and_redis_loses_no_expiry() {
 
     let apps = replicas(&b, &policies).await;
     let at = t0() + TimeDelta::minutes(31);
-    let (one, two) = tokio::join!(apps[0].app.sweep_once(at), apps[1].app.sweep_once(at));
-    assert_eq!(one.unwrap().expired + two.unwrap().expired, 5);
+    let (one, two) = tokio::join!(apps[0].sweep(at), apps[1].sweep(at));
+    assert_eq!(one.expired + two.expired, 5);
     let names = revoked(&apps);
     let distinct: BTreeSet<&String> = names.iter().collect();
     assert_eq!(names.len(), 5, "each policy deleted once: {names:?}");
     assert_eq!(distinct.len(), 5);
     let store = apps[0].store.clone();
     for id in &ids {
-        assert_eq!(apps[0].app.load(id).await.unwrap().state, State::Expired);
+        assert_eq!(apps[0].state_of(id).await, State::Expired);
         assert_eq!(count(store.as_ref(), id, AuditKind::Expired).await, 1);
     }
-    let again = apps[1]
-        .app
-        .sweep_once(at + TimeDelta::hours(1))
-        .await
-        .unwrap();
+    let again = apps[1].sweep(at + TimeDelta::hours(1)).await;
     assert_eq!(again.claimed, 0, "nothing is left to expire");
     assert_eq!(revoked(&apps).len(), 5);
 }
@@ -161,25 +157,20 @@ async fn work_of_a_worker_that_died_is_taken_over_after_its_lease_exactly_once()
     drop(dead);
 
     let apps = replicas(&b, &policies).await;
-    let during = apps[0]
-        .app
-        .sweep_once(lease - TimeDelta::seconds(1))
-        .await
-        .unwrap();
+    let during = apps[0].sweep(lease - TimeDelta::seconds(1)).await;
     assert_eq!(
         during.claimed, 0,
         "nobody else works it while the lease holds"
     );
-    let (one, two) = tokio::join!(apps[0].app.sweep_once(lease), apps[1].app.sweep_once(lease));
-    let (one, two) = (one.unwrap(), two.unwrap());
+    let (one, two) = tokio::join!(apps[0].sweep(lease), apps[1].sweep(lease));
     assert_eq!(one.claimed + two.claimed, 1, "{one:?} {two:?}");
     assert_eq!(one.expired + two.expired, 1);
     assert_eq!(revoked(&apps).len(), 1);
-    assert_eq!(t.app.load(&id).await.unwrap().state, State::Expired);
+    assert_eq!(t.state_of(&id).await, State::Expired);
     let store = t.store.clone();
     assert_eq!(count(store.as_ref(), &id, AuditKind::Expired).await, 1);
     let later = lease + TimeDelta::minutes(5);
-    assert_eq!(apps[1].app.sweep_once(later).await.unwrap().claimed, 0);
+    assert_eq!(apps[1].sweep(later).await.claimed, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +187,7 @@ async fn an_outage_fails_closed_and_loses_nothing() {
         matches!(submit, Err(AppError::StoreUnavailable(_))),
         "{submit:?}"
     );
-    let decide = bounded(t.app.decide(&pending.id, &user(LEAD1), Decision::Approve)).await;
+    let decide = bounded(t.try_approve(&pending.id, LEAD1)).await;
     assert!(
         matches!(decide, Err(AppError::StoreUnavailable(_))),
         "{decide:?}"
@@ -215,14 +206,10 @@ async fn an_outage_fails_closed_and_loses_nothing() {
     // Redis comes back; the same client reconnects and the expiry that came due
     // meanwhile is worked.
     b.server.restart();
-    let report = t
-        .app
-        .sweep_once(t0() + TimeDelta::minutes(31))
-        .await
-        .unwrap();
+    let report = t.sweep(t0() + TimeDelta::minutes(31)).await;
     assert_eq!(report.expired, 1, "{report:?}");
     assert!(t.enforcer.live_names().is_empty());
-    assert_eq!(t.app.load(&granted).await.unwrap().state, State::Expired);
+    assert_eq!(t.state_of(&granted).await, State::Expired);
     assert_eq!(
         t.app.load(&pending.id).await.unwrap(),
         pending,
@@ -232,11 +219,7 @@ async fn an_outage_fails_closed_and_loses_nothing() {
     assert_eq!(history.len(), 1, "only `requested`: {history:?}");
     let alices = store.list_by_requester(&user(ALICE)).await.unwrap();
     assert_eq!(alices.len(), 2, "the refused submit stored nothing");
-    let late = t
-        .app
-        .decide(&pending.id, &user(LEAD1), Decision::Approve)
-        .await
-        .unwrap();
+    let late = t.approve(&pending.id, LEAD1).await;
     assert_eq!(late.request.state, State::Active);
 }
 

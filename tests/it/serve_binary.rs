@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::config_file::target_table;
 use crate::support::fake_slack::FakeSlack;
 use crate::support::kube::{cluster, server};
 use crate::support::slack_world::{APPROVALS, AUDIT, SECRET, TOKEN};
@@ -27,18 +28,9 @@ listen = "127.0.0.1:0"
 api_url = "{api}"
 [log]
 format = "json"
-[[targets]]
-name = "payments-db"
-namespace = "{ns}"
-pod_selector = {{ app = "postgres" }}
-ports = [{{ port = 5432 }}]
-default_duration = "30m"
-max_duration = "2h"
-approvers = ["U01DBLEAD1"]
-approval_channel = "{APPROVALS}"
-"#,
+{target}"#,
             api = slack.api_url,
-            ns = c.namespace
+            target = target_table("payments-db", c.namespace.as_str(), "postgres"),
         ),
     )
     .unwrap();
@@ -113,22 +105,12 @@ async fn render_check_says_whether_the_grant_matters_in_the_cluster() {
     std::fs::write(
         &config,
         format!(
-            r#"
-[[targets]]
-name = "payments-db"
-namespace = "{ns}"
-pod_selector = {{ app = "postgres" }}
-ports = [{{ port = 5432 }}]
-default_duration = "30m"
-max_duration = "2h"
-approvers = ["U01DBLEAD1"]
-approval_channel = "{APPROVALS}"
-
+            r#"{target}
 [[requesters]]
 slack_user = "U0ALICE001"
 source.addresses = ["10.8.0.14"]
 "#,
-            ns = c.namespace
+            target = target_table("payments-db", c.namespace.as_str(), "postgres"),
         ),
     )
     .unwrap();

@@ -10,18 +10,16 @@ use jitbot::adapters::slack::blocks::{APPROVE, DENY};
 use jitbot::core::request::{AuditKind, State};
 
 use crate::support::fake_slack::Scripted;
-use crate::support::fakes::{ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2};
+use crate::support::fakes::{
+    ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2, approve, audit_kinds, request_id_in,
+};
 use crate::support::slack_world::{APPROVALS, AUDIT, SECRET, SlackWorld};
 
 /// Sends `/jit request …` and returns the new request's id from the store.
 async fn request(w: &SlackWorld, user: &str, text: &str) -> String {
     let (status, answer) = w.command(user, text).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let id = answer
-        .strip_prefix("Request `")
-        .and_then(|rest| rest.split('`').next())
-        .unwrap_or_else(|| panic!("no request id in: {answer}"))
-        .to_owned();
+    let id = request_id_in(&answer);
     let stored = w.store.load(&id.parse().unwrap()).await.unwrap();
     assert_eq!(
         stored.map(|r| r.requester.to_string()),
@@ -45,10 +43,7 @@ async fn a_signed_request_is_acked_and_posts_a_card_with_working_buttons() {
         answer.contains(&format!("sent to <#{APPROVALS}>")),
         "{answer}"
     );
-    let card = w
-        .slack
-        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
-        .await;
+    let card = w.slack.posted_to(APPROVALS).await;
     let blocks = card_text(&card);
     for expected in [
         "payments-db",
@@ -66,10 +61,7 @@ async fn a_signed_request_is_acked_and_posts_a_card_with_working_buttons() {
             "card lacks {expected:?}: {blocks}"
         );
     }
-    let opening = w
-        .slack
-        .wait_for("chat.postMessage", |b| b["channel"] == AUDIT)
-        .await;
+    let opening = w.slack.posted_to(AUDIT).await;
     assert!(
         opening["text"]
             .as_str()
@@ -99,10 +91,7 @@ async fn the_ack_never_waits_on_slack() {
     .await
     .expect("the ack does not wait on Slack");
     assert_eq!(status, StatusCode::OK);
-    let id = answer
-        .strip_prefix("Request `")
-        .and_then(|rest| rest.split('`').next())
-        .unwrap_or_else(|| panic!("no request id in {answer}"));
+    let id = request_id_in(&answer);
     assert!(answer.contains("payments-db"), "{answer}");
     let stored = w.app.load(&id.parse().unwrap()).await.unwrap();
     assert_eq!(stored.state, jitbot::core::request::State::Pending);
@@ -167,9 +156,7 @@ async fn ssl_check_probes_are_answered() {
 async fn a_non_approvers_click_changes_nothing_and_tells_only_them() {
     let w = SlackWorld::start().await;
     let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
-    w.slack
-        .wait_for("chat.postMessage", |b| b["channel"] == APPROVALS)
-        .await;
+    w.slack.posted_to(APPROVALS).await;
     assert_eq!(w.click(CAROL, APPROVE, &id, "carol").await, StatusCode::OK);
     let answer = w.slack.wait_for("respond:carol", |_| true).await;
     assert_eq!(answer["text"], "you are not an approver for payments-db");
@@ -196,9 +183,7 @@ async fn self_approval_is_refused_unless_the_target_allows_it() {
     );
     let own = request(&w, LEAD1, "request grafana 30m dashboards are blank").await;
     w.click(LEAD1, APPROVE, &own, "self-ok").await;
-    w.slack
-        .wait_for("chat.update", |b| card_text(b).contains("Approved by"))
-        .await;
+    w.slack.card_update("Approved by").await;
     assert_eq!(
         w.app.load(&own.parse().unwrap()).await.unwrap().state,
         State::Active
@@ -210,17 +195,12 @@ async fn approve_updates_the_card_dms_the_requester_threads_the_audit_and_applie
     let w = SlackWorld::start().await;
     let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
     // The audit thread is opened before anyone decides.
-    w.slack
-        .wait_for("chat.postMessage", |b| b["channel"] == AUDIT)
-        .await;
+    w.slack.posted_to(AUDIT).await;
     assert_eq!(
         w.click(GROUP_MEMBER, APPROVE, &id, "member").await,
         StatusCode::OK
     );
-    let update = w
-        .slack
-        .wait_for("chat.update", |b| card_text(b).contains("· expires"))
-        .await;
+    let update = w.slack.card_update("· expires").await;
     let blocks = card_text(&update);
     assert!(
         blocks.contains(&format!(
@@ -287,9 +267,7 @@ async fn double_clicks_and_concurrent_approvals_make_one_decision() {
                 == 3
         })
         .await;
-    w.slack
-        .wait_for("chat.update", |b| card_text(b).contains("· expires"))
-        .await;
+    w.slack.card_update("· expires").await;
     let history = w.store.audit_of(&id.parse().unwrap()).await.unwrap();
     assert_eq!(
         history
@@ -340,26 +318,11 @@ async fn slack_errors_never_block_or_lose_the_lifecycle() {
         .script("chat.postMessage", Scripted::Error("invalid_auth"));
     let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
     w.notifier.flush().await;
-    let decided = w
-        .app
-        .decide(
-            &id.parse().unwrap(),
-            &LEAD1.parse().unwrap(),
-            jitbot::app::Decision::Approve,
-        )
-        .await
-        .unwrap();
+    let id = id.parse().unwrap();
+    let decided = approve(&w.app, &id, LEAD1).await;
     assert_eq!(decided.request.state, State::Active);
-    let kinds: Vec<AuditKind> = w
-        .store
-        .audit_of(&id.parse().unwrap())
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect();
     assert_eq!(
-        kinds,
+        audit_kinds(w.store.as_ref(), &id).await,
         [
             AuditKind::Requested,
             AuditKind::Approved,
@@ -372,42 +335,36 @@ async fn slack_errors_never_block_or_lose_the_lifecycle() {
 #[tokio::test]
 async fn the_other_commands_answer_ephemerally() {
     let w = SlackWorld::start().await;
-    let (_, help) = w.command(ALICE, "").await;
-    assert!(help.contains("/jit request <target> <duration>"), "{help}");
-    let (_, targets) = w.command(ALICE, "targets").await;
-    assert!(
-        targets.contains("`payments-db`") && targets.contains("`ledger`"),
-        "{targets}"
-    );
-    let (_, bad) = w
-        .command(ALICE, "request paymnts-db 30m INC-4411 replica lag")
-        .await;
-    assert!(
-        bad.contains("`paymnts-db` is not a target") && bad.contains("Usage:"),
-        "{bad}"
-    );
-    let (_, long) = w
-        .command(ALICE, "request payments-db 3h INC-4411 replica lag")
-        .await;
-    assert!(long.contains("pick between 5m and 2h"), "{long}");
-    let (_, stranger) = w
-        .command("U0NOBODY01", "request payments-db 30m INC-4411 replica lag")
-        .await;
-    assert!(
-        stranger.contains("not set up to request access"),
-        "{stranger}"
-    );
+    // What each command is answered with, in part.
+    let answers: [(&str, &str, &[&str]); 5] = [
+        (ALICE, "", &["/jit request <target> <duration>"]),
+        (ALICE, "targets", &["`payments-db`", "`ledger`"]),
+        (
+            ALICE,
+            "request paymnts-db 30m INC-4411 replica lag",
+            &["`paymnts-db` is not a target", "Usage:"],
+        ),
+        (
+            ALICE,
+            "request payments-db 3h INC-4411 replica lag",
+            &["pick between 5m and 2h"],
+        ),
+        (
+            "U0NOBODY01",
+            "request payments-db 30m INC-4411 replica lag",
+            &["not set up to request access"],
+        ),
+    ];
+    for (user, text, says) in answers {
+        let (_, answer) = w.command(user, text).await;
+        for part in says {
+            assert!(answer.contains(part), "/jit {text}: {answer}");
+        }
+    }
     let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
     let (_, list) = w.command(ALICE, "list").await;
     assert!(list.contains(&id) && list.contains("pending"), "{list}");
-    w.app
-        .decide(
-            &id.parse().unwrap(),
-            &LEAD1.parse().unwrap(),
-            jitbot::app::Decision::Approve,
-        )
-        .await
-        .unwrap();
+    approve(&w.app, &id.parse().unwrap(), LEAD1).await;
     let (_, extend) = w.command(ALICE, &format!("extend {id} 30m")).await;
     assert!(extend.contains("Asked for *30m* more"), "{extend}");
     let (_, revoking) = w.command(ALICE, &format!("revoke {id} done now")).await;

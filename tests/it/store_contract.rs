@@ -5,18 +5,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use jitbot::adapters::memory::MemoryStore;
-use jitbot::core::command::Reason;
 use jitbot::core::ids::RequestId;
 use jitbot::core::ports::{AuditEvent, Store, StoreError};
-use jitbot::core::request::{
-    self, AccessRequest, Actor, AuditKind, Event, NewRequest, Scope, State,
-};
+use jitbot::core::request::{self, AccessRequest, Actor, AuditKind, Event, State, fixtures};
 use jitbot::core::ttl::Ttl;
 
-use crate::support::fakes::{self, ALICE, LEAD1, LEAD2, t0, user};
+use crate::support::fakes::{self, ALICE, LEAD1, LEAD2, audit_kinds, t0, user};
 
 /// A place requests live; every `client()` is an independent connection to the same
 /// data, like another replica.
@@ -40,41 +37,20 @@ pub async fn memory() -> Memory {
 
 /// A fresh Pending request for `payments-db` (or `ledger` when two approvals are wanted).
 pub fn new_request(seed: u8, required: u32) -> AccessRequest {
-    let catalog = fakes::catalog();
-    let target = catalog
-        .target(if required == 2 {
-            "ledger"
-        } else {
-            "payments-db"
-        })
-        .unwrap();
-    let alice = catalog.requester(&user(ALICE)).unwrap();
-    AccessRequest::new(
-        NewRequest {
-            id: RequestId::from_random([seed; 10]),
-            requester: user(ALICE),
-            target: target.name.clone(),
-            scope: Scope::of(target),
-            source: alice.resolve_source(None).unwrap(),
-            duration: Ttl::from_mins(30),
-            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
-            approval_timeout: Ttl::from_hours(1),
-            expiry_warning: Ttl::from_secs(0),
-        },
-        t0() + TimeDelta::seconds(i64::from(seed)),
-    )
+    let target = if required == 2 {
+        "ledger"
+    } else {
+        "payments-db"
+    };
+    AccessRequest::test()
+        .seed(seed)
+        .in_catalog(&fakes::catalog(), target, ALICE)
+        .made_at(t0() + TimeDelta::seconds(i64::from(seed)))
+        .build()
 }
 
 pub fn requested(req: &AccessRequest) -> AuditEvent {
-    AuditEvent {
-        request_id: req.id.clone(),
-        kind: AuditKind::Requested,
-        at: req.created_at,
-        actor: Some(req.requester.clone()),
-        from: None,
-        to: Some(State::Pending),
-        detail: "requested".to_owned(),
-    }
+    fixtures::requested(req, "requested")
 }
 
 fn approver(u: &str) -> Actor {
@@ -85,12 +61,22 @@ fn approver(u: &str) -> Actor {
     }
 }
 
+/// The ids of what `claim_due(now, lease, 10)` hands out.
+async fn claimed_ids(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    lease: DateTime<Utc>,
+) -> Vec<RequestId> {
+    let claimed = store.claim_due(now, lease, 10).await.unwrap();
+    claimed.into_iter().map(|c| c.id).collect()
+}
+
 /// Moves `req` through `event` in the store; returns the new request.
 pub async fn step(
     store: &dyn Store,
     req: &AccessRequest,
     event: Event,
-    at: chrono::DateTime<chrono::Utc>,
+    at: DateTime<Utc>,
 ) -> AccessRequest {
     let t = request::apply(req, &event, at).unwrap();
     let audit = AuditEvent::of(&t, None, at, "test");
@@ -172,13 +158,7 @@ pub async fn transition_is_compare_and_set(b: &dyn Backend) {
     assert_eq!(lost, Err(StoreError::Conflict(req.id.clone())));
     let stored = store.load(&req.id).await.unwrap().unwrap();
     assert_eq!(stored, first.request);
-    let kinds: Vec<AuditKind> = store
-        .audit_of(&req.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = audit_kinds(store.as_ref(), &req.id).await;
     assert_eq!(
         kinds,
         [AuditKind::Requested, AuditKind::ApprovalRecorded],
@@ -248,11 +228,7 @@ pub async fn claims_only_due_work_and_only_once_per_lease(b: &dyn Backend) {
     );
     // After the lease, unfinished work is handed out again, exactly once.
     let later = lease + TimeDelta::seconds(1);
-    let retaken = two
-        .claim_due(later, later + TimeDelta::minutes(1), 10)
-        .await
-        .unwrap();
-    let mut ids: Vec<RequestId> = retaken.into_iter().map(|c| c.id).collect();
+    let mut ids = claimed_ids(two.as_ref(), later, later + TimeDelta::minutes(1)).await;
     ids.sort();
     // The two whose lease ran out, and the third, which has come due meanwhile.
     let mut want: Vec<RequestId> = grants.iter().map(|g| g.id.clone()).collect();
@@ -362,22 +338,10 @@ pub async fn release_rearms_only_the_current_version(b: &dyn Backend) {
     );
     store.release(&old).await.unwrap();
     let between = old.expires_at.unwrap() + TimeDelta::minutes(15);
-    let claimed: Vec<RequestId> = store
-        .claim_due(between, between, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let claimed = claimed_ids(store.as_ref(), between, between).await;
     assert!(!claimed.contains(&old.id), "the old expiry stays disarmed");
     let after = extended.expires_at.unwrap();
-    let claimed: Vec<RequestId> = store
-        .claim_due(after, after, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let claimed = claimed_ids(store.as_ref(), after, after).await;
     assert!(claimed.contains(&old.id), "the new expiry fires");
 }
 
@@ -394,13 +358,7 @@ pub async fn audit_keeps_history_per_request_and_recent(b: &dyn Backend) {
         detail: "reconciler re-applied".to_owned(),
     };
     store.append_audit(&extra).await.unwrap();
-    let kinds: Vec<AuditKind> = store
-        .audit_of(&grant.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = audit_kinds(store.as_ref(), &grant.id).await;
     assert_eq!(
         kinds,
         [
@@ -446,57 +404,33 @@ pub async fn annotations_are_kept_per_request(b: &dyn Backend) {
     assert!(store.annotations(&unknown).await.unwrap().is_empty());
 }
 
+/// One `#[$attr] async fn $test()` per name, each running `$crate::$suite::$test` on a
+/// fresh `$backend`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($suite:ident, #[$attr:meta], $backend:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[$attr]
+            async fn $test() {
+                $crate::$suite::$test(&$backend.await).await
+            }
+        )*
+    };
+}
+
 /// Instantiates every contract test for one backend.
 #[macro_export]
 macro_rules! store_contract {
     ($name:ident, $backend:expr) => {
         mod $name {
             use super::*;
-            #[tokio::test]
-            async fn create_and_load_round_trip() {
-                $crate::store_contract::create_and_load_round_trip(&$backend.await).await
-            }
-            #[tokio::test]
-            async fn transition_is_compare_and_set() {
-                $crate::store_contract::transition_is_compare_and_set(&$backend.await).await
-            }
-            #[tokio::test]
-            async fn lists_by_requester_and_state() {
-                $crate::store_contract::lists_by_requester_and_state(&$backend.await).await
-            }
-            #[tokio::test]
-            async fn claims_only_due_work_and_only_once_per_lease() {
-                $crate::store_contract::claims_only_due_work_and_only_once_per_lease(
-                    &$backend.await,
-                )
-                .await
-            }
-            #[tokio::test]
-            async fn a_transition_releases_the_claim_and_rearms_the_timer() {
-                $crate::store_contract::a_transition_releases_the_claim_and_rearms_the_timer(
-                    &$backend.await,
-                )
-                .await
-            }
-            #[tokio::test]
-            async fn next_due_is_the_earliest_timer_or_lease() {
-                $crate::store_contract::next_due_is_the_earliest_timer_or_lease(&$backend.await)
-                    .await
-            }
-            #[tokio::test]
-            async fn release_rearms_only_the_current_version() {
-                $crate::store_contract::release_rearms_only_the_current_version(&$backend.await)
-                    .await
-            }
-            #[tokio::test]
-            async fn audit_keeps_history_per_request_and_recent() {
-                $crate::store_contract::audit_keeps_history_per_request_and_recent(&$backend.await)
-                    .await
-            }
-            #[tokio::test]
-            async fn annotations_are_kept_per_request() {
-                $crate::store_contract::annotations_are_kept_per_request(&$backend.await).await
-            }
+            $crate::contract_tests!(store_contract, #[tokio::test], $backend;
+                create_and_load_round_trip, transition_is_compare_and_set,
+                lists_by_requester_and_state, claims_only_due_work_and_only_once_per_lease,
+                a_transition_releases_the_claim_and_rearms_the_timer,
+                next_due_is_the_earliest_timer_or_lease, release_rearms_only_the_current_version,
+                audit_keeps_history_per_request_and_recent, annotations_are_kept_per_request,
+            );
             $crate::lifecycle_contract!($backend);
         }
     };

@@ -3,11 +3,13 @@
 //! works a cohort concurrently, and stops on shutdown; the reconciler runs once at
 //! start. No test waits for real time.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use jitbot::app::AppConfig;
 use jitbot::core::ports::Clock;
@@ -25,28 +27,33 @@ async fn settle() {
     }
 }
 
+/// Starts a worker loop in the background and lets it run until it waits. Sending
+/// `true` stops it; the handle ends when it has.
+async fn started<F>(
+    worker: impl FnOnce(watch::Receiver<bool>) -> F,
+) -> (watch::Sender<bool>, JoinHandle<()>)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(worker(stopped));
+    settle().await;
+    (stop, running)
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_sweep_loop_expires_grants_on_its_interval_and_stops_on_shutdown() {
     let t = test_app(Arc::new(MemoryStore::new()));
     let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
-    let (stop, stopped) = watch::channel(false);
-    let sweeper = tokio::spawn(worker::sweep_loop(
-        t.app.clone(),
-        Duration::from_secs(5),
-        stopped,
-    ));
-    settle().await;
-    assert_eq!(
-        t.app.load(&req.id).await.unwrap().state,
-        State::Active,
-        "not due yet"
-    );
+    let (stop, sweeper) =
+        started(|stopped| worker::sweep_loop(t.app.clone(), Duration::from_secs(5), stopped)).await;
+    assert_eq!(t.state_of(&req.id).await, State::Active, "not due yet");
 
     // The grant's time is up on the app clock; the loop notices at its next tick.
     t.clock.advance(TimeDelta::minutes(31));
     tokio::time::advance(Duration::from_secs(5)).await;
     settle().await;
-    assert_eq!(t.app.load(&req.id).await.unwrap().state, State::Expired);
+    assert_eq!(t.state_of(&req.id).await, State::Expired);
     assert!(t.enforcer.live_names().is_empty());
 
     stop.send(true).unwrap();
@@ -62,13 +69,9 @@ async fn the_reconcile_loop_runs_at_once_on_start() {
     active(&t.app, "payments-db", ALICE, LEAD1).await;
     // Someone deletes the policy behind jitbot's back.
     t.enforcer.clear();
-    let (_stop, stopped) = watch::channel(false);
-    tokio::spawn(worker::reconcile_loop(
-        t.app.clone(),
-        Duration::from_secs(30),
-        stopped,
-    ));
-    settle().await;
+    let _reconciler =
+        started(|stopped| worker::reconcile_loop(t.app.clone(), Duration::from_secs(30), stopped))
+            .await;
     assert_eq!(
         t.enforcer.live_names().len(),
         1,
@@ -90,16 +93,11 @@ async fn a_full_batch_is_followed_at_once_by_another_sweep() {
         ids.push(req.id);
     }
     t.clock.advance(TimeDelta::minutes(31));
-    let (_stop, stopped) = watch::channel(false);
-    tokio::spawn(worker::sweep_loop(
-        t.app.clone(),
-        Duration::from_secs(5),
-        stopped,
-    ));
-    settle().await;
+    let _sweeper =
+        started(|stopped| worker::sweep_loop(t.app.clone(), Duration::from_secs(5), stopped)).await;
     for id in &ids {
         assert_eq!(
-            t.app.load(id).await.unwrap().state,
+            t.state_of(id).await,
             State::Expired,
             "all three in one tick"
         );
@@ -114,21 +112,19 @@ async fn the_sweep_wakes_at_the_grants_deadline_not_on_a_tick() {
     let t = test_app(Arc::new(MemoryStore::new()));
     let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
     let expires_at = req.expires_at.unwrap();
-    let (_stop, stopped) = watch::channel(false);
-    tokio::spawn(worker::sweep_loop(t.app.clone(), NO_CEILING, stopped));
-    settle().await;
+    let _sweeper = started(|stopped| worker::sweep_loop(t.app.clone(), NO_CEILING, stopped)).await;
 
     t.clock.set(expires_at - TimeDelta::seconds(1));
     settle().await;
     assert_eq!(
-        t.app.load(&req.id).await.unwrap().state,
+        t.state_of(&req.id).await,
         State::Active,
         "a second before its expiry the grant stands"
     );
     t.clock.set(expires_at);
     settle().await;
     assert_eq!(
-        t.app.load(&req.id).await.unwrap().state,
+        t.state_of(&req.id).await,
         State::Expired,
         "at its expiry, with no tick to wait for"
     );
@@ -138,16 +134,14 @@ async fn the_sweep_wakes_at_the_grants_deadline_not_on_a_tick() {
 #[tokio::test(start_paused = true)]
 async fn a_timer_this_replica_arms_wakes_a_sleeping_sweep_early() {
     let t = test_app(Arc::new(MemoryStore::new()));
-    let (_stop, stopped) = watch::channel(false);
     // Nothing is due: the sweep sleeps until its ceiling, a day away.
-    tokio::spawn(worker::sweep_loop(t.app.clone(), NO_CEILING, stopped));
-    settle().await;
+    let _sweeper = started(|stopped| worker::sweep_loop(t.app.clone(), NO_CEILING, stopped)).await;
 
     // A 30-minute grant arms a timer far before that.
     let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
     t.clock.set(req.expires_at.unwrap());
     settle().await;
-    assert_eq!(t.app.load(&req.id).await.unwrap().state, State::Expired);
+    assert_eq!(t.state_of(&req.id).await, State::Expired);
 }
 
 #[tokio::test(start_paused = true)]
@@ -167,6 +161,6 @@ async fn a_cohort_expiring_at_one_instant_is_worked_concurrently() {
         .unwrap();
     assert_eq!(report.expired, 3);
     for id in &ids {
-        assert_eq!(t.app.load(id).await.unwrap().state, State::Expired);
+        assert_eq!(t.state_of(id).await, State::Expired);
     }
 }

@@ -71,4 +71,16 @@ impl FakeSlack {
             ),
         }
     }
+
+    /// Waits for a message posted to `channel` and returns its body.
+    pub async fn posted_to(&self, channel: &str) -> Value {
+        self.wait_for("chat.postMessage", |b| b["channel"] == channel)
+            .await
+    }
+
+    /// Waits for a card update whose blocks contain `text` and returns its body.
+    pub async fn card_update(&self, text: &str) -> Value {
+        self.wait_for("chat.update", |b| b["blocks"].to_string().contains(text))
+            .await
+    }
 }

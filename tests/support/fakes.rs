@@ -1,21 +1,22 @@
 //! Recording fakes for the ports, for use-case tests that do not need a real cluster
 //! or Slack. They record what the app asked and can be told to fail.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use jitbot::adapters::memory::MemoryCluster;
-use jitbot::app::{App, AppConfig, Decision, ManualClock, Ports, Submission};
-use jitbot::core::catalog::{
-    AccessConfig, Catalog, PortConfig, RequesterConfig, SourceConfig, TargetConfig,
+use jitbot::app::{
+    App, AppConfig, AppError, Decision, ManualClock, Ports, Submission, SweepReport,
 };
+use jitbot::core::catalog::fixtures::{address_config, labels, requester_config, target_config};
+use jitbot::core::catalog::{AccessConfig, Catalog, RequesterConfig, SourceConfig, TargetConfig};
 use jitbot::core::command::Reason;
-use jitbot::core::ids::{SlackGroupId, SlackUserId};
+use jitbot::core::ids::{RequestId, SlackGroupId, SlackUserId};
 use jitbot::core::ports::{AuditEvent, Directory, Notifier, NotifyError, Store};
-use jitbot::core::request::AccessRequest;
+use jitbot::core::request::{AccessRequest, AuditKind, State, Transition};
 use jitbot::core::ttl::Ttl;
 
 /// Records every published event.
@@ -70,13 +71,10 @@ pub fn user(s: &str) -> SlackUserId {
     s.parse().unwrap()
 }
 
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap()
-}
-
-pub const ALICE: &str = "U0ALICE001";
+/// The people of the catalog below; Alice, the first approver and the test instant
+/// are the request builder's own.
+pub use jitbot::core::request::fixtures::{ALICE, LEAD1, t0};
 pub const CAROL: &str = "U0CAROL001";
-pub const LEAD1: &str = "U01DBLEAD1";
 pub const LEAD2: &str = "U01DBLEAD2";
 pub const GROUP_MEMBER: &str = "U02DBA0001";
 pub const ADMIN: &str = "U05ONCALL1";
@@ -85,49 +83,30 @@ pub const ADMIN: &str = "U05ONCALL1";
 /// approvals), `grafana` (self-approval allowed); Alice by address, Carol by pod.
 pub fn catalog() -> Catalog {
     let target = |name: &str, required: i64, self_ok: bool| TargetConfig {
-        name: name.to_owned(),
         description: format!("{name} for tests"),
-        namespace: "payments".to_owned(),
-        pod_selector: BTreeMap::from([("app".to_owned(), name.to_owned())]),
-        ports: vec![PortConfig {
-            port: 5432,
-            end_port: None,
-            protocol: "TCP".to_owned(),
-        }],
-        default_duration: "30m".to_owned(),
-        max_duration: "2h".to_owned(),
+        pod_selector: labels(&[("app", name)]),
         approvers: vec![LEAD1.to_owned(), LEAD2.to_owned(), "S02DBAS001".to_owned()],
-        approval_channel: "C03DBAPPRV".to_owned(),
         approvals_required: required,
         allow_self_approval: self_ok,
+        ..target_config(name)
     };
-    let alice = RequesterConfig {
-        slack_user: ALICE.to_owned(),
-        name: "alice".to_owned(),
-        source: SourceConfig {
-            addresses: vec!["10.8.0.14".to_owned()],
-            ..SourceConfig::default()
-        },
+    let by_address = |user: &str, name: &str, address: &str| RequesterConfig {
+        name: name.to_owned(),
+        ..requester_config(user, address_config(&[address]))
     };
+    let alice = by_address(ALICE, "alice", "10.8.0.14");
     let carol = RequesterConfig {
         slack_user: CAROL.to_owned(),
         name: "carol".to_owned(),
         source: SourceConfig {
             pod: Some(jitbot::core::catalog::PodSourceConfig {
                 namespace: "bastion".to_owned(),
-                labels: BTreeMap::from([("app".to_owned(), "bastion".to_owned())]),
+                labels: labels(&[("app", "bastion")]),
             }),
             ..SourceConfig::default()
         },
     };
-    let lead = RequesterConfig {
-        slack_user: LEAD1.to_owned(),
-        name: "lead".to_owned(),
-        source: SourceConfig {
-            addresses: vec!["10.8.0.21".to_owned()],
-            ..SourceConfig::default()
-        },
-    };
+    let lead = by_address(LEAD1, "lead", "10.8.0.21");
     let access = AccessConfig {
         admins: vec![ADMIN.to_owned()],
         ..AccessConfig::default()
@@ -155,15 +134,34 @@ pub fn ask(target: &str, requester: &str) -> Submission {
     }
 }
 
+/// The id in jitbot's answer to `/jit request` ("Request `<id>` for …").
+pub fn request_id_in(answer: &str) -> String {
+    answer
+        .strip_prefix("Request `")
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no request id in: {answer}"))
+        .to_owned()
+}
+
 /// A 30-minute grant of `target` for `requester`, approved by `approver` and active.
 pub async fn active(app: &App, target: &str, requester: &str, approver: &str) -> AccessRequest {
     let req = app.submit(ask(target, requester)).await.unwrap();
-    let t = app
-        .decide(&req.id, &user(approver), Decision::Approve)
-        .await
-        .unwrap();
-    assert_eq!(t.request.state, jitbot::core::request::State::Active);
+    let t = approve(app, &req.id, approver).await;
+    assert_eq!(t.request.state, State::Active);
     t.request
+}
+
+/// `approver`'s yes to request `id`, as their click makes it; it must be accepted.
+pub async fn approve(app: &App, id: &RequestId, approver: &str) -> Transition {
+    app.decide(id, &user(approver), Decision::Approve)
+        .await
+        .unwrap_or_else(|e| panic!("{approver} approving {id}: {e}"))
+}
+
+/// The kinds of request `id`'s audit events, oldest first.
+pub async fn audit_kinds(store: &dyn Store, id: &RequestId) -> Vec<AuditKind> {
+    let history = store.audit_of(id).await.unwrap();
+    history.iter().map(|e| e.kind).collect()
 }
 
 /// An app over `store` with recording fakes and a manual clock at `t0()`.
@@ -175,6 +173,37 @@ pub struct TestApp {
     pub enforcer: Arc<MemoryCluster>,
     pub notifier: Arc<RecordingNotifier>,
     pub clock: Arc<ManualClock>,
+}
+
+impl TestApp {
+    /// `approver`'s click on Approve: the transition, or why it was refused.
+    pub async fn try_approve(
+        &self,
+        id: &RequestId,
+        approver: &str,
+    ) -> Result<Transition, AppError> {
+        self.app
+            .decide(id, &user(approver), Decision::Approve)
+            .await
+    }
+
+    /// The same, where the click must be accepted.
+    pub async fn approve(&self, id: &RequestId, approver: &str) -> Transition {
+        approve(&self.app, id, approver).await
+    }
+
+    /// One expiry sweep at `now`; it must not fail.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> SweepReport {
+        self.app.sweep_once(now).await.unwrap()
+    }
+
+    pub async fn state_of(&self, id: &RequestId) -> State {
+        self.app.load(id).await.unwrap().state
+    }
+
+    pub async fn audit_kinds(&self, id: &RequestId) -> Vec<AuditKind> {
+        audit_kinds(self.store.as_ref(), id).await
+    }
 }
 
 pub fn test_app(store: Arc<dyn Store>) -> TestApp {

@@ -105,10 +105,6 @@ impl RedisServer {
         panic!("redis-server did not start: {}", server.log_tail());
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }

@@ -3,11 +3,12 @@
 //! Only the clock is injected; the workers stay off unless asked for, so a test moves
 //! time and runs one sweep at a time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jitbot::app::ManualClock;
-use jitbot::core::catalog::{PortConfig, RequesterConfig, SourceConfig, TargetConfig};
+use jitbot::core::catalog::fixtures::{address_config, requester_config, target_config};
+use jitbot::core::catalog::{RequesterConfig, TargetConfig};
 use jitbot::core::ids::Namespace;
 use jitbot::core::ports::Clock;
 use jitbot::settings::{Secrets, Settings};
@@ -41,29 +42,15 @@ pub fn settings(world: &World<'_>) -> Settings {
     s.store.key_prefix = world.key_prefix.to_owned();
     s.kubernetes.request_timeout = jitbot::core::ttl::Ttl::from_secs(5);
     s.targets = vec![TargetConfig {
-        name: "payments-db".to_owned(),
         description: "Payments Postgres replicas".to_owned(),
         namespace: world.namespace.to_string(),
-        pod_selector: BTreeMap::from([("app".to_owned(), "postgres".to_owned())]),
-        ports: vec![PortConfig {
-            port: 5432,
-            end_port: None,
-            protocol: "TCP".to_owned(),
-        }],
-        default_duration: "30m".to_owned(),
-        max_duration: "2h".to_owned(),
         approvers: vec![LEAD1.to_owned(), LEAD2.to_owned()],
         approval_channel: APPROVALS.to_owned(),
-        approvals_required: 1,
-        allow_self_approval: false,
+        ..target_config("payments-db")
     }];
     s.requesters = vec![RequesterConfig {
-        slack_user: ALICE.to_owned(),
         name: "alice".to_owned(),
-        source: SourceConfig {
-            addresses: vec!["10.8.0.14".to_owned()],
-            ..SourceConfig::default()
-        },
+        ..requester_config(ALICE, address_config(&["10.8.0.14"]))
     }];
     s
 }
@@ -101,6 +88,21 @@ pub fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(t0()))
 }
 
+/// A fresh stack with one replica in it, on a manual clock at `t0()`.
+pub async fn one_replica(workers: bool) -> (Stack, Arc<ManualClock>, Application) {
+    let stack = Stack::start().await;
+    let clock = clock();
+    let jitbot = stack.replica(&clock, workers).await;
+    (stack, clock, jitbot)
+}
+
+/// A fresh stack with two replicas sharing it (and its clock).
+pub async fn two_replicas(workers: bool) -> (Stack, Arc<ManualClock>, Application, Application) {
+    let (stack, clock, one) = one_replica(workers).await;
+    let two = stack.replica(&clock, workers).await;
+    (stack, clock, one, two)
+}
+
 /// Everything a jitbot replica needs around it for one test: a redis-server with a
 /// fresh key prefix, a namespace of its own in the real API server, and a fake Slack.
 pub struct Stack {
@@ -129,6 +131,11 @@ impl Stack {
             cluster,
             slack,
         }
+    }
+
+    /// Starts a replica in this stack on `clock`.
+    pub async fn replica(&self, clock: &Arc<ManualClock>, workers: bool) -> Application {
+        spawn_app(&self.world(clock), workers).await
     }
 
     /// The world replicas see, on `clock`.

@@ -1,17 +1,10 @@
-use std::collections::BTreeMap;
-
-use chrono::{TimeDelta, TimeZone};
+use chrono::TimeDelta;
 
 use super::*;
-use crate::core::catalog::{PortSpec, Protocol, Source};
-use crate::core::command::Reason;
-use crate::core::ids::RequestId;
-use crate::core::request::{self, Actor, Event, NewRequest, Scope};
+use crate::core::catalog::fixtures::tcp;
+use crate::core::request::fixtures::t0;
+use crate::core::request::{self, Actor, Event};
 use crate::core::ttl::Ttl;
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap()
-}
 
 fn approver(u: &str) -> Actor {
     Actor {
@@ -24,39 +17,21 @@ fn approver(u: &str) -> Actor {
 /// A request with the longest reason, many ports and many addresses: the biggest
 /// card jitbot can build.
 fn big_request() -> AccessRequest {
-    AccessRequest::new(
-        NewRequest {
-            id: RequestId::from_random([3; 10]),
-            requester: "U0ALICE001".parse().unwrap(),
-            target: "payments-db".parse().unwrap(),
-            scope: Scope {
-                namespace: "payments".parse().unwrap(),
-                pod_selector: (0..20)
-                    .map(|i| (format!("label-{i}.example.com/key-{i}"), "x".repeat(60)))
-                    .collect::<BTreeMap<_, _>>(),
-                ports: (1..=40)
-                    .map(|p| PortSpec {
-                        protocol: Protocol::Tcp,
-                        port: p,
-                        end_port: None,
-                    })
-                    .collect(),
-                approvals_required: 2,
-                allow_self_approval: false,
-                max_duration: Ttl::from_hours(2),
-            },
-            source: Source::Addresses {
-                addresses: (0..50)
-                    .map(|i| format!("fd00::{i:x}/128").parse().unwrap())
-                    .collect(),
-            },
-            duration: Ttl::from_mins(30),
-            reason: Reason::new(&"<@U123> & <!here> ".repeat(22), 0).unwrap(),
-            approval_timeout: Ttl::from_hours(1),
-            expiry_warning: Ttl::from_mins(5),
-        },
-        t0(),
-    )
+    let addresses: Vec<String> = (0..50).map(|i| format!("fd00::{i:x}/128")).collect();
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    AccessRequest::test()
+        .seed(3)
+        .pod_selector(
+            (0..20)
+                .map(|i| (format!("label-{i}.example.com/key-{i}"), "x".repeat(60)))
+                .collect(),
+        )
+        .ports((1..=40).map(tcp).collect())
+        .approvals_required(2)
+        .source(request::fixtures::addresses(&addresses))
+        .reason(&"<@U123> & <!here> ".repeat(22))
+        .expiry_warning(Ttl::from_mins(5))
+        .build()
 }
 
 /// The request in each state it can reach, with the event that got it there.

@@ -7,6 +7,8 @@
 
 mod check;
 mod config;
+#[doc(hidden)] // test data for tests and benches, not an API
+pub mod fixtures;
 
 use std::collections::BTreeMap;
 use std::fmt;

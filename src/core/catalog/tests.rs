@@ -1,39 +1,5 @@
+use super::fixtures::{address_config, requester_config, target_config};
 use super::*;
-
-fn target(name: &str) -> TargetConfig {
-    TargetConfig {
-        name: name.to_owned(),
-        description: String::new(),
-        namespace: "payments".to_owned(),
-        pod_selector: BTreeMap::from([("app".to_owned(), "postgres".to_owned())]),
-        ports: vec![PortConfig {
-            port: 5432,
-            end_port: None,
-            protocol: "TCP".to_owned(),
-        }],
-        default_duration: "30m".to_owned(),
-        max_duration: "2h".to_owned(),
-        approvers: vec!["U01DBLEAD1".to_owned()],
-        approval_channel: "C03DBAPPRV".to_owned(),
-        approvals_required: 1,
-        allow_self_approval: false,
-    }
-}
-
-fn requester(user: &str, source: SourceConfig) -> RequesterConfig {
-    RequesterConfig {
-        slack_user: user.to_owned(),
-        name: String::new(),
-        source,
-    }
-}
-
-fn addresses(list: &[&str]) -> SourceConfig {
-    SourceConfig {
-        addresses: list.iter().map(|s| s.to_string()).collect(),
-        ..SourceConfig::default()
-    }
-}
 
 fn range(r: &str) -> SourceConfig {
     SourceConfig {
@@ -52,10 +18,10 @@ fn problems(targets: &[TargetConfig], requesters: &[RequesterConfig]) -> Vec<Str
 fn a_good_catalog_builds() {
     let c = Catalog::build(
         &AccessConfig::default(),
-        &[target("payments-db")],
-        &[requester(
+        &[target_config("payments-db")],
+        &[requester_config(
             "U0ALICE001",
-            addresses(&["10.8.0.14", "fd00::14/128"]),
+            address_config(&["10.8.0.14", "fd00::14/128"]),
         )],
     )
     .unwrap();
@@ -72,7 +38,7 @@ fn a_good_catalog_builds() {
 
 #[test]
 fn every_problem_is_reported_at_once_with_its_path() {
-    let mut bad = target("Payments_DB");
+    let mut bad = target_config("Payments_DB");
     bad.namespace = "-payments".to_owned();
     bad.pod_selector = BTreeMap::new();
     bad.ports = vec![
@@ -116,32 +82,37 @@ fn every_problem_is_reported_at_once_with_its_path() {
 
 #[test]
 fn default_longer_than_max_or_shorter_than_min_is_refused() {
-    let mut t = target("a");
-    t.default_duration = "3h".to_owned();
-    let found = problems(&[t], &[]);
-    assert!(
-        found[0].contains("3h is longer than max_duration (2h)"),
-        "{found:?}"
-    );
-    let mut t = target("a");
-    t.default_duration = "1m".to_owned();
-    let found = problems(&[t], &[]);
-    assert!(
-        found[0].contains("shorter than access.min_duration (5m)"),
-        "{found:?}"
-    );
-    let mut t = target("a");
-    t.max_duration = "soon".to_owned();
-    let found = problems(&[t], &[]);
-    assert!(
-        found[0].starts_with("targets[0].max_duration: `soon` is not a duration"),
-        "{found:?}"
-    );
+    let cases = [
+        (
+            "3h",
+            "2h",
+            "targets[0].default_duration: 3h is longer than max_duration (2h)",
+        ),
+        (
+            "1m",
+            "2h",
+            "targets[0].default_duration: 1m is shorter than access.min_duration (5m)",
+        ),
+        (
+            "30m",
+            "soon",
+            "targets[0].max_duration: `soon` is not a duration",
+        ),
+    ];
+    for (default_duration, max_duration, expect) in cases {
+        let t = TargetConfig {
+            default_duration: default_duration.to_owned(),
+            max_duration: max_duration.to_owned(),
+            ..target_config("a")
+        };
+        let found = problems(&[t], &[]);
+        assert!(found[0].starts_with(expect), "{found:?}");
+    }
 }
 
 #[test]
 fn quorum_must_be_reachable_when_it_can_be_counted() {
-    let mut t = target("a");
+    let mut t = target_config("a");
     t.approvals_required = 2;
     let found = problems(&[t.clone()], &[]);
     assert!(
@@ -155,7 +126,7 @@ fn quorum_must_be_reachable_when_it_can_be_counted() {
 
 #[test]
 fn approvers_are_users_or_groups() {
-    let mut t = target("a");
+    let mut t = target_config("a");
     t.approvers = vec![
         "U01DBLEAD1".into(),
         "S02DBAS001".into(),
@@ -171,10 +142,10 @@ fn approvers_are_users_or_groups() {
 #[test]
 fn duplicate_names_and_requesters_are_refused() {
     let found = problems(
-        &[target("a"), target("a")],
+        &[target_config("a"), target_config("a")],
         &[
-            requester("U0ALICE001", addresses(&["10.0.0.1"])),
-            requester("U0ALICE001", addresses(&["10.0.0.2"])),
+            requester_config("U0ALICE001", address_config(&["10.0.0.1"])),
+            requester_config("U0ALICE001", address_config(&["10.0.0.2"])),
         ],
     );
     assert!(
@@ -189,7 +160,7 @@ fn duplicate_names_and_requesters_are_refused() {
 
 #[test]
 fn labels_follow_kubernetes_rules() {
-    let mut t = target("a");
+    let mut t = target_config("a");
     t.pod_selector = BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "postgres".to_owned()),
         ("bad key".to_owned(), "x".to_owned()),
@@ -210,7 +181,7 @@ fn labels_follow_kubernetes_rules() {
 #[test]
 fn cidrs_are_valid_and_never_too_wide() {
     let cases = [
-        (addresses(&["0.0.0.0/0"]), "is the whole internet"),
+        (address_config(&["0.0.0.0/0"]), "is the whole internet"),
         (range("::/0"), "is the whole internet"),
         (range("10.0.0.0/16"), "wider than /24"),
         (range("fd00::/48"), "wider than /64"),
@@ -218,19 +189,22 @@ fn cidrs_are_valid_and_never_too_wide() {
             range("10.0.0.1/24"),
             "has host bits set; did you mean `10.0.0.0/24`?",
         ),
-        (addresses(&["300.1.2.3"]), "is not an IP address or CIDR"),
         (
-            addresses(&["10.0.0.0/28"]),
+            address_config(&["300.1.2.3"]),
+            "is not an IP address or CIDR",
+        ),
+        (
+            address_config(&["10.0.0.0/28"]),
             "is a range; `addresses` holds single hosts",
         ),
     ];
     for (source, expect) in cases {
-        let found = problems(&[], &[requester("U0ALICE001", source.clone())]);
+        let found = problems(&[], &[requester_config("U0ALICE001", source.clone())]);
         assert_eq!(found.len(), 1, "{source:?}: {found:?}");
         assert!(found[0].contains(expect), "{source:?}: {found:?}");
     }
-    assert!(problems(&[], &[requester("U0ALICE001", range("10.8.1.0/24"))]).is_empty());
-    assert!(problems(&[], &[requester("U0ALICE001", range("fd00:8::/64"))]).is_empty());
+    assert!(problems(&[], &[requester_config("U0ALICE001", range("10.8.1.0/24"))]).is_empty());
+    assert!(problems(&[], &[requester_config("U0ALICE001", range("fd00:8::/64"))]).is_empty());
 }
 
 #[test]
@@ -242,7 +216,7 @@ fn the_width_limit_is_configurable() {
     let err = Catalog::build(
         &access,
         &[],
-        &[requester("U0ALICE001", range("10.8.1.0/24"))],
+        &[requester_config("U0ALICE001", range("10.8.1.0/24"))],
     )
     .unwrap_err();
     assert!(err[0].message.contains("wider than /28"), "{err:?}");
@@ -250,10 +224,10 @@ fn the_width_limit_is_configurable() {
 
 #[test]
 fn a_source_has_exactly_one_kind() {
-    let mut both = addresses(&["10.0.0.1"]);
+    let mut both = address_config(&["10.0.0.1"]);
     both.range = Some("10.0.1.0/28".to_owned());
     for source in [SourceConfig::default(), both] {
-        let found = problems(&[], &[requester("U0ALICE001", source)]);
+        let found = problems(&[], &[requester_config("U0ALICE001", source)]);
         assert!(
             found[0].starts_with("requesters[0].source: set exactly one of"),
             "{found:?}"
@@ -270,7 +244,7 @@ fn pod_sources_check_namespace_and_labels() {
         }),
         ..SourceConfig::default()
     };
-    let found = problems(&[], &[requester("U0CAROL001", source)]);
+    let found = problems(&[], &[requester_config("U0CAROL001", source)]);
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found[0].starts_with("requesters[0].source.pod.namespace"));
     assert!(found[1].starts_with("requesters[0].source.pod.labels: is empty"));
@@ -282,8 +256,8 @@ fn sources_resolve_per_request() {
         &AccessConfig::default(),
         &[],
         &[
-            requester("U0ALICE001", addresses(&["10.8.0.14"])),
-            requester("U0BOB00001", range("10.8.1.0/28")),
+            requester_config("U0ALICE001", address_config(&["10.8.0.14"])),
+            requester_config("U0BOB00001", range("10.8.1.0/28")),
         ],
     )
     .unwrap();

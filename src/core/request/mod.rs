@@ -395,6 +395,8 @@ pub enum TransitionError {
     ExtensionPending(Ttl),
 }
 
+#[doc(hidden)] // test data for tests and benches, not an API
+pub mod fixtures;
 mod transition;
 
 pub use transition::apply;

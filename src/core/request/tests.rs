@@ -1,13 +1,5 @@
-use std::collections::BTreeMap;
-
-use chrono::TimeZone;
-
+use super::fixtures::t0;
 use super::*;
-use crate::core::catalog::{PortSpec, Protocol};
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap()
-}
 
 fn user(s: &str) -> SlackUserId {
     s.parse().unwrap()
@@ -23,6 +15,22 @@ fn approver(u: &str) -> Actor {
         is_approver: true,
         is_admin: false,
     }
+}
+
+fn approve(u: &str) -> Event {
+    Event::Approve { by: approver(u) }
+}
+
+/// The requester asks for `duration` more.
+fn extend(duration: Ttl) -> Event {
+    Event::Extend {
+        by: requester(),
+        duration,
+    }
+}
+
+fn applied(expires_at: DateTime<Utc>) -> Event {
+    Event::Applied { expires_at }
 }
 
 fn requester() -> Actor {
@@ -41,64 +49,37 @@ fn stranger() -> Actor {
     }
 }
 
-fn request(required: u32, self_ok: bool) -> AccessRequest {
-    AccessRequest::new(
-        NewRequest {
-            id: RequestId::from_random([7; 10]),
-            requester: user(REQUESTER),
-            target: "payments-db".parse().unwrap(),
-            scope: Scope {
-                namespace: "payments".parse().unwrap(),
-                pod_selector: BTreeMap::from([("app".to_owned(), "postgres".to_owned())]),
-                ports: vec![PortSpec {
-                    protocol: Protocol::Tcp,
-                    port: 5432,
-                    end_port: None,
-                }],
-                approvals_required: required,
-                allow_self_approval: self_ok,
-                max_duration: Ttl::from_hours(2),
-            },
-            source: Source::Addresses {
-                addresses: vec!["10.8.0.14/32".parse().unwrap()],
-            },
-            duration: Ttl::from_mins(30),
-            reason: Reason::new("INC-4411 replica lag", 0).unwrap(),
-            approval_timeout: Ttl::from_hours(1),
-            expiry_warning: Ttl::from_mins(5),
-        },
-        t0(),
-    )
+/// Alice's 30-minute request for `payments-db`, made at `t0()`, warned 5 minutes
+/// before it ends.
+fn base() -> fixtures::RequestBuilder {
+    AccessRequest::test()
+        .seed(7)
+        .requester(REQUESTER)
+        .expiry_warning(Ttl::from_mins(5))
 }
 
-/// A request in `state`, reached the way the lifecycle reaches it.
+fn request(required: u32, self_ok: bool) -> AccessRequest {
+    base()
+        .approvals_required(required)
+        .allow_self_approval(self_ok)
+        .build()
+}
+
+/// A request in `state`, with the fields the lifecycle would have set on the way.
 fn in_state(state: State) -> AccessRequest {
-    let mut r = request(1, false);
-    r.state = state;
-    if matches!(state, State::Active | State::Expired | State::Revoked) {
-        r.activated_at = Some(t0());
-        r.expires_at = Some(t0() + chrono::TimeDelta::minutes(30));
-    }
-    if state == State::Active {
-        r.warn_at = Some(t0() + chrono::TimeDelta::minutes(25));
-    }
-    r
+    base().in_state(state).build()
 }
 
 fn all_events() -> Vec<Event> {
     vec![
-        Event::Approve {
-            by: approver(APPROVER),
-        },
+        approve(APPROVER),
         Event::Deny {
             by: approver(APPROVER),
             note: None,
         },
         Event::Cancel { by: requester() },
         Event::Lapse,
-        Event::Applied {
-            expires_at: t0() + chrono::TimeDelta::hours(3),
-        },
+        applied(t0() + chrono::TimeDelta::hours(3)),
         Event::ApplyFailed {
             reason: "forbidden".to_owned(),
         },
@@ -107,10 +88,7 @@ fn all_events() -> Vec<Event> {
             by: requester(),
             reason: None,
         },
-        Event::Extend {
-            by: requester(),
-            duration: Ttl::from_mins(30),
-        },
+        extend(Ttl::from_mins(30)),
         Event::WarnExpiry,
     ]
 }
@@ -181,34 +159,14 @@ fn terminal_states_accept_nothing() {
 fn quorum_counts_distinct_approvers() {
     let req = request(2, false);
     let now = t0();
-    let one = apply(
-        &req,
-        &Event::Approve {
-            by: approver(APPROVER),
-        },
-        now,
-    )
-    .unwrap();
+    let one = apply(&req, &approve(APPROVER), now).unwrap();
     assert_eq!(
         (one.request.state, one.kind),
         (State::Pending, AuditKind::ApprovalRecorded)
     );
-    let again = apply(
-        &one.request,
-        &Event::Approve {
-            by: approver(APPROVER),
-        },
-        now,
-    );
+    let again = apply(&one.request, &approve(APPROVER), now);
     assert_eq!(again, Err(TransitionError::AlreadyApproved { missing: 1 }));
-    let two = apply(
-        &one.request,
-        &Event::Approve {
-            by: approver(APPROVER2),
-        },
-        now,
-    )
-    .unwrap();
+    let two = apply(&one.request, &approve(APPROVER2), now).unwrap();
     assert_eq!(
         (two.request.state, two.kind),
         (State::Approved, AuditKind::Approved)
@@ -315,14 +273,7 @@ fn activation_starts_the_clock() {
     let approved = in_state(State::Approved);
     let at = t0() + chrono::TimeDelta::minutes(3);
     let planned = at - chrono::TimeDelta::seconds(1) + chrono::TimeDelta::minutes(30);
-    let t = apply(
-        &approved,
-        &Event::Applied {
-            expires_at: planned,
-        },
-        at,
-    )
-    .unwrap();
+    let t = apply(&approved, &applied(planned), at).unwrap();
     assert_eq!(t.request.activated_at, Some(at));
     assert_eq!(t.request.expires_at, Some(planned), "what the policy says");
     let late = at + chrono::TimeDelta::hours(1);
@@ -376,40 +327,17 @@ fn extension_needs_approval_and_never_passes_the_max_from_now() {
     let active = in_state(State::Active);
     let now = t0() + chrono::TimeDelta::minutes(10);
     // expires at +30m; max 2h from now (+130m) leaves room for 1h40m.
-    let err = apply(
-        &active,
-        &Event::Extend {
-            by: requester(),
-            duration: Ttl::from_hours(2),
-        },
-        now,
-    )
-    .unwrap_err();
+    let err = apply(&active, &extend(Ttl::from_hours(2)), now).unwrap_err();
     assert_eq!(
         err.to_string(),
         "payments-db allows at most 2h from now; ask for 1h40m or less"
     );
-    let asked = apply(
-        &active,
-        &Event::Extend {
-            by: requester(),
-            duration: Ttl::from_hours(1),
-        },
-        now,
-    )
-    .unwrap();
+    let asked = apply(&active, &extend(Ttl::from_hours(1)), now).unwrap();
     assert_eq!(
         asked.request.expires_at, active.expires_at,
         "unchanged until approved"
     );
-    let twice = apply(
-        &asked.request,
-        &Event::Extend {
-            by: requester(),
-            duration: Ttl::from_mins(10),
-        },
-        now,
-    );
+    let twice = apply(&asked.request, &extend(Ttl::from_mins(10)), now);
     assert_eq!(
         twice,
         Err(TransitionError::ExtensionPending(Ttl::from_hours(1)))
@@ -425,14 +353,7 @@ fn extension_needs_approval_and_never_passes_the_max_from_now() {
         now,
     );
     assert!(matches!(own, Err(TransitionError::SelfApproval { .. })));
-    let done = apply(
-        &asked.request,
-        &Event::Approve {
-            by: approver(APPROVER),
-        },
-        now,
-    )
-    .unwrap();
+    let done = apply(&asked.request, &approve(APPROVER), now).unwrap();
     assert_eq!(done.kind, AuditKind::Extended);
     assert_eq!(done.request.state, State::Active);
     assert_eq!(
@@ -445,15 +366,7 @@ fn extension_needs_approval_and_never_passes_the_max_from_now() {
 #[test]
 fn denying_an_extension_keeps_the_grant() {
     let active = in_state(State::Active);
-    let asked = apply(
-        &active,
-        &Event::Extend {
-            by: requester(),
-            duration: Ttl::from_mins(30),
-        },
-        t0(),
-    )
-    .unwrap();
+    let asked = apply(&active, &extend(Ttl::from_mins(30)), t0()).unwrap();
     let denied = apply(
         &asked.request,
         &Event::Deny {
@@ -476,9 +389,7 @@ fn the_expiry_warning_comes_once_before_expiry() {
     let approved = in_state(State::Approved);
     let t = apply(
         &approved,
-        &Event::Applied {
-            expires_at: t0() + chrono::TimeDelta::minutes(30),
-        },
+        &applied(t0() + chrono::TimeDelta::minutes(30)),
         t0(),
     )
     .unwrap();
@@ -509,13 +420,6 @@ fn the_expiry_warning_comes_once_before_expiry() {
     // A grant shorter than the warning gets none.
     let mut short = in_state(State::Approved);
     short.duration = Ttl::from_mins(5);
-    let t = apply(
-        &short,
-        &Event::Applied {
-            expires_at: t0() + chrono::TimeDelta::minutes(5),
-        },
-        t0(),
-    )
-    .unwrap();
+    let t = apply(&short, &applied(t0() + chrono::TimeDelta::minutes(5)), t0()).unwrap();
     assert_eq!(t.request.warn_at, None);
 }

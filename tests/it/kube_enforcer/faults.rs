@@ -8,7 +8,7 @@ use jitbot::adapters::kube::{KubeEnforcer, KubeSettings};
 use jitbot::core::ports::{EnforceError, Enforcer};
 use k8s_openapi::api::networking::v1::IPBlock;
 
-use super::{enforcer, fast, grant, name_of, refs, stored};
+use super::{enforcer, fast, grant, refs, stored};
 use crate::support::fault_proxy::FaultProxy;
 use crate::support::kube::{Cluster, cluster, server};
 
@@ -36,11 +36,7 @@ async fn revoke_succeeds_through_five_503s() {
         .await
         .unwrap();
     assert_eq!(proxy.requests() - before, 6);
-    assert!(
-        stored(&c.client, &c.namespace, name_of(&policies[0]))
-            .await
-            .is_none()
-    );
+    assert!(stored(&c, &policies[0]).await.is_none());
 }
 
 #[tokio::test]
@@ -74,11 +70,7 @@ async fn a_dropped_connection_is_retried() {
         .await
         .unwrap();
     assert_eq!(proxy.requests(), 2);
-    assert!(
-        stored(&c.client, &c.namespace, name_of(&policies[0]))
-            .await
-            .is_some()
-    );
+    assert!(stored(&c, &policies[0]).await.is_some());
 }
 
 #[tokio::test]

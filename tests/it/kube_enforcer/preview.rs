@@ -4,6 +4,8 @@
 use std::net::TcpListener;
 
 use jitbot::adapters::kube::KubeEnforcer;
+use jitbot::core::catalog::Source;
+use jitbot::core::ids::Namespace;
 use jitbot::core::ports::{EnforceError, Enforcer};
 use jitbot::core::preview::Preview;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
@@ -32,6 +34,22 @@ fn baseline(name: &str, types: &[&str], selects: &[(&str, &str)]) -> NetworkPoli
     }
 }
 
+/// A bastion namespace beside the test's, with one bastion pod in it.
+async fn with_bastion(c: &Cluster) -> Namespace {
+    let bastion = c.another_namespace("bastion").await;
+    c.create_pod(&bastion, "bastion-0", &[("app", "bastion")])
+        .await;
+    bastion
+}
+
+/// What `jitbot` says of a grant from `source` to the postgres replicas in the test's
+/// namespace.
+async fn preview_for(jitbot: &KubeEnforcer, c: &Cluster, source: &Source) -> Preview {
+    jitbot
+        .preview_grant(&c.namespace, &postgres(), source)
+        .await
+}
+
 /// Two postgres replicas and a web pod in the test's namespace.
 async fn with_pods(c: &Cluster) {
     let replica = [("app", "postgres"), ("role", "replica")];
@@ -47,9 +65,7 @@ async fn preview_of_a_namespace_without_policies_says_the_grant_changes_nothing(
     let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
     // jitbot's own policies are what grants add, never a baseline.
     jitbot.apply(&grant(&c.namespace)).await.unwrap();
-    let preview = jitbot
-        .preview_grant(&c.namespace, &postgres(), &address_source())
-        .await;
+    let preview = preview_for(&jitbot, &c, &address_source()).await;
     assert_eq!(preview.matters(), Some(false));
     assert_eq!(
         preview.to_string(),
@@ -68,9 +84,7 @@ async fn preview_sees_a_default_deny_baseline_and_counts_the_target_pods() {
     )
     .await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
-    let preview = jitbot
-        .preview_grant(&c.namespace, &postgres(), &address_source())
-        .await;
+    let preview = preview_for(&jitbot, &c, &address_source()).await;
     match &preview {
         Preview::Known { target, source } => {
             assert_eq!(target.policies, vec!["default-deny".to_owned()]);
@@ -91,31 +105,23 @@ async fn preview_ignores_a_baseline_that_selects_other_pods_only() {
     let deny_egress = baseline("deny-egress", &["Egress"], &[]);
     create_foreign(&c.client, &c.namespace, deny_egress).await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace]);
-    let preview = jitbot
-        .preview_grant(&c.namespace, &postgres(), &address_source())
-        .await;
+    let preview = preview_for(&jitbot, &c, &address_source()).await;
     assert_eq!(preview.matters(), Some(false), "{preview:?}");
 }
 
 #[tokio::test]
 async fn preview_of_a_pod_source_without_default_deny_egress_judges_the_target_only() {
     let c = cluster().await;
-    let bastion = c.another_namespace("bastion").await;
-    c.create_pod(&bastion, "bastion-0", &[("app", "bastion")])
-        .await;
+    let bastion = with_bastion(&c).await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace, &bastion]);
-    let open = jitbot
-        .preview_grant(&c.namespace, &postgres(), &pod_source(&bastion))
-        .await;
+    let open = preview_for(&jitbot, &c, &pod_source(&bastion)).await;
     assert_eq!(
         open.to_string(),
         "no default-deny: this grant changes nothing"
     );
 
     create_foreign(&c.client, &c.namespace, baseline("deny", &["Ingress"], &[])).await;
-    let isolated = jitbot
-        .preview_grant(&c.namespace, &postgres(), &pod_source(&bastion))
-        .await;
+    let isolated = preview_for(&jitbot, &c, &pod_source(&bastion)).await;
     assert_eq!(
         isolated.to_string(),
         "default-deny present, 0 pods; source egress open, 1 pod"
@@ -125,9 +131,7 @@ async fn preview_of_a_pod_source_without_default_deny_egress_judges_the_target_o
 #[tokio::test]
 async fn preview_of_a_pod_source_behind_default_deny_egress_says_the_grant_matters() {
     let c = cluster().await;
-    let bastion = c.another_namespace("bastion").await;
-    c.create_pod(&bastion, "bastion-0", &[("app", "bastion")])
-        .await;
+    let bastion = with_bastion(&c).await;
     // Policy types left out, with an egress rule: the server defaults them to
     // Ingress and Egress, and the preview must read them that way.
     let mut legacy = baseline("legacy-deny", &[], &[]);
@@ -137,9 +141,7 @@ async fn preview_of_a_pod_source_behind_default_deny_egress_says_the_grant_matte
     }
     create_foreign(&c.client, &bastion, legacy).await;
     let jitbot = enforcer(c.client.clone(), &[&c.namespace, &bastion]);
-    let preview = jitbot
-        .preview_grant(&c.namespace, &postgres(), &pod_source(&bastion))
-        .await;
+    let preview = preview_for(&jitbot, &c, &pod_source(&bastion)).await;
     match &preview {
         Preview::Known {
             target,

@@ -76,11 +76,7 @@ async fn the_shipped_rbac_lets_jitbot_grant_and_revoke_and_nothing_more() {
         .await;
     assert!(matches!(preview, Preview::Known { .. }), "{preview:?}");
     jitbot.revoke(&refs(&policies)).await.unwrap();
-    assert!(
-        stored(&c.client, &c.namespace, name_of(&policies[0]))
-            .await
-            .is_none()
-    );
+    assert!(stored(&c, &policies[0]).await.is_none());
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), c.namespace.as_str());
     let read = secrets.list(&ListParams::default()).await;
