@@ -2,6 +2,7 @@
 //! NetworkPolicy rendering and the ports (traits) the app drives. Nothing in here does
 //! I/O or imports an I/O crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
 
+pub mod actions;
 pub mod catalog;
 pub mod command;
 pub mod expiry;

@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use reqwest::StatusCode;
 
-use jitbot::adapters::slack::blocks::APPROVE;
+use jitbot::core::actions::APPROVE;
 use jitbot::core::ports::Clock;
 use jitbot::core::request::State;
 
