@@ -205,6 +205,9 @@ impl fmt::Display for Secret {
 pub struct Secrets {
     pub slack_bot_token: Option<Secret>,
     pub slack_signing_secret: Option<Secret>,
+    /// `SLACK_APP_TOKEN` (xapp-…) for Socket Mode, which jitbot does not speak yet:
+    /// nothing uses it. It is read only so that the secrets stay the documented set;
+    /// Slack reaches jitbot over HTTP (`/slack/commands`, `/slack/interactions`).
     pub slack_app_token: Option<Secret>,
     pub redis_url: Option<Secret>,
 }

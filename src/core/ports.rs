@@ -121,9 +121,6 @@ pub trait Store: Send + Sync {
     /// One request's history, oldest first.
     async fn audit_of(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError>;
 
-    /// The most recent events of all requests, oldest first.
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
-
     /// Remembers a small fact about a request outside its lifecycle, such as where its
     /// Slack card was posted. Not versioned: the last write wins.
     async fn annotate(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError>;

@@ -381,7 +381,7 @@ pub async fn release_rearms_only_the_current_version(b: &dyn Backend) {
     assert!(claimed.contains(&old.id), "the new expiry fires");
 }
 
-pub async fn audit_keeps_history_per_request_and_recent(b: &dyn Backend) {
+pub async fn audit_keeps_history_per_request(b: &dyn Backend) {
     let store = b.client().await;
     let grant = active(store.as_ref(), 30).await;
     let extra = AuditEvent {
@@ -410,9 +410,6 @@ pub async fn audit_keeps_history_per_request_and_recent(b: &dyn Backend) {
             AuditKind::PolicyReapplied
         ]
     );
-    let recent = store.recent_audit(2).await.unwrap();
-    assert_eq!(recent.len(), 2);
-    assert_eq!(recent[1], extra, "newest last");
     store.ping().await.unwrap();
 }
 
@@ -489,9 +486,8 @@ macro_rules! store_contract {
                     .await
             }
             #[tokio::test]
-            async fn audit_keeps_history_per_request_and_recent() {
-                $crate::store_contract::audit_keeps_history_per_request_and_recent(&$backend.await)
-                    .await
+            async fn audit_keeps_history_per_request() {
+                $crate::store_contract::audit_keeps_history_per_request(&$backend.await).await
             }
             #[tokio::test]
             async fn annotations_are_kept_per_request() {
