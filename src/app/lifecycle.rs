@@ -10,7 +10,7 @@ use super::{App, AppError, CONFLICT_RETRIES};
 use crate::core::command::{Reason, check_duration};
 use crate::core::ids::{RequestId, SlackUserId, TargetName};
 use crate::core::netpol;
-use crate::core::ports::{AuditEvent, EnforceError, StoreError};
+use crate::core::ports::{AuditEvent, StoreError};
 use crate::core::request::{
     self, AccessRequest, AuditKind, Event, NewRequest, Scope, State, Transition, TransitionError,
 };
@@ -191,29 +191,18 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<AccessRequest, AppError> {
         let expires_at = request::whole_second(now + req.duration.as_delta());
-        let policies = netpol::render(&req, expires_at);
-        let mut backoff = self.config.apply_backoff;
-        let mut attempt = 1;
-        let applied = loop {
-            match self.ports.enforcer.apply(&policies).await {
-                Ok(()) => break Ok(()),
-                Err(EnforceError::Unavailable(why)) if attempt < self.config.apply_attempts => {
-                    self.metrics.kube_error("unavailable");
-                    warn!(request_id = %req.id, attempt, error = %why, "apply failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    self.count_kube_error(&e);
-                    break Err(e);
-                }
-            }
-        };
+        // One call: the enforcer retries what is worth retrying within its own bounds
+        // (see `Enforcer::apply`), so an error here is its last word.
+        let applied = self
+            .ports
+            .enforcer
+            .apply(&netpol::render(&req, expires_at))
+            .await;
         let event = match &applied {
             Ok(()) => Event::Applied { expires_at },
             Err(e) => {
-                warn!(request_id = %req.id, attempt, error = %e, "apply failed for good; ending the request as failed");
+                self.count_kube_error(e);
+                warn!(request_id = %req.id, error = %e, "apply failed for good; ending the request as failed");
                 Event::ApplyFailed {
                     reason: format!("applying the NetworkPolicy failed: {e}"),
                 }

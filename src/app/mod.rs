@@ -17,7 +17,6 @@ mod reconcile;
 mod sweep;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tracing::warn;
@@ -41,11 +40,6 @@ use crate::metrics::Metrics;
 /// Tuning for the use cases.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
-    /// Attempts to apply a grant's policy before the request ends Failed. An enforcer
-    /// that retries by itself (the Kubernetes one does) wants 1 here.
-    pub apply_attempts: u32,
-    /// Pause between apply attempts (doubled each time).
-    pub apply_backoff: Duration,
     /// How long a claimed timer stays with one worker before another may take it.
     pub claim_lease: Ttl,
     /// Most timers one sweep claims.
@@ -55,8 +49,6 @@ pub struct AppConfig {
 impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
-            apply_attempts: 3,
-            apply_backoff: Duration::from_millis(500),
             claim_lease: Ttl::from_secs(60),
             sweep_batch: 1000,
         }

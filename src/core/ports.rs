@@ -160,7 +160,10 @@ pub enum EnforceError {
 /// The cluster side: NetworkPolicies.
 #[async_trait]
 pub trait Enforcer: Send + Sync {
-    /// Creates or updates the policies (idempotent).
+    /// Creates or updates the policies (idempotent). Retrying a transient failure is
+    /// the enforcer's job, within its own bounds (the Kubernetes one follows a 429's
+    /// `Retry-After` and makes `kubernetes.apply_attempts` attempts per policy): the
+    /// app calls once, and an error ends the grant Failed.
     async fn apply(&self, policies: &[NetworkPolicy]) -> Result<(), EnforceError>;
     /// Deletes the policies; already gone counts as done. Answers how many this call
     /// deleted (those already gone are not counted), so that a path that found its

@@ -136,11 +136,8 @@ pub async fn assemble(
             clock,
         },
         AppConfig {
-            // The Kubernetes enforcer retries by itself (kubernetes.apply_attempts).
-            apply_attempts: 1,
             claim_lease: w.claim_lease,
             sweep_batch: w.sweep_batch,
-            ..AppConfig::default()
         },
     )
     .with_metrics(metrics);
