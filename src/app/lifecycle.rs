@@ -1,30 +1,19 @@
 //! The use cases people trigger: submit, decide, revoke, extend, cancel; and
 //! `activate`, which puts an approved grant's policy in the cluster.
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use tracing::{info, instrument, warn};
 
 use super::{App, AppError, CONFLICT_RETRIES};
-use crate::core::command::{Reason, check_duration};
-use crate::core::ids::{RequestId, SlackUserId, TargetName};
+use crate::core::command::Reason;
+use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
 use crate::core::ports::{AuditEvent, StoreError};
 use crate::core::request::{
-    self, AccessRequest, AuditKind, Event, NewRequest, Scope, State, Transition, TransitionError,
+    self, AccessRequest, AuditKind, Event, State, Transition, TransitionError,
 };
+use crate::core::submission::Submission;
 use crate::core::ttl::Ttl;
-
-/// What a person asked for in `/jit request`.
-#[derive(Clone, Debug)]
-pub struct Submission {
-    pub requester: SlackUserId,
-    pub target: TargetName,
-    pub duration: Ttl,
-    pub from: Option<IpAddr>,
-    pub reason: Reason,
-}
 
 /// An approver's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,43 +30,10 @@ impl App {
     /// Records a new Pending request for a catalog target and tells the approvers.
     #[instrument(skip(self, s), fields(requester = %s.requester, target = %s.target, request_id))]
     pub async fn submit(&self, s: Submission) -> Result<AccessRequest, AppError> {
-        let target = self.catalog.target(s.target.as_str()).ok_or_else(|| {
-            AppError::Invalid(format!(
-                "`{}` is not a target; `/jit targets` lists them",
-                s.target
-            ))
-        })?;
-        let requester = self.catalog.requester(&s.requester).ok_or_else(|| {
-            AppError::Invalid(format!(
-                "you are not set up to request access yet: ask your platform team to add your Slack id {} to jitbot's requesters",
-                s.requester
-            ))
-        })?;
-        check_duration(
-            s.duration,
-            self.catalog.limits.min_duration,
-            target.max_duration,
-            target.name.as_str(),
-        )
-        .map_err(AppError::Invalid)?;
-        let source = requester
-            .resolve_source(s.from)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
         let now = self.now();
-        let req = AccessRequest::new(
-            NewRequest {
-                id: RequestId::from_random(rand::random()),
-                requester: s.requester.clone(),
-                target: target.name.clone(),
-                scope: Scope::of(target),
-                source,
-                duration: s.duration,
-                reason: s.reason,
-                approval_timeout: self.catalog.limits.approval_timeout,
-                expiry_warning: self.catalog.limits.expiry_warning,
-            },
-            now,
-        );
+        let req = s
+            .admit(&self.catalog, RequestId::from_random(rand::random()), now)
+            .map_err(|refusal| AppError::Invalid(refusal.to_string()))?;
         tracing::Span::current().record("request_id", req.id.as_str());
         let event = AuditEvent {
             request_id: req.id.clone(),

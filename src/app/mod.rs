@@ -23,10 +23,14 @@ use tracing::warn;
 
 pub use alarm::Alarm;
 pub use clock::{ManualClock, SystemClock};
-pub use lifecycle::{Decision, Submission};
+pub use lifecycle::Decision;
 pub use queries::Readiness;
 pub use reconcile::ReconcileReport;
 pub use sweep::SweepReport;
+
+/// What a person asks for; its checks against the catalog live in the core, where
+/// `jitbot render` shares them.
+pub use crate::core::submission::Submission;
 
 use crate::core::catalog::Catalog;
 use crate::core::ids::{RequestId, SlackUserId};

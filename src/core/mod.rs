@@ -1,5 +1,6 @@
-//! The pure core: identifiers, the catalog, the `/jit` grammar, the request lifecycle,
-//! NetworkPolicy rendering and the ports (traits) the app drives. Nothing in here does
+//! The pure core: identifiers, the catalog, the `/jit` grammar and the checks a request
+//! must pass against the catalog, the request lifecycle, NetworkPolicy rendering, the
+//! Slack buttons' action ids and the ports (traits) the app drives. Nothing in here does
 //! I/O or imports an I/O crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
 
 pub mod actions;
@@ -11,5 +12,6 @@ pub mod netpol;
 pub mod ports;
 pub mod preview;
 pub mod request;
+pub mod submission;
 pub mod ttl;
 pub mod yaml;
