@@ -8,7 +8,7 @@ use super::{App, AppError, CONFLICT_RETRIES};
 use crate::core::command::Reason;
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
-use crate::core::ports::{AuditEvent, StoreError};
+use crate::core::ports::{AuditEvent, PREVIEW_NOTE, StoreError};
 use crate::core::request::{
     self, AccessRequest, AuditKind, Event, State, Transition, TransitionError,
 };
@@ -27,7 +27,8 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 impl App {
-    /// Records a new Pending request for a catalog target and tells the approvers.
+    /// Records a new Pending request for a catalog target, previews its grant and tells
+    /// the approvers.
     #[instrument(skip(self, s), fields(requester = %s.requester, target = %s.target, request_id))]
     pub async fn submit(&self, s: Submission) -> Result<AccessRequest, AppError> {
         let now = self.now();
@@ -47,10 +48,25 @@ impl App {
                 req.duration, req.target, req.source, req.reason
             ),
         };
-        self.ports.store.create(&req, &event).await?;
+        // The preview (bounded: see `App::preview`) is asked while the store writes, so
+        // the slash command's answer waits for the slower of the two, not for both.
+        let (created, preview) =
+            tokio::join!(self.ports.store.create(&req, &event), self.preview(&req));
+        created?;
         self.armed(&req);
         self.metrics.requested();
         info!(request_id = %req.id, "request submitted");
+        // Noted beside the request before anyone is told, so the card shows the preview
+        // from its first rendering on, whichever replica renders it.
+        if let Some(preview) = preview
+            && let Err(e) = self
+                .ports
+                .store
+                .annotate(&req.id, PREVIEW_NOTE, &preview)
+                .await
+        {
+            warn!(request_id = %req.id, error = %e, "cannot keep the preview; the card shows none");
+        }
         self.publish(&req, &event).await;
         Ok(req)
     }

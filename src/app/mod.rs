@@ -12,6 +12,7 @@
 mod alarm;
 mod clock;
 pub mod lifecycle;
+mod notes;
 mod queries;
 mod reconcile;
 mod sweep;
@@ -24,6 +25,7 @@ use tracing::warn;
 pub use alarm::Alarm;
 pub use clock::{ManualClock, SystemClock};
 pub use lifecycle::Decision;
+pub use notes::StoreNotes;
 pub use queries::Readiness;
 pub use reconcile::ReconcileReport;
 pub use sweep::SweepReport;
@@ -35,7 +37,7 @@ pub use crate::core::submission::Submission;
 use crate::core::catalog::Catalog;
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::ports::{
-    AuditEvent, Clock, Directory, EnforceError, Enforcer, Notifier, Store, StoreError,
+    AuditEvent, Clock, Directory, EnforceError, Enforcer, Notifier, Previewer, Store, StoreError,
 };
 use crate::core::request::{AccessRequest, Actor, TransitionError};
 use crate::core::ttl::Ttl;
@@ -76,6 +78,9 @@ pub struct Ports {
 pub struct App {
     catalog: Arc<Catalog>,
     ports: Ports,
+    /// Answers "does this grant matter?" for the approval card; without one (an app
+    /// over recording fakes) cards show no preview.
+    previewer: Option<Arc<dyn Previewer>>,
     config: AppConfig,
     metrics: Arc<Metrics>,
     /// Wakes this replica's sweep when a use case arms a timer before its plan.
@@ -121,6 +126,7 @@ impl App {
         App {
             catalog,
             ports,
+            previewer: None,
             config,
             metrics: Arc::new(Metrics::new()),
             alarm: Arc::new(Alarm::default()),
@@ -130,6 +136,12 @@ impl App {
     /// Shares one metrics registry with the adapters.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Previews each new request's grant with `previewer` (see [`App::preview`]).
+    pub fn with_previewer(mut self, previewer: Arc<dyn Previewer>) -> Self {
+        self.previewer = Some(previewer);
         self
     }
 

@@ -1,6 +1,8 @@
 //! The ports: traits the app drives and adapters implement. The app holds each as
 //! `Arc<dyn Port>`, so tests can put a real Redis, a real API server or a recording
-//! fake behind the same use cases.
+//! fake behind the same use cases. One goes the other way: [`Notes`], which the app
+//! implements over the store and hands to the notifier, so that the notifier can
+//! remember where it posted without reaching the store itself.
 
 use std::collections::BTreeMap;
 
@@ -187,6 +189,24 @@ pub struct NotifyError(pub String);
 pub trait Notifier: Send + Sync {
     /// Tells people about an event of `req` (as it is after the event).
     async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError>;
+}
+
+/// The note under which the app keeps a request's preview (see [`Previewer`]), for
+/// every rendering of its approval card.
+pub const PREVIEW_NOTE: &str = "preview";
+
+/// What the notifier may keep and read about a request between its events: where its
+/// approval card and audit thread were posted, and the preview the app noted for the
+/// card. The notes live in the store's annotations, so that any replica can update
+/// what another posted, but this port is all of the store a notifier reaches: it
+/// cannot read or change a request's lifecycle.
+#[async_trait]
+pub trait Notes: Send + Sync {
+    /// Remembers `value` under `key`; the last write wins.
+    async fn note(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Everything noted about a request.
+    async fn notes(&self, id: &RequestId) -> Result<BTreeMap<String, String>, StoreError>;
 }
 
 /// Tells approvers whether a grant would change anything in the cluster.

@@ -12,7 +12,7 @@ use tracing::info;
 use super::{kube_settings, open_store};
 use crate::adapters::kube::KubeEnforcer;
 use crate::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotifierConfig};
-use crate::app::{App, AppConfig, Ports, SystemClock};
+use crate::app::{App, AppConfig, Ports, StoreNotes, SystemClock};
 use crate::core::catalog::Catalog;
 use crate::core::ids::{SlackGroupId, SlackUserId};
 use crate::core::ports::{
@@ -109,9 +109,8 @@ pub async fn assemble(
             let audit_channel = Some(s.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
             let (notifier, delivery) = SlackNotifier::start(
                 api.clone(),
-                store.clone(),
+                Arc::new(StoreNotes::new(store.clone())),
                 catalog.clone(),
-                previewer,
                 SlackNotifierConfig { audit_channel },
                 metrics.clone(),
             );
@@ -140,6 +139,7 @@ pub async fn assemble(
             sweep_batch: w.sweep_batch,
         },
     )
+    .with_previewer(previewer)
     .with_metrics(metrics);
     Ok(Assembly { app, slack, kube })
 }

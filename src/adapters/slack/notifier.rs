@@ -1,9 +1,11 @@
 //! `SlackNotifier`: the `Notifier` port on Slack. `publish` only queues the event, so
 //! the lifecycle (and Slack's 3-second acks) never wait on Slack; one worker delivers
 //! the queue in order: the approval card and the audit thread's opening message when
-//! a request arrives, then card updates, DMs and thread replies. Where things were
-//! posted is kept in the store's annotations, so any replica can update them later.
-//! The durable audit stream stays the source of truth when Slack is down.
+//! a request arrives, then card updates, DMs and thread replies. It renders and sends,
+//! nothing more: the card's preview is the one the app noted when the request was
+//! submitted, and where things were posted is kept through the [`Notes`] port (the
+//! store's annotations, but never the store itself), so any replica can update them
+//! later. The durable audit stream stays the source of truth when Slack is down.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,13 +17,12 @@ use tracing::warn;
 use super::blocks::{self, Message};
 use super::{SlackApi, SlackError};
 use crate::core::catalog::Catalog;
-use crate::core::ports::{AuditEvent, Notifier, NotifyError, Previewer, Store};
+use crate::core::ports::{AuditEvent, Notes, Notifier, NotifyError, PREVIEW_NOTE};
 use crate::core::request::{AccessRequest, AuditKind};
 use crate::metrics::Metrics;
 
 const CARD: &str = "slack.card";
 const AUDIT: &str = "slack.audit";
-const PREVIEW: &str = "preview";
 /// Events queued for Slack at most; beyond that they are logged and dropped (the
 /// audit stream keeps them).
 const QUEUE: usize = 10_000;
@@ -45,9 +46,8 @@ pub struct SlackNotifier {
 
 struct Worker {
     api: SlackApi,
-    store: Arc<dyn Store>,
+    notes: Arc<dyn Notes>,
     catalog: Arc<Catalog>,
-    previewer: Arc<dyn Previewer>,
     config: SlackNotifierConfig,
     metrics: Arc<Metrics>,
     dms: HashMap<String, String>,
@@ -57,18 +57,16 @@ impl SlackNotifier {
     /// Starts the delivery worker; it ends when every `SlackNotifier` is dropped.
     pub fn start(
         api: SlackApi,
-        store: Arc<dyn Store>,
+        notes: Arc<dyn Notes>,
         catalog: Arc<Catalog>,
-        previewer: Arc<dyn Previewer>,
         config: SlackNotifierConfig,
         metrics: Arc<Metrics>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let mut worker = Worker {
             api,
-            store,
+            notes,
             catalog,
-            previewer,
             config,
             metrics,
             dms: HashMap::new(),
@@ -118,19 +116,19 @@ fn changes_card(kind: AuditKind) -> bool {
 
 impl Worker {
     async fn deliver(&mut self, req: &AccessRequest, event: &AuditEvent) {
-        let notes = match self.store.annotations(&req.id).await {
+        let notes = match self.notes.notes(&req.id).await {
             Ok(n) => n,
             Err(e) => {
                 warn!(request_id = %req.id, error = %e, "cannot read where this request's Slack messages are");
                 Default::default()
             }
         };
+        let preview = notes.get(PREVIEW_NOTE).map(String::as_str);
         if event.kind == AuditKind::Requested {
-            self.open(req).await;
+            self.open(req, preview).await;
             return;
         }
         if changes_card(event.kind) {
-            let preview = notes.get(PREVIEW).map(String::as_str);
             let card = blocks::card(req, &blocks::policy_yaml(req), preview);
             if let Some((channel, ts)) = notes.get(CARD).and_then(|v| v.split_once(' ')) {
                 let result = self
@@ -157,9 +155,9 @@ impl Worker {
         }
     }
 
-    /// A new request: open its audit thread, ask the cluster whether it matters and
-    /// post the card to the approvers.
-    async fn open(&mut self, req: &AccessRequest) {
+    /// A new request: open its audit thread and post the card, with the app's
+    /// `preview`, to the approvers.
+    async fn open(&mut self, req: &AccessRequest, preview: Option<&str>) {
         // The audit thread is opened and remembered before the card goes out: nobody
         // can decide before the card exists, so whichever replica handles the
         // decision finds the thread to reply in.
@@ -173,8 +171,6 @@ impl Worker {
                 Err(e) => self.log(req, "opening the audit thread", Err(e)),
             }
         }
-        let preview = self.previewer.preview(req).await;
-        self.remember(req, PREVIEW, &preview).await;
         let channel = match self.catalog.target(req.target.as_str()) {
             Some(t) => t.approval_channel.to_string(),
             None => {
@@ -182,7 +178,7 @@ impl Worker {
                 return;
             }
         };
-        let card = blocks::card(req, &blocks::policy_yaml(req), Some(&preview));
+        let card = blocks::card(req, &blocks::policy_yaml(req), preview);
         match self
             .api
             .post_message(&channel, &card.text, Some(&card.blocks), None)
@@ -209,7 +205,7 @@ impl Worker {
     }
 
     async fn remember(&self, req: &AccessRequest, key: &str, value: &str) {
-        if let Err(e) = self.store.annotate(&req.id, key, value).await {
+        if let Err(e) = self.notes.note(&req.id, key, value).await {
             warn!(request_id = %req.id, key, error = %e, "cannot remember a Slack message reference");
         }
     }
