@@ -103,7 +103,10 @@ pub struct KubernetesSettings {
     pub scope: ListScope,
     /// Timeout of one API call.
     pub request_timeout: Ttl,
-    /// Attempts to apply a grant's policy before the request ends Failed.
+    /// Attempts the Kubernetes adapter makes at each call that is not a delete: each
+    /// policy's apply, each page of a list. A 429's `Retry-After` (capped) or a doubling
+    /// backoff comes between them. When an apply's attempts are spent, the grant ends
+    /// Failed; nothing above the adapter retries.
     pub apply_attempts: u32,
     /// How long one revoke keeps retrying before it gives up until the next pass.
     pub revoke_deadline: Ttl,
@@ -205,6 +208,9 @@ impl fmt::Display for Secret {
 pub struct Secrets {
     pub slack_bot_token: Option<Secret>,
     pub slack_signing_secret: Option<Secret>,
+    /// `SLACK_APP_TOKEN` (xapp-…) for Socket Mode, which jitbot does not speak yet:
+    /// nothing uses it. It is read only so that the secrets stay the documented set;
+    /// Slack reaches jitbot over HTTP (`/slack/commands`, `/slack/interactions`).
     pub slack_app_token: Option<Secret>,
     pub redis_url: Option<Secret>,
 }

@@ -1,30 +1,19 @@
 //! The use cases people trigger: submit, decide, revoke, extend, cancel; and
 //! `activate`, which puts an approved grant's policy in the cluster.
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use tracing::{info, instrument, warn};
 
 use super::{App, AppError, CONFLICT_RETRIES};
-use crate::core::command::{Reason, check_duration};
-use crate::core::ids::{RequestId, SlackUserId, TargetName};
+use crate::core::command::Reason;
+use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
-use crate::core::ports::{AuditEvent, EnforceError, StoreError};
+use crate::core::ports::{AuditEvent, PREVIEW_NOTE, Ready, StoreError};
 use crate::core::request::{
-    self, AccessRequest, AuditKind, Event, NewRequest, Scope, State, Transition, TransitionError,
+    self, AccessRequest, AuditKind, Event, State, Transition, TransitionError,
 };
+use crate::core::submission::Submission;
 use crate::core::ttl::Ttl;
-
-/// What a person asked for in `/jit request`.
-#[derive(Clone, Debug)]
-pub struct Submission {
-    pub requester: SlackUserId,
-    pub target: TargetName,
-    pub duration: Ttl,
-    pub from: Option<IpAddr>,
-    pub reason: Reason,
-}
 
 /// An approver's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,46 +27,14 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 impl App {
-    /// Records a new Pending request for a catalog target and tells the approvers.
+    /// Records a new Pending request for a catalog target and has the approvers told,
+    /// with a preview of its grant, after the answer.
     #[instrument(skip(self, s), fields(requester = %s.requester, target = %s.target, request_id))]
     pub async fn submit(&self, s: Submission) -> Result<AccessRequest, AppError> {
-        let target = self.catalog.target(s.target.as_str()).ok_or_else(|| {
-            AppError::Invalid(format!(
-                "`{}` is not a target; `/jit targets` lists them",
-                s.target
-            ))
-        })?;
-        let requester = self.catalog.requester(&s.requester).ok_or_else(|| {
-            AppError::Invalid(format!(
-                "you are not set up to request access yet: ask your platform team to add your Slack id {} to jitbot's requesters",
-                s.requester
-            ))
-        })?;
-        check_duration(
-            s.duration,
-            self.catalog.limits.min_duration,
-            target.max_duration,
-            target.name.as_str(),
-        )
-        .map_err(AppError::Invalid)?;
-        let source = requester
-            .resolve_source(s.from)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
         let now = self.now();
-        let req = AccessRequest::new(
-            NewRequest {
-                id: RequestId::from_random(rand::random()),
-                requester: s.requester.clone(),
-                target: target.name.clone(),
-                scope: Scope::of(target),
-                source,
-                duration: s.duration,
-                reason: s.reason,
-                approval_timeout: self.catalog.limits.approval_timeout,
-                expiry_warning: self.catalog.limits.expiry_warning,
-            },
-            now,
-        );
+        let req = s
+            .admit(&self.catalog, RequestId::from_random(rand::random()), now)
+            .map_err(|refusal| AppError::Invalid(refusal.to_string()))?;
         tracing::Span::current().record("request_id", req.id.as_str());
         let event = AuditEvent {
             request_id: req.id.clone(),
@@ -95,8 +52,29 @@ impl App {
         self.armed(&req);
         self.metrics.requested();
         info!(request_id = %req.id, "request submitted");
-        self.publish(&req, &event).await;
+        // The preview asks the cluster: the card waits for it, the requester's answer
+        // does not. The notifier tells the approvers once the preview is noted.
+        let app = self.clone();
+        let noted = req.clone();
+        let ready: Ready = Box::pin(async move { app.note_preview(&noted).await });
+        if let Err(e) = self.ports.notifier.announce(&req, &event, ready).await {
+            warn!(request_id = %req.id, error = %e, "notification failed; the audit stream still has the event");
+        }
         Ok(req)
+    }
+
+    /// Previews a new request's grant and notes the preview beside the request, so the
+    /// card shows it from its first rendering on, whichever replica renders it.
+    async fn note_preview(&self, req: &AccessRequest) {
+        if let Some(preview) = self.preview(req).await
+            && let Err(e) = self
+                .ports
+                .store
+                .annotate(&req.id, PREVIEW_NOTE, &preview)
+                .await
+        {
+            warn!(request_id = %req.id, error = %e, "cannot keep the preview; the card shows none");
+        }
     }
 
     /// Approves or denies. Exactly one decision wins however many clicks race; when
@@ -191,29 +169,18 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<AccessRequest, AppError> {
         let expires_at = request::whole_second(now + req.duration.as_delta());
-        let policies = netpol::render(&req, expires_at);
-        let mut backoff = self.config.apply_backoff;
-        let mut attempt = 1;
-        let applied = loop {
-            match self.ports.enforcer.apply(&policies).await {
-                Ok(()) => break Ok(()),
-                Err(EnforceError::Unavailable(why)) if attempt < self.config.apply_attempts => {
-                    self.metrics.kube_error("unavailable");
-                    warn!(request_id = %req.id, attempt, error = %why, "apply failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    self.count_kube_error(&e);
-                    break Err(e);
-                }
-            }
-        };
+        // One call: the enforcer retries what is worth retrying within its own bounds
+        // (see `Enforcer::apply`), so an error here is its last word.
+        let applied = self
+            .ports
+            .enforcer
+            .apply(&netpol::render(&req, expires_at))
+            .await;
         let event = match &applied {
             Ok(()) => Event::Applied { expires_at },
             Err(e) => {
-                warn!(request_id = %req.id, attempt, error = %e, "apply failed for good; ending the request as failed");
+                self.count_kube_error(e);
+                warn!(request_id = %req.id, error = %e, "apply failed for good; ending the request as failed");
                 Event::ApplyFailed {
                     reason: format!("applying the NetworkPolicy failed: {e}"),
                 }

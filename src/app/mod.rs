@@ -12,27 +12,32 @@
 mod alarm;
 mod clock;
 pub mod lifecycle;
+mod notes;
 mod queries;
 mod reconcile;
 mod sweep;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
 pub use alarm::Alarm;
 pub use clock::{ManualClock, SystemClock};
-pub use lifecycle::{Decision, Submission};
+pub use lifecycle::Decision;
+pub use notes::StoreNotes;
 pub use queries::Readiness;
 pub use reconcile::ReconcileReport;
 pub use sweep::SweepReport;
 
+/// What a person asks for; its checks against the catalog live in the core, where
+/// `jitbot render` shares them.
+pub use crate::core::submission::Submission;
+
 use crate::core::catalog::Catalog;
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::ports::{
-    AuditEvent, Clock, Directory, EnforceError, Enforcer, Notifier, Store, StoreError,
+    AuditEvent, Clock, Directory, EnforceError, Enforcer, Notifier, Previewer, Store, StoreError,
 };
 use crate::core::request::{AccessRequest, Actor, TransitionError};
 use crate::core::ttl::Ttl;
@@ -41,11 +46,6 @@ use crate::metrics::Metrics;
 /// Tuning for the use cases.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
-    /// Attempts to apply a grant's policy before the request ends Failed. An enforcer
-    /// that retries by itself (the Kubernetes one does) wants 1 here.
-    pub apply_attempts: u32,
-    /// Pause between apply attempts (doubled each time).
-    pub apply_backoff: Duration,
     /// How long a claimed timer stays with one worker before another may take it.
     pub claim_lease: Ttl,
     /// Most timers one sweep claims.
@@ -55,8 +55,6 @@ pub struct AppConfig {
 impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
-            apply_attempts: 3,
-            apply_backoff: Duration::from_millis(500),
             claim_lease: Ttl::from_secs(60),
             sweep_batch: 1000,
         }
@@ -80,6 +78,9 @@ pub struct Ports {
 pub struct App {
     catalog: Arc<Catalog>,
     ports: Ports,
+    /// Answers "does this grant matter?" for the approval card; without one (an app
+    /// over recording fakes) cards show no preview.
+    previewer: Option<Arc<dyn Previewer>>,
     config: AppConfig,
     metrics: Arc<Metrics>,
     /// Wakes this replica's sweep when a use case arms a timer before its plan.
@@ -125,6 +126,7 @@ impl App {
         App {
             catalog,
             ports,
+            previewer: None,
             config,
             metrics: Arc::new(Metrics::new()),
             alarm: Arc::new(Alarm::default()),
@@ -134,6 +136,12 @@ impl App {
     /// Shares one metrics registry with the adapters.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Previews each new request's grant with `previewer` (see [`App::preview`]).
+    pub fn with_previewer(mut self, previewer: Arc<dyn Previewer>) -> Self {
+        self.previewer = Some(previewer);
         self
     }
 

@@ -1,12 +1,20 @@
 //! What the driving sides (HTTP, Slack, the playground, the operator commands) may
 //! read, as use cases: they never reach the store or the cluster themselves.
 
+use std::time::Duration;
+
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use tracing::warn;
 
 use super::{App, AppError};
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::ports::AuditEvent;
+use crate::core::preview::Preview;
 use crate::core::request::{AccessRequest, State};
+
+/// Longest [`App::preview`] waits for the cluster. The preview is advice, so a slow
+/// cluster gets an "unknown" rather than holding the approval card back.
+const PREVIEW_BUDGET: Duration = Duration::from_secs(2);
 
 /// What does not answer, for readiness.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +37,19 @@ impl App {
     /// One request's audit history, oldest first.
     pub async fn history(&self, id: &RequestId) -> Result<Vec<AuditEvent>, AppError> {
         Ok(self.ports.store.audit_of(id).await?)
+    }
+
+    /// What the cluster says about `req`'s grant, for its approval card: one plain line
+    /// such as "default-deny present, 4 pods". `None` when this app has no previewer.
+    pub async fn preview(&self, req: &AccessRequest) -> Option<String> {
+        let previewer = self.previewer.as_ref()?;
+        match tokio::time::timeout(PREVIEW_BUDGET, previewer.preview(req)).await {
+            Ok(line) => Some(line),
+            Err(_) => {
+                warn!(request_id = %req.id, budget = ?PREVIEW_BUDGET, "the cluster did not answer the preview in time");
+                Some(Preview::Unreachable.to_string())
+            }
+        }
     }
 
     /// jitbot's policies as the cluster has them now.

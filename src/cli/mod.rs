@@ -14,11 +14,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::adapters::kube::KubeEnforcer;
 use crate::core::catalog::Catalog;
-use crate::core::command::{Reason, check_duration};
-use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::command::Reason;
+use crate::core::ids::{RequestId, SlackUserId, TargetName};
 use crate::core::netpol;
 use crate::core::ports::Previewer;
-use crate::core::request::{AccessRequest, NewRequest, Scope};
+use crate::core::request::AccessRequest;
+use crate::core::submission::{self, Refusal, Submission};
 use crate::core::ttl::Ttl;
 use crate::playground::{self, Playground};
 use crate::settings::{LogFormat, Secrets, Settings, SettingsError};
@@ -300,37 +301,24 @@ fn render(args: &RenderArgs, env: &HashMap<String, String>) -> ExitCode {
     }
 }
 
-/// Builds the request `render` shows, with the same checks a `/jit request` gets.
+/// Builds the request `render` shows. The checks against the catalog are the ones a
+/// `/jit request` gets ([`Submission::admit`]); only the wording of a missing target
+/// or requester is for an operator, who can fix the catalog.
 fn preview_request(catalog: &Catalog, args: &RenderArgs) -> Result<AccessRequest, String> {
-    let names = || {
-        catalog
-            .targets()
-            .iter()
-            .map(|t| t.name.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let target = catalog.target(&args.target).ok_or_else(|| {
-        format!(
-            "`{}` is not a target in the catalog; targets: {}",
-            args.target,
-            names()
-        )
-    })?;
-    let user: SlackUserId = args.requester.parse()?;
-    let requester = catalog.requester(&user).ok_or_else(|| {
-        format!("{user} is not a requester in the catalog; add a [[requesters]] entry with slack_user = \"{user}\"")
-    })?;
+    // A name that cannot be a target's is not one.
+    let target: TargetName = args
+        .target
+        .parse()
+        .map_err(|_| not_a_target(catalog, &args.target))?;
+    let requester: SlackUserId = args.requester.parse()?;
     let duration = match &args.duration {
         Some(d) => d.parse::<Ttl>()?,
-        None => target.default_duration,
+        None => {
+            submission::target(catalog, &target)
+                .map_err(|refusal| for_operator(catalog, refusal))?
+                .default_duration
+        }
     };
-    check_duration(
-        duration,
-        catalog.limits.min_duration,
-        target.max_duration,
-        target.name.as_str(),
-    )?;
     let from = match &args.from {
         Some(a) => Some(
             a.parse::<IpAddr>()
@@ -338,20 +326,37 @@ fn preview_request(catalog: &Catalog, args: &RenderArgs) -> Result<AccessRequest
         ),
         None => None,
     };
-    let source = requester.resolve_source(from).map_err(|e| e.to_string())?;
-    let reason = Reason::new(&args.reason, 0)?;
-    Ok(AccessRequest::new(
-        NewRequest {
-            id: RequestId::from_random(rand::random()),
-            requester: user,
-            target: target.name.clone(),
-            scope: Scope::of(target),
-            source,
-            duration,
-            reason,
-            approval_timeout: catalog.limits.approval_timeout,
-            expiry_warning: catalog.limits.expiry_warning,
-        },
-        Utc::now(),
-    ))
+    let asked = Submission {
+        requester,
+        target,
+        duration,
+        from,
+        reason: Reason::new(&args.reason, 0)?,
+    };
+    asked
+        .admit(catalog, RequestId::from_random(rand::random()), Utc::now())
+        .map_err(|refusal| for_operator(catalog, refusal))
+}
+
+/// A refusal in an operator's words: which catalog entry is missing.
+fn for_operator(catalog: &Catalog, refusal: Refusal) -> String {
+    match refusal {
+        Refusal::UnknownTarget(name) => not_a_target(catalog, name.as_str()),
+        Refusal::NotARequester(user) => format!(
+            "{user} is not a requester in the catalog; add a [[requesters]] entry with slack_user = \"{user}\""
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn not_a_target(catalog: &Catalog, name: &str) -> String {
+    let names: Vec<String> = catalog
+        .targets()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    format!(
+        "`{name}` is not a target in the catalog; targets: {}",
+        names.join(", ")
+    )
 }

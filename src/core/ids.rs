@@ -63,11 +63,6 @@ impl RequestId {
         }
         RequestId(out)
     }
-
-    /// The first characters, for messages where the whole id would be noise.
-    pub fn short(&self) -> &str {
-        &self.0[..6]
-    }
 }
 
 impl fmt::Debug for RequestId {
@@ -257,7 +252,6 @@ mod tests {
         assert_eq!(id.as_str(), "0000000000000001");
         let id = RequestId::from_random([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(id.as_str().parse::<RequestId>().unwrap(), id);
-        assert_eq!(id.short().len(), 6);
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! The pure core: identifiers, the catalog, the `/jit` grammar, the request lifecycle,
-//! NetworkPolicy rendering and the ports (traits) the app drives. Nothing in here does
+//! The pure core: identifiers, the catalog, the `/jit` grammar and the checks a request
+//! must pass against the catalog, the request lifecycle, NetworkPolicy rendering, the
+//! Slack buttons' action ids and the ports (traits) the app drives. Nothing in here does
 //! I/O or imports an I/O crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
 
+pub mod actions;
 pub mod catalog;
 pub mod command;
 pub mod expiry;
@@ -11,5 +13,6 @@ pub mod ports;
 pub mod preview;
 pub mod reconcile;
 pub mod request;
+pub mod submission;
 pub mod ttl;
 pub mod yaml;

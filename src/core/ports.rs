@@ -1,6 +1,8 @@
 //! The ports: traits the app drives and adapters implement. The app holds each as
 //! `Arc<dyn Port>`, so tests can put a real Redis, a real API server or a recording
-//! fake behind the same use cases.
+//! fake behind the same use cases. One goes the other way: [`Notes`], which the app
+//! implements over the store and hands to the notifier, so that the notifier can
+//! remember where it posted without reaching the store itself.
 
 use std::collections::BTreeMap;
 
@@ -121,9 +123,6 @@ pub trait Store: Send + Sync {
     /// One request's history, oldest first.
     async fn audit_of(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError>;
 
-    /// The most recent events of all requests, oldest first.
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
-
     /// Remembers a small fact about a request outside its lifecycle, such as where its
     /// Slack card was posted. Not versioned: the last write wins.
     async fn annotate(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError>;
@@ -163,7 +162,10 @@ pub enum EnforceError {
 /// The cluster side: NetworkPolicies.
 #[async_trait]
 pub trait Enforcer: Send + Sync {
-    /// Creates or updates the policies (idempotent).
+    /// Creates or updates the policies (idempotent). Retrying a transient failure is
+    /// the enforcer's job, within its own bounds (the Kubernetes one follows a 429's
+    /// `Retry-After` and makes `kubernetes.apply_attempts` attempts per policy): the
+    /// app calls once, and an error ends the grant Failed.
     async fn apply(&self, policies: &[NetworkPolicy]) -> Result<(), EnforceError>;
     /// Deletes the policies; already gone counts as done. Answers how many this call
     /// deleted (those already gone are not counted), so that a path that found its
@@ -208,11 +210,46 @@ pub struct PolicyPage {
 #[error("notification failed: {0}")]
 pub struct NotifyError(pub String);
 
+/// Work a notification waits for before it goes out (see [`Notifier::announce`]).
+pub type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
 /// The Slack side: cards, DMs and the audit channel.
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Tells people about an event of `req` (as it is after the event).
     async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError>;
+
+    /// Tells people about an event once `ready` has run (the app noting what the
+    /// message should show), keeping it in order with the events published after it.
+    /// A notifier that delivers later should run `ready` later too, so that the caller
+    /// waits for neither; by default both happen before this returns.
+    async fn announce(
+        &self,
+        req: &AccessRequest,
+        event: &AuditEvent,
+        ready: Ready,
+    ) -> Result<(), NotifyError> {
+        ready.await;
+        self.publish(req, event).await
+    }
+}
+
+/// The note under which the app keeps a request's preview (see [`Previewer`]), for
+/// every rendering of its approval card.
+pub const PREVIEW_NOTE: &str = "preview";
+
+/// What the notifier may keep and read about a request between its events: where its
+/// approval card and audit thread were posted, and the preview the app noted for the
+/// card. The notes live in the store's annotations, so that any replica can update
+/// what another posted, but this port is all of the store a notifier reaches: it
+/// cannot read or change a request's lifecycle.
+#[async_trait]
+pub trait Notes: Send + Sync {
+    /// Remembers `value` under `key`; the last write wins.
+    async fn note(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Everything noted about a request.
+    async fn notes(&self, id: &RequestId) -> Result<BTreeMap<String, String>, StoreError>;
 }
 
 /// Tells approvers whether a grant would change anything in the cluster.

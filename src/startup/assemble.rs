@@ -12,7 +12,7 @@ use tracing::info;
 use super::{kube_settings, open_store};
 use crate::adapters::kube::KubeEnforcer;
 use crate::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotifierConfig};
-use crate::app::{App, AppConfig, Ports, SystemClock};
+use crate::app::{App, AppConfig, Ports, StoreNotes, SystemClock};
 use crate::core::catalog::Catalog;
 use crate::core::ids::{SlackGroupId, SlackUserId};
 use crate::core::ports::{
@@ -80,15 +80,7 @@ pub async fn assemble(
     };
     let (cluster, kube) =
         cluster_ports(settings, &catalog, overrides.cluster, overrides.kube_client).await?;
-    let slack = slack_side(
-        settings,
-        secrets,
-        &store,
-        &catalog,
-        cluster.previewer,
-        &clock,
-        &metrics,
-    )?;
+    let slack = slack_side(settings, secrets, &store, &catalog, &clock, &metrics)?;
     let ports = Ports {
         store,
         enforcer: cluster.enforcer,
@@ -96,7 +88,9 @@ pub async fn assemble(
         directory: slack.directory,
         clock,
     };
-    let app = App::new(catalog, ports, app_config(settings)).with_metrics(metrics);
+    let app = App::new(catalog, ports, app_config(settings))
+        .with_previewer(cluster.previewer)
+        .with_metrics(metrics);
     Ok(Assembly {
         app,
         slack: slack.parts,
@@ -144,7 +138,6 @@ fn slack_side(
     secrets: &Secrets,
     store: &Arc<dyn Store>,
     catalog: &Arc<Catalog>,
-    previewer: Arc<dyn Previewer>,
     clock: &Arc<dyn Clock>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<SlackSide> {
@@ -161,9 +154,8 @@ fn slack_side(
     let audit_channel = Some(s.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
     let (notifier, delivery) = SlackNotifier::start(
         api.clone(),
-        store.clone(),
+        Arc::new(StoreNotes::new(store.clone())),
         catalog.clone(),
-        previewer,
         SlackNotifierConfig { audit_channel },
         metrics.clone(),
     );
@@ -183,11 +175,8 @@ fn slack_side(
 fn app_config(settings: &Settings) -> AppConfig {
     let w = &settings.worker;
     AppConfig {
-        // The Kubernetes enforcer retries by itself (kubernetes.apply_attempts).
-        apply_attempts: 1,
         claim_lease: w.claim_lease,
         sweep_batch: w.sweep_batch,
-        ..AppConfig::default()
     }
 }
 

@@ -10,8 +10,8 @@ use chrono::TimeDelta;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use reqwest::StatusCode;
 
-use jitbot::adapters::slack::blocks::APPROVE;
 use jitbot::app::ManualClock;
+use jitbot::core::actions::APPROVE;
 use jitbot::core::ports::Clock;
 use jitbot::core::request::State;
 use jitbot::startup::Application;

@@ -15,7 +15,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use jitbot::adapters::redis::{RedisSettings, RedisStore};
 use jitbot::app::AppError;
 use jitbot::core::ids::RequestId;
-use jitbot::core::ports::Store;
+use jitbot::core::ports::{AuditEvent, Store};
 use jitbot::core::request::{AuditKind, State};
 
 use crate::store_contract::Backend;
@@ -250,6 +250,29 @@ async fn a_frozen_redis_cannot_hang_a_call() {
     assert_eq!(store.load(&req.id).await.unwrap(), Some(req));
 }
 
+/// The durable audit stream jitbot keeps for operators (nothing in jitbot reads it
+/// back): every event of every request, oldest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_stream_holds_every_event_in_order() {
+    let b = redis().await;
+    let t = test_app(b.client().await);
+    let grant = active(&t.app, "payments-db", ALICE, LEAD1).await;
+    let mut con = b.server.admin();
+    let stream: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{}:audit", b.settings.key_prefix))
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let events: Vec<AuditEvent> = stream
+        .ids
+        .iter()
+        .map(|entry| serde_json::from_str(&entry.get::<String>("event").unwrap()).unwrap())
+        .collect();
+    assert_eq!(events, t.app.history(&grant.id).await.unwrap());
+    assert_eq!(events.last().map(|e| e.kind), Some(AuditKind::Activated));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_the_store_writes_shares_one_cluster_slot() {
     use crate::{lifecycle_contract as life, store_contract as contract};
@@ -262,7 +285,7 @@ async fn every_key_the_store_writes_shares_one_cluster_slot() {
     contract::claims_only_due_work_and_only_once_per_lease(&on()).await;
     contract::a_transition_releases_the_claim_and_rearms_the_timer(&on()).await;
     contract::release_rearms_only_the_current_version(&on()).await;
-    contract::audit_keeps_history_per_request_and_recent(&on()).await;
+    contract::audit_keeps_history_per_request(&on()).await;
     contract::annotations_are_kept_per_request(&on()).await;
     contract::next_due_is_the_earliest_timer_or_lease(&on()).await;
     life::a_grant_lives_exactly_its_duration(&on()).await;

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use jitbot::adapters::http::signature;
-use jitbot::adapters::slack::blocks::{APPROVE, DENY};
+use jitbot::core::actions::{APPROVE, DENY};
 use jitbot::core::request::{AuditKind, State};
 
 use crate::support::fake_slack::Scripted;

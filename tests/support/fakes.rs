@@ -222,10 +222,7 @@ pub fn test_app(store: Arc<dyn Store>) -> TestApp {
             directory: Arc::new(directory),
             clock: clock.clone(),
         },
-        AppConfig {
-            apply_backoff: std::time::Duration::from_millis(1),
-            ..AppConfig::default()
-        },
+        AppConfig::default(),
     );
     TestApp {
         app,

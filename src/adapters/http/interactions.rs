@@ -13,8 +13,8 @@ use slack_morphism::prelude::{SlackInteractionActionInfo, SlackInteractionEvent}
 use tracing::{debug, warn};
 
 use super::{HttpState, form_urlencoded_pairs, in_background, verified};
-use crate::adapters::slack::blocks::{APPROVE, DENY, REVOKE};
 use crate::app::{AppError, Decision};
+use crate::core::actions::{APPROVE, DENY, REVOKE};
 use crate::core::command::Reason;
 use crate::core::ids::{RequestId, SlackUserId};
 

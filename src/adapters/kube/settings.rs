@@ -12,8 +12,8 @@ pub struct KubeSettings {
     /// a worker.
     pub request_timeout: Duration,
     /// Attempts an apply (and each page of a list) makes before it gives up with
-    /// `Unavailable`. Kept small: the caller retries the grant later, and a person is
-    /// waiting for the answer.
+    /// `Unavailable`. Kept small: a person is waiting for the answer, and nothing above
+    /// this adapter retries: a grant whose apply gives up ends Failed.
     pub apply_attempts: u32,
     /// Wait before the first retry; it doubles after each retry.
     pub initial_backoff: Duration,

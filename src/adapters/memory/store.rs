@@ -2,7 +2,7 @@
 //! It has the same semantics as the Redis store (the same contract tests run against
 //! both), but nothing survives a restart and only one replica may use it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -11,9 +11,6 @@ use chrono::{DateTime, Utc};
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::ports::{AuditEvent, Claim, Store, StoreError};
 use crate::core::request::{AccessRequest, State, Transition};
-
-/// How many recent audit events the memory store keeps across all requests.
-const RECENT_AUDIT: usize = 10_000;
 
 #[derive(Default)]
 struct Inner {
@@ -26,7 +23,6 @@ struct Inner {
     due_of: HashMap<RequestId, DateTime<Utc>>,
     history: HashMap<RequestId, Vec<AuditEvent>>,
     annotations: HashMap<RequestId, BTreeMap<String, String>>,
-    recent: VecDeque<AuditEvent>,
 }
 
 impl Inner {
@@ -50,10 +46,6 @@ impl Inner {
             .entry(event.request_id.clone())
             .or_default()
             .push(event.clone());
-        self.recent.push_back(event.clone());
-        if self.recent.len() > RECENT_AUDIT {
-            self.recent.pop_front();
-        }
     }
 }
 
@@ -197,12 +189,6 @@ impl Store for MemoryStore {
 
     async fn audit_of(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(self.lock()?.history.get(id).cloned().unwrap_or_default())
-    }
-
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        let s = self.lock()?;
-        let skip = s.recent.len().saturating_sub(limit);
-        Ok(s.recent.iter().skip(skip).cloned().collect())
     }
 
     async fn annotate(&self, id: &RequestId, key: &str, value: &str) -> Result<(), StoreError> {

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::streams::StreamRangeReply;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -324,39 +323,6 @@ impl Store for RedisStore {
         events
             .iter()
             .map(|e| decode(&format!("history of {id}"), e))
-            .collect()
-    }
-
-    async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let key = self.keys.audit();
-        let reply: StreamRangeReply = self
-            .call("recent_audit", |mut c| {
-                let key = &key;
-                async move {
-                    redis::cmd("XREVRANGE")
-                        .arg(key)
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(limit)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
-        reply
-            .ids
-            .iter()
-            .rev()
-            .map(|entry| {
-                let json: String = entry.get("event").ok_or_else(|| {
-                    StoreError::Corrupt(format!("audit entry {} has no event", entry.id))
-                })?;
-                decode(&format!("audit entry {}", entry.id), &json)
-            })
             .collect()
     }
 

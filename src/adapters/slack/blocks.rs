@@ -5,14 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::core::actions::{APPROVE, DENY, REVOKE};
 use crate::core::netpol;
 use crate::core::ports::AuditEvent;
 use crate::core::request::{AccessRequest, AuditKind, State};
-
-/// Action ids of jitbot's buttons.
-pub const APPROVE: &str = "jit_approve";
-pub const DENY: &str = "jit_deny";
-pub const REVOKE: &str = "jit_revoke";
 
 /// Room for the policy YAML in one section (Slack allows 3000 characters).
 const YAML_ROOM: usize = 2600;

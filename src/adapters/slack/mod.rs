@@ -140,17 +140,6 @@ impl SlackApi {
         self.post("chat.update", &body).await.map(|_| ())
     }
 
-    /// Shows a message only to `user` in `channel`.
-    pub async fn post_ephemeral(
-        &self,
-        channel: &str,
-        user: &str,
-        text: &str,
-    ) -> Result<(), SlackError> {
-        let body = json!({ "channel": channel, "user": user, "text": text });
-        self.post("chat.postEphemeral", &body).await.map(|_| ())
-    }
-
     /// Opens (or finds) the bot's DM with `user` and returns its channel id.
     pub async fn open_dm(&self, user: &str) -> Result<String, SlackError> {
         let answer = self

@@ -1,9 +1,11 @@
 //! `SlackNotifier`: the `Notifier` port on Slack. `publish` only queues the event, so
 //! the lifecycle (and Slack's 3-second acks) never wait on Slack; one worker delivers
 //! the queue in order: the approval card and the audit thread's opening message when
-//! a request arrives, then card updates, DMs and thread replies. Where things were
-//! posted is kept in the store's annotations, so any replica can update them later.
-//! The durable audit stream stays the source of truth when Slack is down.
+//! a request arrives, then card updates, DMs and thread replies. It renders and sends,
+//! nothing more: the card's preview is the one the app noted when the request was
+//! submitted, and where things were posted is kept through the [`Notes`] port (the
+//! store's annotations, but never the store itself), so any replica can update them
+//! later. The durable audit stream stays the source of truth when Slack is down.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,13 +17,12 @@ use tracing::warn;
 use super::blocks::{self, Message};
 use super::{SlackApi, SlackError};
 use crate::core::catalog::Catalog;
-use crate::core::ports::{AuditEvent, Notifier, NotifyError, Previewer, Store};
+use crate::core::ports::{AuditEvent, Notes, Notifier, NotifyError, PREVIEW_NOTE, Ready};
 use crate::core::request::{AccessRequest, AuditKind};
 use crate::metrics::Metrics;
 
 const CARD: &str = "slack.card";
 const AUDIT: &str = "slack.audit";
-const PREVIEW: &str = "preview";
 /// Events queued for Slack at most; beyond that they are logged and dropped (the
 /// audit stream keeps them).
 const QUEUE: usize = 10_000;
@@ -33,7 +34,8 @@ pub struct SlackNotifierConfig {
 }
 
 enum Job {
-    Deliver(Box<(AccessRequest, AuditEvent)>),
+    /// `Ready` first, when the app has something to note before the message renders.
+    Deliver(Box<(AccessRequest, AuditEvent)>, Option<Ready>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -45,9 +47,8 @@ pub struct SlackNotifier {
 
 struct Worker {
     api: SlackApi,
-    store: Arc<dyn Store>,
+    notes: Arc<dyn Notes>,
     catalog: Arc<Catalog>,
-    previewer: Arc<dyn Previewer>,
     config: SlackNotifierConfig,
     metrics: Arc<Metrics>,
     dms: HashMap<String, String>,
@@ -57,18 +58,16 @@ impl SlackNotifier {
     /// Starts the delivery worker; it ends when every `SlackNotifier` is dropped.
     pub fn start(
         api: SlackApi,
-        store: Arc<dyn Store>,
+        notes: Arc<dyn Notes>,
         catalog: Arc<Catalog>,
-        previewer: Arc<dyn Previewer>,
         config: SlackNotifierConfig,
         metrics: Arc<Metrics>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let mut worker = Worker {
             api,
-            store,
+            notes,
             catalog,
-            previewer,
             config,
             metrics,
             dms: HashMap::new(),
@@ -76,7 +75,12 @@ impl SlackNotifier {
         let handle = tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 match job {
-                    Job::Deliver(job) => worker.deliver(&job.0, &job.1).await,
+                    Job::Deliver(job, ready) => {
+                        if let Some(ready) = ready {
+                            ready.await;
+                        }
+                        worker.deliver(&job.0, &job.1).await
+                    }
                     Job::Flush(done) => {
                         let _ = done.send(());
                     }
@@ -99,7 +103,23 @@ impl SlackNotifier {
 impl Notifier for SlackNotifier {
     async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError> {
         self.queue
-            .try_send(Job::Deliver(Box::new((req.clone(), event.clone()))))
+            .try_send(Job::Deliver(Box::new((req.clone(), event.clone())), None))
+            .map_err(|e| NotifyError(format!("Slack queue: {e}")))
+    }
+
+    /// Queues the event with `ready`, which the worker runs just before it renders: a
+    /// new request's preview, which the card shows, never holds up the requester.
+    async fn announce(
+        &self,
+        req: &AccessRequest,
+        event: &AuditEvent,
+        ready: Ready,
+    ) -> Result<(), NotifyError> {
+        self.queue
+            .try_send(Job::Deliver(
+                Box::new((req.clone(), event.clone())),
+                Some(ready),
+            ))
             .map_err(|e| NotifyError(format!("Slack queue: {e}")))
     }
 }
@@ -118,19 +138,19 @@ fn changes_card(kind: AuditKind) -> bool {
 
 impl Worker {
     async fn deliver(&mut self, req: &AccessRequest, event: &AuditEvent) {
-        let notes = match self.store.annotations(&req.id).await {
+        let notes = match self.notes.notes(&req.id).await {
             Ok(n) => n,
             Err(e) => {
                 warn!(request_id = %req.id, error = %e, "cannot read where this request's Slack messages are");
                 Default::default()
             }
         };
+        let preview = notes.get(PREVIEW_NOTE).map(String::as_str);
         if event.kind == AuditKind::Requested {
-            self.open(req).await;
+            self.open(req, preview).await;
             return;
         }
         if changes_card(event.kind) {
-            let preview = notes.get(PREVIEW).map(String::as_str);
             let card = blocks::card(req, &blocks::policy_yaml(req), preview);
             if let Some((channel, ts)) = notes.get(CARD).and_then(|v| v.split_once(' ')) {
                 let result = self
@@ -157,9 +177,9 @@ impl Worker {
         }
     }
 
-    /// A new request: open its audit thread, ask the cluster whether it matters and
-    /// post the card to the approvers.
-    async fn open(&mut self, req: &AccessRequest) {
+    /// A new request: open its audit thread and post the card, with the app's
+    /// `preview`, to the approvers.
+    async fn open(&mut self, req: &AccessRequest, preview: Option<&str>) {
         // The audit thread is opened and remembered before the card goes out: nobody
         // can decide before the card exists, so whichever replica handles the
         // decision finds the thread to reply in.
@@ -173,8 +193,6 @@ impl Worker {
                 Err(e) => self.log(req, "opening the audit thread", Err(e)),
             }
         }
-        let preview = self.previewer.preview(req).await;
-        self.remember(req, PREVIEW, &preview).await;
         let channel = match self.catalog.target(req.target.as_str()) {
             Some(t) => t.approval_channel.to_string(),
             None => {
@@ -182,7 +200,7 @@ impl Worker {
                 return;
             }
         };
-        let card = blocks::card(req, &blocks::policy_yaml(req), Some(&preview));
+        let card = blocks::card(req, &blocks::policy_yaml(req), preview);
         match self
             .api
             .post_message(&channel, &card.text, Some(&card.blocks), None)
@@ -209,7 +227,7 @@ impl Worker {
     }
 
     async fn remember(&self, req: &AccessRequest, key: &str, value: &str) {
-        if let Err(e) = self.store.annotate(&req.id, key, value).await {
+        if let Err(e) = self.notes.note(&req.id, key, value).await {
             warn!(request_id = %req.id, key, error = %e, "cannot remember a Slack message reference");
         }
     }

@@ -264,7 +264,7 @@ impl RequestBuilder {
                 req.warn_at = req.warning_for(expires_at, self.made_at);
             }
         }
-        if req.state.is_terminal() {
+        if !matches!(req.state, State::Pending | State::Approved | State::Active) {
             req.ended_at = Some(req.expires_at.unwrap_or(self.made_at));
         }
         req

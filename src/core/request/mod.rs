@@ -70,11 +70,6 @@ impl State {
             State::Revoked => "revoked",
         }
     }
-
-    /// No event moves a request out of a terminal state.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, State::Pending | State::Approved | State::Active)
-    }
 }
 
 impl fmt::Display for State {
@@ -281,24 +276,6 @@ pub enum Event {
         by: Actor,
         duration: Ttl,
     },
-}
-
-impl Event {
-    /// A short name for messages and tests.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Event::Approve { .. } => "approve",
-            Event::Deny { .. } => "deny",
-            Event::Cancel { .. } => "cancel",
-            Event::Lapse => "lapse",
-            Event::Applied { .. } => "applied",
-            Event::ApplyFailed { .. } => "apply-failed",
-            Event::Expire => "expire",
-            Event::WarnExpiry => "warn-expiry",
-            Event::Revoke { .. } => "revoke",
-            Event::Extend { .. } => "extend",
-        }
-    }
 }
 
 /// The audit event a transition emits: one per transition.
