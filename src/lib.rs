@@ -8,7 +8,8 @@
 //! Layout (dependencies point inward):
 //!
 //! - [`core`]: pure domain code. Identifiers, the catalog, the `/jit` grammar, the
-//!   request lifecycle and NetworkPolicy rendering. No I/O.
+//!   request lifecycle, NetworkPolicy rendering, the expiry and reconcile verdicts,
+//!   the admission checks and the ports. No I/O.
 //! - [`app`]: the use cases (submit, decide, revoke, extend, sweep, reconcile) over the
 //!   ports that [`core::ports`] defines.
 //! - [`adapters`]: the ports on real infrastructure (memory, Redis, Kubernetes with its
@@ -20,8 +21,8 @@
 //! - [`worker`]: the background loops around the app's `*_once` steps.
 //! - [`metrics`]: the Prometheus registry `/metrics` serves.
 //! - [`cli`]: the `jitbot` command line.
-//! - [`playground`]: `jitbot playground`, the same app with a Slack stand-in, a dry-run
-//!   cluster and a movable clock, driven from a web page.
+//! - [`playground`]: `jitbot playground`, the same app with a Slack stand-in, the
+//!   in-memory cluster and a movable clock, driven from a web page.
 //!
 //! The lifecycle (see [`core::request`]):
 //!

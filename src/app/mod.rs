@@ -79,7 +79,7 @@ pub struct App {
     catalog: Arc<Catalog>,
     ports: Ports,
     /// Answers "does this grant matter?" for the approval card; without one (an app
-    /// over recording fakes) cards show no preview.
+    /// over test fakes) cards show no preview.
     previewer: Option<Arc<dyn Previewer>>,
     config: AppConfig,
     metrics: Arc<Metrics>,

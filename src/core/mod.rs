@@ -1,7 +1,9 @@
 //! The pure core: identifiers, the catalog, the `/jit` grammar and the checks a request
-//! must pass against the catalog, the request lifecycle, NetworkPolicy rendering, the
-//! Slack buttons' action ids and the ports (traits) the app drives. Nothing in here does
-//! I/O or imports an I/O crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
+//! must pass against the catalog, the request lifecycle (with test-data builders), the
+//! NetworkPolicy rendering and the cluster preview's verdict, what a policy's own
+//! expiry says and what the reconciler decides about it, the Slack buttons' action ids
+//! and the ports (traits) the app drives. Nothing in here does I/O or imports an I/O
+//! crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
 
 pub mod actions;
 pub mod catalog;

@@ -20,7 +20,7 @@ use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use super::ids::Namespace;
-use super::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use super::netpol;
 
 /// The direction of traffic a policy type governs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Isolation {
     ) -> Isolation {
         let mut names: Vec<String> = policies
             .iter()
-            .filter(|p| !is_jitbots(p))
+            .filter(|p| !netpol::is_managed(p))
             .filter(|p| {
                 p.spec.as_ref().is_some_and(|spec| {
                     governs(spec, direction) && selects_pods(spec.pod_selector.as_ref(), labels)
@@ -149,15 +149,6 @@ fn pods(n: usize) -> String {
     } else {
         format!("{n} pods")
     }
-}
-
-fn is_jitbots(policy: &NetworkPolicy) -> bool {
-    policy
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_KEY))
-        .is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
 /// Whether a policy governs `direction`, with the API server's defaulting: no policy

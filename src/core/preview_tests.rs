@@ -2,6 +2,7 @@ use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyIng
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
+use crate::core::netpol::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
 fn ns() -> Namespace {
     "payments".parse().unwrap()

@@ -31,8 +31,8 @@ pub struct Overrides {
     pub kube_client: Option<kube::Client>,
     /// Leave the background workers off (tests drive the `*_once` steps).
     pub no_workers: bool,
-    /// A cluster to use instead of Kubernetes (the playground's dry run, a test's
-    /// recording fake).
+    /// A cluster to use instead of Kubernetes (the in-memory cluster of the playground
+    /// and the tests).
     pub cluster: Option<ClusterPorts>,
     /// A store to use instead of the one `REDIS_URL` (or its absence) chooses.
     pub store: Option<Arc<dyn Store>>,
