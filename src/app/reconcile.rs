@@ -1,13 +1,15 @@
 //! `reconcile_once`: the second, independent path that keeps the cluster honest. It
-//! lists every policy labelled as jitbot's, then
+//! lists every policy labelled as jitbot's, a page at a time (so that a pass over
+//! many grants holds one page of them), and for each page
 //! 1. deletes any past its `jitbot.dev/expires-at`, without a readable one, or with
 //!    one further away than `access.max_duration` (see [`crate::core::expiry`])
-//!    before it asks the store anything, so a store outage cannot keep access open;
+//!    before it asks the store anything, and goes on doing so on every page when the
+//!    store does not answer, so a store outage cannot keep access open;
 //! 2. deletes any whose request the store knows and is not Active (or Approved, which
 //!    is being applied right now); keeps a policy it cannot explain (unknown request)
 //!    only until its expires-at; restores an Active grant's policy that someone
 //!    edited. One request the store cannot read is skipped, not the pass;
-//! 3. re-applies an Active grant whose policy is missing.
+//! 3. (once every page is done) re-applies an Active grant whose policy is missing.
 //!
 //! Policies without jitbot's label are never touched, whatever their name. What to do
 //! with each policy is decided in [`crate::core::reconcile`]; this file does the
@@ -23,7 +25,7 @@ use super::{App, AppError};
 use crate::core::expiry::{Ending, Removal};
 use crate::core::ids::{Namespace, RequestId};
 use crate::core::netpol;
-use crate::core::ports::{AuditEvent, PolicyRef, StoreError};
+use crate::core::ports::{AuditEvent, ListCursor, PolicyRef, StoreError};
 use crate::core::reconcile::{self, Verdict};
 use crate::core::request::{AccessRequest, AuditKind, State};
 use crate::core::ttl::Ttl;
@@ -49,27 +51,46 @@ struct Live<'a> {
 impl App {
     #[instrument(skip(self))]
     pub async fn reconcile_once(&self, now: DateTime<Utc>) -> Result<ReconcileReport, AppError> {
-        let policies = self.ports.enforcer.list_managed().await.map_err(|e| {
-            self.count_kube_error(&e);
-            AppError::Internal(format!("cannot list jitbot's policies: {e}"))
-        })?;
-        let mut report = ReconcileReport {
-            seen: policies.len(),
-            ..ReconcileReport::default()
-        };
-        let live: Vec<Live<'_>> = policies.iter().filter_map(Live::of).collect();
         let cap = self.catalog.limits.max_duration;
-        let current = self.remove_overdue(&live, now, cap, &mut report).await?;
-        self.settle_with_store(&current, now, cap, &mut report)
-            .await?;
-        let present: HashSet<&PolicyRef> = live.iter().map(|l| &l.at).collect();
+        let mut report = ReconcileReport::default();
+        let mut present: HashSet<PolicyRef> = HashSet::new();
+        // The store answering is needed for steps 2 and 3 only: once it fails, the
+        // remaining pages still get step 1, and the pass then reports the failure.
+        let mut store_failed = None;
+        let mut from = Some(ListCursor::default());
+        while let Some(cursor) = from {
+            let page = self
+                .ports
+                .enforcer
+                .list_managed_page(cursor)
+                .await
+                .map_err(|e| {
+                    self.count_kube_error(&e);
+                    AppError::Internal(format!("cannot list jitbot's policies: {e}"))
+                })?;
+            from = page.next;
+            report.seen += page.policies.len();
+            let live: Vec<Live<'_>> = page.policies.iter().filter_map(Live::of).collect();
+            present.extend(live.iter().map(|l| l.at.clone()));
+            let (removed, current) = self.remove_overdue(&live, now, cap, &mut report).await;
+            if store_failed.is_none()
+                && let Err(e) = self
+                    .settle_with_store(&removed, &current, now, cap, &mut report)
+                    .await
+            {
+                store_failed = Some(e);
+            }
+        }
+        if let Some(e) = store_failed {
+            return Err(e);
+        }
         self.reapply_missing(&present, now, &mut report).await?;
         self.metrics.reconciled(self.now());
         Ok(report)
     }
 
-    /// Step 1: deletes what the policies themselves say is over, before the store is
-    /// asked anything (it is asked afterwards, only to audit what went). Returns the
+    /// Step 1, for one page: deletes what the policies themselves say is over, without
+    /// asking the store anything. Returns those this pass deleted, with why, and the
     /// policies that are still current.
     async fn remove_overdue<'a>(
         &self,
@@ -77,36 +98,36 @@ impl App {
         now: DateTime<Utc>,
         cap: Ttl,
         report: &mut ReconcileReport,
-    ) -> Result<Vec<&'a Live<'a>>, AppError> {
-        let mut ended = Vec::new();
+    ) -> (Vec<(&'a Live<'a>, String)>, Vec<&'a Live<'a>>) {
+        let mut removed = Vec::new();
         let mut current = Vec::new();
         for l in live {
             match reconcile::overdue(l.policy, now, cap) {
-                Some(why) => ended.push((l, why)),
+                Some(why) => {
+                    if self.remove_live(l, &why, report).await {
+                        removed.push((l, why));
+                    }
+                }
                 None => current.push(l),
             }
         }
-        let mut removed = Vec::new();
-        for (l, why) in ended {
-            if self.remove_live(l, &why, report).await {
-                removed.push((l, why));
-            }
-        }
-        for (l, why) in removed {
-            let req = self.request_of(l, report).await?;
-            self.record_removal(l, req.known(), &why, now).await;
-        }
-        Ok(current)
+        (removed, current)
     }
 
-    /// Step 2: the current policies against their requests in the store.
+    /// Step 2, for one page: audits what step 1 removed, then judges the current
+    /// policies against their requests in the store.
     async fn settle_with_store(
         &self,
+        removed: &[(&Live<'_>, String)],
         current: &[&Live<'_>],
         now: DateTime<Utc>,
         cap: Ttl,
         report: &mut ReconcileReport,
     ) -> Result<(), AppError> {
+        for (l, why) in removed {
+            let req = self.request_of(l, report).await?;
+            self.record_removal(l, req.known(), why, now).await;
+        }
         for l in current {
             let stored = self.request_of(l, report).await?;
             if let Stored::Unreadable = stored {
@@ -135,7 +156,7 @@ impl App {
     /// Step 3: re-applies the policies of Active grants that the cluster did not list.
     async fn reapply_missing(
         &self,
-        present: &HashSet<&PolicyRef>,
+        present: &HashSet<PolicyRef>,
         now: DateTime<Utc>,
         report: &mut ReconcileReport,
     ) -> Result<(), AppError> {

@@ -65,7 +65,7 @@ pub fn verdict(
 /// listed). None for a grant already due: the sweep expires it.
 pub fn missing(
     request: &AccessRequest,
-    present: &HashSet<&PolicyRef>,
+    present: &HashSet<PolicyRef>,
     now: DateTime<Utc>,
 ) -> Vec<PolicyRef> {
     if request.expires_at.is_none_or(|at| at <= now) {

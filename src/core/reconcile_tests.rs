@@ -251,7 +251,7 @@ fn an_edited_spec_label_or_annotation_of_an_active_grant_is_restored() {
 fn an_active_grant_with_all_its_policies_listed_misses_none() {
     let grant = mk_grant(State::Active);
     let refs = netpol::policy_refs(&grant);
-    let present: HashSet<&PolicyRef> = refs.iter().collect();
+    let present: HashSet<PolicyRef> = refs.iter().cloned().collect();
     assert_eq!(missing(&grant, &present, now()), Vec::<PolicyRef>::new());
 }
 
@@ -263,7 +263,7 @@ fn an_active_grant_misses_each_policy_the_cluster_did_not_list() {
     let refs = netpol::policy_refs(&grant);
     assert_eq!(refs.len(), 2, "a pod source has an egress companion");
     assert_eq!(missing(&grant, &HashSet::new(), now()), refs);
-    let present: HashSet<&PolicyRef> = HashSet::from([&refs[0]]);
+    let present: HashSet<PolicyRef> = HashSet::from([refs[0].clone()]);
     assert_eq!(missing(&grant, &present, now()), vec![refs[1].clone()]);
 }
 

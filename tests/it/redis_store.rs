@@ -224,6 +224,26 @@ async fn an_outage_fails_closed_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_the_reconciler_still_deletes_expired_policies_on_every_page() {
+    let b = Redis::on(Arc::new(RedisServer::start())).impatient();
+    let t = test_app(b.client().await);
+    t.enforcer.list_in_pages_of(1);
+    let ids = grant(&t, 3).await;
+    b.server.stop();
+    let pass = bounded(t.app.reconcile_once(t0() + TimeDelta::minutes(31))).await;
+    assert!(
+        matches!(pass, Err(AppError::StoreUnavailable(_))),
+        "the pass says the store failed: {pass:?}"
+    );
+    assert!(
+        t.enforcer.live_names().is_empty(),
+        "each page's expired policy is deleted although the store failed on the first: {:?}",
+        t.enforcer.live_names()
+    );
+    assert_eq!(t.enforcer.revoked().len(), ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_cannot_hang_a_call() {
     let b = redis().await.impatient();
     let store = b.store().await;

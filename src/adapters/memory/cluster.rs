@@ -16,7 +16,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use tokio::sync::Barrier;
 
 use crate::core::netpol;
-use crate::core::ports::{EnforceError, Enforcer, PolicyRef, Previewer};
+use crate::core::ports::{EnforceError, Enforcer, ListCursor, PolicyPage, PolicyRef, Previewer};
 use crate::core::request::AccessRequest;
 
 /// What the approval card says under "Does it matter?": a dry run has no pods and no
@@ -42,6 +42,18 @@ struct Cluster {
     failing_revokes: VecDeque<EnforceError>,
     /// Where every revoke waits before it starts, when set.
     revoke_barrier: Option<Arc<Barrier>>,
+    /// Managed policies per page of `list_managed_page`; `None`: all in one.
+    page_size: Option<usize>,
+}
+
+impl Cluster {
+    fn managed(&self) -> Vec<NetworkPolicy> {
+        self.live
+            .values()
+            .filter(|p| netpol::is_managed(p))
+            .cloned()
+            .collect()
+    }
 }
 
 impl MemoryCluster {
@@ -52,6 +64,12 @@ impl MemoryCluster {
     fn state(&self) -> MutexGuard<'_, Cluster> {
         // Plain data: a panic elsewhere leaves it consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists managed policies `n` to a page (at least one), as a real API server pages
+    /// a long listing.
+    pub fn list_in_pages_of(&self, n: usize) {
+        self.state().page_size = Some(n.max(1));
     }
 
     /// Every policy in the cluster, managed or not, ordered by namespace and name.
@@ -163,13 +181,40 @@ impl Enforcer for MemoryCluster {
     }
 
     async fn list_managed(&self) -> Result<Vec<NetworkPolicy>, EnforceError> {
-        Ok(self
-            .state()
+        Ok(self.state().managed())
+    }
+
+    /// The continue token is the last `namespace/name` of the page before.
+    async fn list_managed_page(&self, from: ListCursor) -> Result<PolicyPage, EnforceError> {
+        let state = self.state();
+        let Some(size) = state.page_size else {
+            return Ok(PolicyPage {
+                policies: state.managed(),
+                next: None,
+            });
+        };
+        let after = from
+            .token
+            .as_deref()
+            .and_then(|t| t.split_once('/'))
+            .map(|(ns, name)| (ns.to_owned(), name.to_owned()));
+        let mut rest = state
             .live
-            .values()
-            .filter(|p| netpol::is_managed(p))
-            .cloned()
-            .collect())
+            .iter()
+            .filter(|(key, _)| after.as_ref().is_none_or(|a| *key > a))
+            .filter(|(_, p)| netpol::is_managed(p));
+        let page: Vec<(&(String, String), &NetworkPolicy)> = rest.by_ref().take(size).collect();
+        let next = match (page.last(), rest.next()) {
+            (Some(((ns, name), _)), Some(_)) => Some(ListCursor {
+                place: 0,
+                token: Some(format!("{ns}/{name}")),
+            }),
+            _ => None,
+        };
+        Ok(PolicyPage {
+            policies: page.into_iter().map(|(_, p)| p.clone()).collect(),
+            next,
+        })
     }
 }
 
@@ -218,6 +263,29 @@ mod tests {
         assert_eq!(managed.len(), 1);
         assert_eq!(managed[0].metadata.name.as_deref(), Some("jit-a"));
         assert_eq!(cluster.applies(), 1, "an insert is not an apply");
+    }
+
+    #[tokio::test]
+    async fn a_paged_listing_gives_every_managed_policy_once_in_order() {
+        let cluster = MemoryCluster::new();
+        cluster.list_in_pages_of(2);
+        for name in ["jit-a", "jit-b", "jit-c"] {
+            cluster.apply(&[policy(name, "jitbot")]).await.unwrap();
+        }
+        cluster.insert(policy("jit-bb", "helm")).unwrap();
+        let mut pages = Vec::new();
+        let mut from = Some(ListCursor::default());
+        while let Some(cursor) = from {
+            let page = cluster.list_managed_page(cursor).await.unwrap();
+            let names: Vec<String> = page
+                .policies
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            pages.push(names);
+            from = page.next;
+        }
+        assert_eq!(pages, [vec!["jit-a", "jit-b"], vec!["jit-c"]]);
     }
 
     #[tokio::test]
