@@ -56,8 +56,11 @@ impl App {
         // does not. The notifier tells the approvers once the preview is noted.
         let app = self.clone();
         let noted = req.clone();
-        let ready: Ready = Box::pin(async move { app.note_preview(&noted).await });
-        if let Err(e) = self.ports.notifier.announce(&req, &event, ready).await {
+        let ready: Ready = Box::pin(async move {
+            app.note_preview(&noted).await;
+            noted
+        });
+        if let Err(e) = self.ports.notifier.announce(&event, ready).await {
             warn!(request_id = %req.id, error = %e, "notification failed; the audit stream still has the event");
         }
         Ok(req)

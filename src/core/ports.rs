@@ -210,8 +210,10 @@ pub struct PolicyPage {
 #[error("notification failed: {0}")]
 pub struct NotifyError(pub String);
 
-/// Work a notification waits for before it goes out (see [`Notifier::announce`]).
-pub type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+/// A request a notification waits for: it yields the request once what the message
+/// should show has been prepared (see [`Notifier::announce`]).
+pub type Ready =
+    std::pin::Pin<Box<dyn std::future::Future<Output = AccessRequest> + Send + 'static>>;
 
 /// The Slack side: cards, DMs and the audit channel.
 #[async_trait]
@@ -219,18 +221,13 @@ pub trait Notifier: Send + Sync {
     /// Tells people about an event of `req` (as it is after the event).
     async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError>;
 
-    /// Tells people about an event once `ready` has run (the app noting what the
-    /// message should show), keeping it in order with the events published after it.
-    /// A notifier that delivers later should run `ready` later too, so that the caller
-    /// waits for neither; by default both happen before this returns.
-    async fn announce(
-        &self,
-        req: &AccessRequest,
-        event: &AuditEvent,
-        ready: Ready,
-    ) -> Result<(), NotifyError> {
-        ready.await;
-        self.publish(req, event).await
+    /// Tells people about an event of the request `ready` yields, once it has (the app
+    /// noting what the message should show), in order with the events published after
+    /// it. A notifier that delivers later should await `ready` later too, so that the
+    /// caller waits for neither; by default both happen before this returns.
+    async fn announce(&self, event: &AuditEvent, ready: Ready) -> Result<(), NotifyError> {
+        let req = ready.await;
+        self.publish(&req, event).await
     }
 }
 

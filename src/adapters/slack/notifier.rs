@@ -34,8 +34,9 @@ pub struct SlackNotifierConfig {
 }
 
 enum Job {
-    /// `Ready` first, when the app has something to note before the message renders.
-    Deliver(Box<(AccessRequest, AuditEvent)>, Option<Ready>),
+    Deliver(Box<(AccessRequest, AuditEvent)>),
+    /// The request comes from `Ready`, once the app has noted what the card shows.
+    Announce(Box<AuditEvent>, Ready),
     Flush(oneshot::Sender<()>),
 }
 
@@ -75,12 +76,8 @@ impl SlackNotifier {
         let handle = tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 match job {
-                    Job::Deliver(job, ready) => {
-                        if let Some(ready) = ready {
-                            ready.await;
-                        }
-                        worker.deliver(&job.0, &job.1).await
-                    }
+                    Job::Deliver(job) => worker.deliver(&job.0, &job.1).await,
+                    Job::Announce(event, ready) => worker.deliver(&ready.await, &event).await,
                     Job::Flush(done) => {
                         let _ = done.send(());
                     }
@@ -103,23 +100,15 @@ impl SlackNotifier {
 impl Notifier for SlackNotifier {
     async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError> {
         self.queue
-            .try_send(Job::Deliver(Box::new((req.clone(), event.clone())), None))
+            .try_send(Job::Deliver(Box::new((req.clone(), event.clone()))))
             .map_err(|e| NotifyError(format!("Slack queue: {e}")))
     }
 
-    /// Queues the event with `ready`, which the worker runs just before it renders: a
-    /// new request's preview, which the card shows, never holds up the requester.
-    async fn announce(
-        &self,
-        req: &AccessRequest,
-        event: &AuditEvent,
-        ready: Ready,
-    ) -> Result<(), NotifyError> {
+    /// Queues the event with `ready`, which the worker awaits just before it renders:
+    /// a new request's preview, which the card shows, never holds up the requester.
+    async fn announce(&self, event: &AuditEvent, ready: Ready) -> Result<(), NotifyError> {
         self.queue
-            .try_send(Job::Deliver(
-                Box::new((req.clone(), event.clone())),
-                Some(ready),
-            ))
+            .try_send(Job::Announce(Box::new(event.clone()), ready))
             .map_err(|e| NotifyError(format!("Slack queue: {e}")))
     }
 }
