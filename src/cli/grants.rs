@@ -57,7 +57,7 @@ fn row(r: &AccessRequest, now: DateTime<Utc>) -> String {
 }
 
 pub(super) fn list(config: &ConfigArg, all: bool, env: &HashMap<String, String>) -> ExitCode {
-    let (settings, _, secrets) = match load(config, env) {
+    let (settings, catalog, secrets) = match load(config, env) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -67,10 +67,10 @@ pub(super) fn list(config: &ConfigArg, all: bool, env: &HashMap<String, String>)
         &[State::Active]
     };
     let work = async {
-        let store = startup::open_store(&settings, &secrets).await?;
+        let app = startup::store_app(&settings, catalog, &secrets).await?;
         let mut out = Vec::new();
         for s in states {
-            out.extend(store.list_by_state(*s).await?);
+            out.extend(app.list_in(*s).await?);
         }
         anyhow::Ok(out)
     };

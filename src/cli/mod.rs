@@ -12,12 +12,10 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
-use crate::adapters::kube::KubeEnforcer;
 use crate::core::catalog::Catalog;
 use crate::core::command::Reason;
 use crate::core::ids::{RequestId, SlackUserId, TargetName};
 use crate::core::netpol;
-use crate::core::ports::Previewer;
 use crate::core::request::AccessRequest;
 use crate::core::submission::{self, Refusal, Submission};
 use crate::core::ttl::Ttl;
@@ -273,11 +271,10 @@ fn render(args: &RenderArgs, env: &HashMap<String, String>) -> ExitCode {
             match netpol::to_yaml(&netpol::render(&req, expires_at)) {
                 Ok(yaml) => {
                     if args.check {
-                        let kube = startup::kube_settings(&settings);
                         let check = async {
-                            match KubeEnforcer::try_default(kube, catalog.namespaces()).await {
-                                Ok(enforcer) => enforcer.preview(&req).await,
-                                Err(e) => format!("cluster unreachable: unknown ({e})"),
+                            match startup::preview_app(&settings, catalog.clone()).await {
+                                Ok(app) => app.preview(&req).await.unwrap_or_default(),
+                                Err(e) => format!("cluster unreachable: unknown ({e:#})"),
                             }
                         };
                         match block_on(check) {

@@ -32,7 +32,7 @@ use crate::core::ports::Store;
 use crate::settings::{LogFormat, LogSettings, Secrets, Settings, WorkerSettings};
 use crate::worker;
 pub use assemble::{Assembly, ClusterPorts, Overrides, SlackParts, assemble};
-pub use operator::operator_app;
+pub use operator::{operator_app, preview_app, store_app};
 
 /// Removals by the expiry guard waiting for the store to audit them. Only policies
 /// with an untrustworthy expiry are sent, so this is far more than a burst needs.
