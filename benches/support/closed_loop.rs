@@ -51,9 +51,11 @@ const HELP: &str = "help";
 pub async fn run(plan: &Plan, bench: &Bench, patience: Duration) -> Report {
     let mut runs = Vec::new();
     let mut ids = Vec::new();
+    // `/jit help` first: the cards `/jit request` queues are posted while the runs
+    // after it go on, and would share the machine with them.
     for (command, text, total) in [
-        ("/jit request", REQUEST, plan.requests),
         ("/jit help", HELP, plan.helps),
+        ("/jit request", REQUEST, plan.requests),
     ] {
         for clients in [1, plan.clients] {
             let count = if clients == 1 { plan.sequential } else { total };
