@@ -6,7 +6,6 @@
 //! catalog problem, all at once.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
 
 use config::{Config, Environment, File, FileFormat};
@@ -14,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, TargetConfig};
 use crate::core::netpol::ListScope;
+pub use crate::core::secret::Secret;
 use crate::core::ttl::Ttl;
 
 /// The whole configuration file.
@@ -175,32 +175,6 @@ pub enum LogFormat {
     Auto,
     Json,
     Text,
-}
-
-/// A secret value: its `Debug` and `Display` print `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The value itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
 }
 
 /// Secrets, read from the environment only.

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod preview;
 pub mod reconcile;
 pub mod request;
+pub mod secret;
 pub mod submission;
 pub mod ttl;
 pub mod yaml;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::adapters::http::signature::SignedHeaders;
 use crate::adapters::http::slack_request::{ButtonClick, FORM_CONTENT_TYPE, SlashCommand};
 use crate::core::ports::Clock;
-use crate::settings::Secret;
+use crate::core::secret::Secret;
 
 /// The app did not answer a forwarded request.
 #[derive(Debug, thiserror::Error)]

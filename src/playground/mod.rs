@@ -44,7 +44,8 @@ use crate::adapters::slack::SlackNotifier;
 use crate::app::{App, AppError, ManualClock};
 use crate::core::catalog::Catalog;
 use crate::core::ports::Clock;
-use crate::settings::{Secret, Secrets, Settings};
+use crate::core::secret::Secret;
+use crate::settings::{Secrets, Settings};
 use crate::startup::{self, Application, ClusterPorts, Overrides};
 
 /// The example catalog, built in so `jitbot playground` works with no file at all.

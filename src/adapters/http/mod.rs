@@ -23,7 +23,7 @@ use tracing::warn;
 
 use crate::adapters::slack::SlackApi;
 use crate::app::{App, Readiness};
-use crate::settings::Secret;
+use crate::core::secret::Secret;
 
 /// Largest body accepted from Slack; larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
