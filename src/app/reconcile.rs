@@ -9,7 +9,8 @@
 //!    is being applied right now); keeps a policy it cannot explain (unknown request)
 //!    only until its expires-at; restores an Active grant's policy that someone
 //!    edited. One request the store cannot read is skipped, not the pass;
-//! 3. (once every page is done) re-applies an Active grant whose policy is missing.
+//! 3. (once every page is done) re-applies an Active grant whose policy is missing,
+//!    reading the Active grants from the store a page at a time too.
 //!
 //! Policies without jitbot's label are never touched, whatever their name. What to do
 //! with each policy is decided in [`crate::core::reconcile`]; this file does the
@@ -29,6 +30,9 @@ use crate::core::ports::{AuditEvent, ListCursor, PolicyRef, StoreError};
 use crate::core::reconcile::{self, Verdict};
 use crate::core::request::{AccessRequest, AuditKind, State};
 use crate::core::ttl::Ttl;
+
+/// Active grants step 3 loads from the store at a time.
+const STORE_PAGE: usize = 500;
 
 /// What one reconcile pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -160,27 +164,49 @@ impl App {
         now: DateTime<Utc>,
         report: &mut ReconcileReport,
     ) -> Result<(), AppError> {
-        let active = self.ports.store.list_by_state(State::Active).await?;
-        self.metrics.set_active(active.len());
-        for r in active {
-            let missing = reconcile::missing(&r, present, now);
-            if missing.is_empty() {
-                continue;
+        let mut active = 0;
+        loop {
+            let page = self
+                .ports
+                .store
+                .list_by_state_page(State::Active, active, STORE_PAGE)
+                .await?;
+            let last = page.len() < STORE_PAGE;
+            active += page.len();
+            for r in page {
+                self.reapply_if_missing(&r, present, now, report).await;
             }
-            if self.reapply(&r).await {
-                report.reapplied += 1;
-                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
-                let detail = format!(
-                    "reconciler re-applied missing NetworkPolicy {}",
-                    names.join(", ")
-                );
-                self.record(&r.id, Some(&r), AuditKind::PolicyReapplied, now, detail)
-                    .await;
-            } else {
-                report.errors += 1;
+            if last {
+                break;
             }
         }
+        self.metrics.set_active(active);
         Ok(())
+    }
+
+    async fn reapply_if_missing(
+        &self,
+        r: &AccessRequest,
+        present: &HashSet<PolicyRef>,
+        now: DateTime<Utc>,
+        report: &mut ReconcileReport,
+    ) {
+        let missing = reconcile::missing(r, present, now);
+        if missing.is_empty() {
+            return;
+        }
+        if self.reapply(r).await {
+            report.reapplied += 1;
+            let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            let detail = format!(
+                "reconciler re-applied missing NetworkPolicy {}",
+                names.join(", ")
+            );
+            self.record(&r.id, Some(r), AuditKind::PolicyReapplied, now, detail)
+                .await;
+        } else {
+            report.errors += 1;
+        }
     }
 
     /// The request behind a live policy. Only an unavailable store is an error (the

@@ -99,6 +99,20 @@ pub trait Store: Send + Sync {
 
     async fn list_by_state(&self, state: State) -> Result<Vec<AccessRequest>, StoreError>;
 
+    /// At most `limit` of the requests in `state`, skipping the first `skip` of them in
+    /// the same order as `list_by_state`, so that a pass over many holds a page at a
+    /// time. Requests that change state between two pages may be skipped or seen twice
+    /// by such a pass. By default this slices `list_by_state`.
+    async fn list_by_state_page(
+        &self,
+        state: State,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        let all = self.list_by_state(state).await?;
+        Ok(all.into_iter().skip(skip).take(limit).collect())
+    }
+
     /// Claims up to `limit` requests whose timer is at or before `now`, each until
     /// `lease_until`. Work claimed earlier whose lease has run out is claimable again.
     async fn claim_due(

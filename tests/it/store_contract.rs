@@ -195,6 +195,39 @@ pub async fn lists_by_requester_and_state(b: &dyn Backend) {
     assert_eq!(actives, [live]);
 }
 
+pub async fn pages_of_a_state_follow_its_listing(b: &dyn Backend) {
+    let store = b.client().await;
+    let mut made = Vec::new();
+    for seed in 20..25 {
+        let r = new_request(seed, 1);
+        store.create(&r, &requested(&r)).await.unwrap();
+        made.push(r.id);
+    }
+    let other = active(store.as_ref(), 30).await;
+    let mut paged = Vec::new();
+    for skip in [0, 2, 4] {
+        let page = store
+            .list_by_state_page(State::Pending, skip, 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2, "{page:?}");
+        paged.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(paged, made, "the pages, in order, are the listing");
+    assert!(
+        store
+            .list_by_state_page(State::Pending, 5, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let actives = store
+        .list_by_state_page(State::Active, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(actives, [other]);
+}
+
 pub async fn claims_only_due_work_and_only_once_per_lease(b: &dyn Backend) {
     let (one, two) = (b.client().await, b.client().await);
     let grants = [
@@ -423,7 +456,8 @@ macro_rules! store_contract {
             use super::*;
             $crate::contract_tests!(store_contract, #[tokio::test], $backend;
                 create_and_load_round_trip, transition_is_compare_and_set,
-                lists_by_requester_and_state, claims_only_due_work_and_only_once_per_lease,
+                lists_by_requester_and_state, pages_of_a_state_follow_its_listing,
+                claims_only_due_work_and_only_once_per_lease,
                 a_transition_releases_the_claim_and_rearms_the_timer,
                 next_due_is_the_earliest_timer_or_lease, release_rearms_only_the_current_version,
                 audit_keeps_history_per_request, annotations_are_kept_per_request,

@@ -49,13 +49,23 @@ impl RedisStore {
 
     /// The request ids in an index set, oldest first.
     async fn index(&self, key: String) -> Result<Vec<String>, StoreError> {
+        self.index_range(key, 0, -1).await
+    }
+
+    /// Index entries by rank, `start` to `stop` inclusive (`-1`: the last).
+    async fn index_range(
+        &self,
+        key: String,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<String>, StoreError> {
         self.call("list", |mut c| {
             let key = &key;
             async move {
                 redis::cmd("ZRANGE")
                     .arg(key)
-                    .arg(0)
-                    .arg(-1)
+                    .arg(start)
+                    .arg(stop)
                     .query_async(&mut c)
                     .await
             }
@@ -189,6 +199,30 @@ impl Store for RedisStore {
         let ids = self.index(self.keys.state(state)).await?;
         // The index and the requests are read in two steps; keep only requests that
         // are still in `state` when read.
+        let mut out: Vec<AccessRequest> = self
+            .load_many(ids)
+            .await?
+            .into_iter()
+            .filter(|r| r.state == state)
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn list_by_state_page(
+        &self,
+        state: State,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let start = i64::try_from(skip).unwrap_or(i64::MAX);
+        let stop = start.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX) - 1);
+        let ids = self
+            .index_range(self.keys.state(state), start, stop)
+            .await?;
         let mut out: Vec<AccessRequest> = self
             .load_many(ids)
             .await?
