@@ -196,17 +196,7 @@ impl Store for RedisStore {
     }
 
     async fn list_by_state(&self, state: State) -> Result<Vec<AccessRequest>, StoreError> {
-        let ids = self.index(self.keys.state(state)).await?;
-        // The index and the requests are read in two steps; keep only requests that
-        // are still in `state` when read.
-        let mut out: Vec<AccessRequest> = self
-            .load_many(ids)
-            .await?
-            .into_iter()
-            .filter(|r| r.state == state)
-            .collect();
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(out)
+        self.list_by_state_page(state, 0, usize::MAX).await
     }
 
     async fn list_by_state_page(
@@ -218,11 +208,17 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // Ranks in the index; ZRANGE's stop is inclusive, and -1 is the last.
         let start = i64::try_from(skip).unwrap_or(i64::MAX);
-        let stop = start.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX) - 1);
+        let stop = i64::try_from(limit)
+            .ok()
+            .and_then(|n| start.checked_add(n - 1))
+            .unwrap_or(-1);
         let ids = self
             .index_range(self.keys.state(state), start, stop)
             .await?;
+        // The index and the requests are read in two steps; keep only requests that
+        // are still in `state` when read.
         let mut out: Vec<AccessRequest> = self
             .load_many(ids)
             .await?
