@@ -94,63 +94,33 @@ impl Submission {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use chrono::TimeZone;
 
     use super::*;
-    use crate::core::catalog::{
-        AccessConfig, PortConfig, RequesterConfig, SourceConfig, TargetConfig,
-    };
+    use crate::core::catalog::fixtures::{address_config, requester_config, target_config};
+    use crate::core::catalog::{AccessConfig, SourceConfig};
     use crate::core::request::State;
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap()
     }
 
-    fn mk_requester(user: &str, source: SourceConfig) -> RequesterConfig {
-        RequesterConfig {
-            slack_user: user.to_owned(),
-            name: String::new(),
-            source,
-        }
-    }
-
     /// payments-db (max 2h); Alice has a fixed address, Bob a range.
     fn catalog() -> Catalog {
-        let target = TargetConfig {
-            name: "payments-db".to_owned(),
-            description: String::new(),
-            namespace: "payments".to_owned(),
-            pod_selector: BTreeMap::from([("app".to_owned(), "postgres".to_owned())]),
-            ports: vec![PortConfig {
-                port: 5432,
-                end_port: None,
-                protocol: "TCP".to_owned(),
-            }],
-            default_duration: "30m".to_owned(),
-            max_duration: "2h".to_owned(),
-            approvers: vec!["U024BE7LH".to_owned()],
-            approval_channel: "C0123456789".to_owned(),
-            approvals_required: 1,
-            allow_self_approval: false,
-        };
-        let alice = mk_requester(
-            "U0ALICE001",
-            SourceConfig {
-                addresses: vec!["10.8.0.14".to_owned()],
-                ..SourceConfig::default()
-            },
-        );
-        let bob = mk_requester(
+        let alice = requester_config("U0ALICE001", address_config(&["10.8.0.14"]));
+        let bob = requester_config(
             "U0BOB00001",
             SourceConfig {
                 range: Some("10.8.1.0/28".to_owned()),
                 ..SourceConfig::default()
             },
         );
-        Catalog::build(&AccessConfig::default(), &[target], &[alice, bob])
-            .expect("test catalog is valid")
+        Catalog::build(
+            &AccessConfig::default(),
+            &[target_config("payments-db")],
+            &[alice, bob],
+        )
+        .expect("test catalog is valid")
     }
 
     fn ask(requester: &str, target: &str, duration: Ttl) -> Submission {
