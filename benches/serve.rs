@@ -78,12 +78,19 @@ use tokio::task::JoinSet;
 use jitbot::adapters::http::signature::SignedHeaders;
 use jitbot::adapters::http::slack_request::FORM_CONTENT_TYPE;
 use jitbot::adapters::kube::{KubeEnforcer, KubeSettings};
-use jitbot::adapters::redis::{RedisSettings, RedisStore};
+use jitbot::adapters::redis::{RedisSettings, RedisStore, StateKey};
 use jitbot::app::ManualClock;
 use jitbot::core::actions::APPROVE;
 use jitbot::core::ids::{Namespace, RequestId};
 use jitbot::core::netpol;
-use jitbot::settings::Settings;
+use jitbot::settings::{Secret, Settings};
+
+/// `jitbot serve`'s JITBOT_STATE_KEY here, which the bench's own store seals with too.
+const STATE_KEY: &str = "bench-state-key-0123456789abcdef0123456789";
+
+fn state_key() -> StateKey {
+    StateKey::new(Secret::new(STATE_KEY), None).expect("a long enough key")
+}
 
 use config_file::target_table;
 use fake_slack::FakeSlack;
@@ -245,6 +252,7 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
             ("SLACK_BOT_TOKEN", TOKEN.to_owned()),
             ("SLACK_SIGNING_SECRET", SECRET.to_owned()),
             ("REDIS_URL", redis.url()),
+            ("JITBOT_STATE_KEY", STATE_KEY.to_owned()),
         ],
         dir.path().join("jitbot.log"),
     );
@@ -301,6 +309,7 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
         &RedisSettings {
             key_prefix: prefix.to_owned(),
             response_timeout: Duration::from_secs(10),
+            state_key: Some(state_key()),
             ..RedisSettings::default()
         },
     )
@@ -496,19 +505,19 @@ async fn open_loop(bench: &Bench, rate: u32, length: Duration) -> Vec<Sample> {
     let count = (f64::from(rate) * length.as_secs_f64()).round() as usize;
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     let url: Arc<str> = format!("{}/slack/commands", bench.jitbot.base).into();
-    let body: Arc<str> = bench
-        .inbound
-        .command_body(ALICE, "request payments-db 30m INC-4411 replica lag")
-        .into();
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let mut tasks = JoinSet::new();
     for i in 0..count {
+        // A body of its own (its own trigger_id), as each command Slack sends has.
+        let body = bench
+            .inbound
+            .command_body(ALICE, "request payments-db 30m INC-4411 replica lag");
         let due = start + period.mul_f64(i as f64);
         tokio::time::sleep_until(due).await;
-        let (http, url, body) = (bench.http.clone(), url.clone(), body.clone());
+        let (http, url) = (bench.http.clone(), url.clone());
         tasks.spawn(async move {
             let sent = Instant::now();
-            let answer = post_signed(&http, &url, body.to_string()).await;
+            let answer = post_signed(&http, &url, body).await;
             let done = Instant::now();
             Sample {
                 due: due.into_std(),
@@ -671,13 +680,13 @@ struct ApproveReport {
 
 async fn approve_to_policy(plan: &Plan, bench: &Bench, namespace: &Namespace) -> ApproveReport {
     let url = format!("{}/slack/commands", bench.jitbot.base);
-    let body = bench
-        .inbound
-        .command_body(ALICE, "request payments-db 30m INC-4411 replica lag");
     let mut ids = Vec::with_capacity(plan.approvals);
     for _ in 0..plan.approvals {
-        let id = request_id(post_signed(&bench.http, &url, body.clone()).await)
-            .expect("a request for step 2");
+        let body = bench
+            .inbound
+            .command_body(ALICE, "request payments-db 30m INC-4411 replica lag");
+        let id =
+            request_id(post_signed(&bench.http, &url, body).await).expect("a request for step 2");
         ids.push(id);
     }
     // Approvers click on cards they see.

@@ -35,7 +35,7 @@ use jitbot::adapters::redis::{RedisSettings, RedisStore};
 use jitbot::app::Decision;
 use jitbot::core::ids::RequestId;
 use jitbot::core::ports::{AuditEvent, Store};
-use jitbot::core::request::{self, AccessRequest, Actor, Event, State};
+use jitbot::core::request::{self, AccessRequest, Actor, Event, Round, State};
 
 use fakes::{ALICE, LEAD1, t0, user};
 use fan_out::fan_out;
@@ -169,6 +169,14 @@ async fn store(server: &RedisServer, prefix: &str) -> RedisStore {
     let settings = RedisSettings {
         key_prefix: prefix.to_owned(),
         response_timeout: Duration::from_secs(10),
+        // Sealed as `jitbot serve` stores requests, so the figures include the seal.
+        state_key: Some(
+            jitbot::adapters::redis::StateKey::new(
+                jitbot::settings::Secret::new("bench-state-key-0123456789abcdef0123"),
+                None,
+            )
+            .expect("a long enough key"),
+        ),
         ..RedisSettings::default()
     };
     RedisStore::connect(&server.url(), &settings)
@@ -197,7 +205,7 @@ async fn pairs(
                     .await
                     .expect("submit");
                 let done = app
-                    .decide(&req.id, &user(LEAD1), Decision::Approve)
+                    .decide(&req.id, &user(LEAD1), Decision::Approve, Round::Request)
                     .await
                     .expect("decide");
                 assert_eq!(done.request.state, State::Active);

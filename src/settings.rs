@@ -187,6 +187,11 @@ pub struct Secrets {
     /// Slack reaches jitbot over HTTP (`/slack/commands`, `/slack/interactions`).
     pub slack_app_token: Option<Secret>,
     pub redis_url: Option<Secret>,
+    /// `JITBOT_STATE_KEY`: seals every request stored in Redis (required with
+    /// `REDIS_URL`); `JITBOT_STATE_KEY_PREVIOUS` still opens records while it is
+    /// rotated out.
+    pub state_key: Option<Secret>,
+    pub state_key_previous: Option<Secret>,
 }
 
 impl Secrets {
@@ -203,6 +208,8 @@ impl Secrets {
             slack_signing_secret: get("SLACK_SIGNING_SECRET"),
             slack_app_token: get("SLACK_APP_TOKEN"),
             redis_url: get("REDIS_URL"),
+            state_key: get("JITBOT_STATE_KEY"),
+            state_key_previous: get("JITBOT_STATE_KEY_PREVIOUS"),
         }
     }
 }

@@ -80,17 +80,25 @@ async fn closed_loop(
     count: usize,
 ) -> (Run, Vec<String>) {
     let url: Arc<str> = format!("{}/slack/commands", bench.jitbot.base).into();
-    let body: Arc<str> = bench.inbound.command_body(ALICE, text).into();
     let per_client = count.div_ceil(clients);
+    // Each command a body of its own (its own trigger_id), as Slack sends them, made
+    // before the clock starts.
+    let bodies: Vec<Vec<String>> = (0..clients)
+        .map(|_| {
+            (0..per_client)
+                .map(|_| bench.inbound.command_body(ALICE, text))
+                .collect()
+        })
+        .collect();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for _ in 0..clients {
-        let (http, url, body) = (bench.http.clone(), url.clone(), body.clone());
+    for client in bodies {
+        let (http, url) = (bench.http.clone(), url.clone());
         tasks.spawn(async move {
             let mut answers = Vec::with_capacity(per_client);
-            for _ in 0..per_client {
+            for body in client {
                 let sent = Instant::now();
-                let answer = post_signed(&http, &url, body.to_string()).await;
+                let answer = post_signed(&http, &url, body).await;
                 answers.push((sent.elapsed(), answer));
             }
             answers

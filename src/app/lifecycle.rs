@@ -10,9 +10,10 @@ use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
 use crate::core::ports::{AuditEvent, PREVIEW_NOTE, Ready, StoreError};
 use crate::core::request::{
-    self, AccessRequest, AuditKind, Event, State, Transition, TransitionError,
+    self, AccessRequest, AuditKind, Event, Round, State, Transition, TransitionError,
 };
 use crate::core::submission::Submission;
+use crate::core::trust;
 use crate::core::ttl::Ttl;
 
 /// An approver's answer.
@@ -80,22 +81,29 @@ impl App {
         }
     }
 
-    /// Approves or denies. Exactly one decision wins however many clicks race; when
-    /// the quorum is met the grant is applied before this returns.
+    /// Approves or denies `round` of a request: the request itself, or the extension
+    /// its card showed. A decision on a round that is no longer open (an older card,
+    /// a replayed click) is refused and changes nothing. Exactly one decision wins
+    /// however many clicks race; when the quorum is met the grant is applied before
+    /// this returns.
     #[instrument(skip(self, decision), fields(request_id = %id, by = %user))]
     pub async fn decide(
         &self,
         id: &RequestId,
         user: &SlackUserId,
         decision: Decision,
+        round: Round,
     ) -> Result<Transition, AppError> {
         let req = self.load(id).await?;
+        round.check(&req)?;
         let actor = self.actor(user, &req).await;
         let event = match decision {
             Decision::Approve => Event::Approve { by: actor },
             Decision::Deny { note } => Event::Deny { by: actor, note },
         };
-        let t = self.step(id, &event, Some(user), self.now()).await?;
+        let t = self
+            .step_if(id, &event, Some(user), self.now(), |r| round.check(r))
+            .await?;
         match t.kind {
             AuditKind::Approved => {
                 let after = self.activate(t.request.clone(), self.now()).await?;
@@ -172,6 +180,10 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<AccessRequest, AppError> {
         let expires_at = request::whole_second(now + req.duration.as_delta());
+        // The record as read back must ask for no more than the catalog gives now.
+        if let Err(untrusted) = trust::vet(&req, &self.catalog) {
+            return self.refuse_untrusted(req, untrusted, now).await;
+        }
         // One call: the enforcer retries what is worth retrying within its own bounds
         // (see `Enforcer::apply`), so an error here is its last word.
         let applied = self
@@ -209,6 +221,27 @@ impl App {
         }
     }
 
+    /// An Approved request whose record asks for more than the catalog gives: nothing
+    /// is applied, any policy of it is deleted, it ends Failed and the alert is raised.
+    async fn refuse_untrusted(
+        &self,
+        req: AccessRequest,
+        untrusted: trust::Untrusted,
+        now: DateTime<Utc>,
+    ) -> Result<AccessRequest, AppError> {
+        warn!(request_id = %req.id, error = %untrusted, "refusing to apply a stored request that does not match the catalog");
+        self.remove_policies(&req, now).await;
+        self.reject(&req, now, untrusted.to_string()).await;
+        let event = Event::ApplyFailed {
+            reason: format!("nothing was applied: {untrusted}"),
+        };
+        match self.step(&req.id, &event, None, now).await {
+            Ok(t) => Ok(t.request),
+            Err(AppError::Refused(TransitionError::WrongState { .. })) => self.load(&req.id).await,
+            Err(e) => Err(e),
+        }
+    }
+
     /// Applies one event to the freshest copy of the request until its
     /// compare-and-set wins; then audits (atomically, in the store) and notifies.
     pub(crate) async fn step(
@@ -218,8 +251,22 @@ impl App {
         actor: Option<&SlackUserId>,
         now: DateTime<Utc>,
     ) -> Result<Transition, AppError> {
+        self.step_if(id, event, actor, now, |_| Ok(())).await
+    }
+
+    /// [`App::step`], where `still` must accept each fresh copy before the event is
+    /// applied to it (a decision checks that its round is still open).
+    async fn step_if(
+        &self,
+        id: &RequestId,
+        event: &Event,
+        actor: Option<&SlackUserId>,
+        now: DateTime<Utc>,
+        still: impl Fn(&AccessRequest) -> Result<(), TransitionError>,
+    ) -> Result<Transition, AppError> {
         for _ in 0..CONFLICT_RETRIES {
             let req = self.load(id).await?;
+            still(&req)?;
             let t = request::apply(&req, event, now)?;
             let audit = AuditEvent::of(&t, actor, now, describe(&t));
             match self.ports.store.transition(&t, &audit).await {
@@ -261,11 +308,20 @@ impl App {
         }
     }
 
-    /// Puts an Active grant's policy back as the store says it should be.
+    /// Puts an Active grant's policy back as the store says it should be, once the
+    /// record has passed [`trust::vet`]. A record that fails it is not applied: its
+    /// policy is deleted, the grant is ended Revoked and the alert is raised.
     pub(crate) async fn reapply(&self, req: &AccessRequest) -> bool {
         let Some(expires_at) = req.expires_at else {
             return false;
         };
+        if let Err(untrusted) = trust::vet(req, &self.catalog) {
+            warn!(request_id = %req.id, error = %untrusted, "refusing to re-apply a stored request that does not match the catalog");
+            let now = self.now();
+            self.reject(req, now, untrusted.to_string()).await;
+            self.withdraw(req, untrusted.to_string(), now).await;
+            return false;
+        }
         match self
             .ports
             .enforcer
@@ -281,11 +337,37 @@ impl App {
         }
     }
 
+    /// Ends an Active grant on jitbot's own word (see [`Event::Withdraw`]): deletes
+    /// its policy and records the end, which tells the requester why.
+    pub(crate) async fn withdraw(&self, req: &AccessRequest, why: String, now: DateTime<Utc>) {
+        self.remove_policies(req, now).await;
+        let event = Event::Withdraw { reason: why };
+        if let Err(e) = self.step(&req.id, &event, None, now).await {
+            warn!(request_id = %req.id, error = %e, "cannot record the end of a withdrawn grant; its policy is deleted");
+        }
+    }
+
+    /// Records a `record_rejected` alert in the audit log and tells Slack.
+    pub(crate) async fn reject(&self, req: &AccessRequest, now: DateTime<Utc>, detail: String) {
+        self.raise(AuditKind::RecordRejected, req, now, detail)
+            .await;
+    }
+
     /// Records a `revoke_failing` alert in the audit log and tells Slack.
     pub(crate) async fn alert(&self, req: &AccessRequest, now: DateTime<Utc>, detail: String) {
+        self.raise(AuditKind::RevokeFailing, req, now, detail).await;
+    }
+
+    async fn raise(
+        &self,
+        kind: AuditKind,
+        req: &AccessRequest,
+        now: DateTime<Utc>,
+        detail: String,
+    ) {
         let event = AuditEvent {
             request_id: req.id.clone(),
-            kind: AuditKind::RevokeFailing,
+            kind,
             at: now,
             actor: None,
             from: Some(req.state),

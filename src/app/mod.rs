@@ -27,7 +27,7 @@ pub use clock::{ManualClock, SystemClock};
 pub use lifecycle::Decision;
 pub use notes::StoreNotes;
 pub use queries::Readiness;
-pub use reconcile::ReconcileReport;
+pub use reconcile::{REMOVED_OUTSIDE, ReconcileReport};
 pub use sweep::SweepReport;
 
 /// What a person asks for; its checks against the catalog live in the core, where
@@ -207,6 +207,18 @@ impl App {
             is_approver,
             is_admin,
         }
+    }
+
+    /// Whether this is the first time any replica sees `proof` (a signed Slack
+    /// request's signature) within `window`: a replay of the exact request is then
+    /// refused, however often it is sent.
+    pub async fn first_sight(&self, proof: &str, window: Ttl) -> Result<bool, AppError> {
+        let now = self.now();
+        Ok(self
+            .ports
+            .store
+            .remember_once(proof, now, now + window.as_delta())
+            .await?)
     }
 
     /// Loads a request or says it does not exist.

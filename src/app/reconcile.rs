@@ -8,9 +8,18 @@
 //! 2. deletes any whose request the store knows and is not Active (or Approved, which
 //!    is being applied right now); keeps a policy it cannot explain (unknown request)
 //!    only until its expires-at; restores an Active grant's policy that someone
-//!    edited. One request the store cannot read is skipped, not the pass;
-//! 3. (once every page is done) re-applies an Active grant whose policy is missing,
-//!    reading the Active grants from the store a page at a time too.
+//!    edited; deletes, with a `record_rejected` alert, a policy whose request the
+//!    store has but cannot read back or whose seal does not verify (one such request
+//!    costs its own policy, not the pass);
+//! 3. (once every page is done) ends an Active grant whose policy is missing: it was
+//!    removed outside jitbot, or the store was rolled back to before a revoke. The
+//!    grant is Revoked ("policy removed outside jitbot"), audited and its requester
+//!    told; its policy is never re-created. The Active grants are read from the store
+//!    a page at a time too. (Re-applying is left to grants approved but never
+//!    applied, which the sweep takes over while they are Approved.)
+//!
+//! Every apply (restoring an edited policy) first holds the stored request against
+//! the current catalog (see [`crate::core::trust`]).
 //!
 //! Policies without jitbot's label are never touched, whatever their name. What to do
 //! with each policy is decided in [`crate::core::reconcile`]; this file does the
@@ -20,7 +29,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use tracing::{info, instrument, warn};
+use tracing::{error, info, instrument, warn};
 
 use super::{App, AppError};
 use crate::core::expiry::{Ending, Removal};
@@ -34,12 +43,18 @@ use crate::core::ttl::Ttl;
 /// Active grants step 3 loads from the store at a time.
 const STORE_PAGE: usize = 500;
 
+/// Why step 3 ends a grant, as its requester and the audit log read it.
+pub const REMOVED_OUTSIDE: &str = "policy removed outside jitbot";
+
 /// What one reconcile pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
     pub seen: usize,
     pub removed: usize,
+    /// Edited policies put back as approved.
     pub reapplied: usize,
+    /// Active grants ended because their policy had gone from the cluster.
+    pub withdrawn: usize,
     /// Unknown to the store but not yet expired: kept until their expires-at.
     pub kept_unexplained: usize,
     pub errors: usize,
@@ -88,7 +103,7 @@ impl App {
         if let Some(e) = store_failed {
             return Err(e);
         }
-        self.reapply_missing(&present, now, &mut report).await?;
+        self.end_missing(&present, now, &mut report).await?;
         self.metrics.reconciled(self.now());
         Ok(report)
     }
@@ -134,7 +149,8 @@ impl App {
         }
         for l in current {
             let stored = self.request_of(l, report).await?;
-            if let Stored::Unreadable = stored {
+            if let Stored::Unreadable(why) = &stored {
+                self.remove_untrusted(l, why, now, report).await;
                 continue;
             }
             let req = stored.known();
@@ -157,8 +173,8 @@ impl App {
         Ok(())
     }
 
-    /// Step 3: re-applies the policies of Active grants that the cluster did not list.
-    async fn reapply_missing(
+    /// Step 3: ends the Active grants whose policies the cluster did not list.
+    async fn end_missing(
         &self,
         present: &HashSet<PolicyRef>,
         now: DateTime<Utc>,
@@ -174,7 +190,7 @@ impl App {
             let last = page.len() < STORE_PAGE;
             active += page.len();
             for r in page {
-                self.reapply_if_missing(&r, present, now, report).await;
+                self.end_if_missing(&r, present, now, report).await;
             }
             if last {
                 break;
@@ -184,7 +200,7 @@ impl App {
         Ok(())
     }
 
-    async fn reapply_if_missing(
+    async fn end_if_missing(
         &self,
         r: &AccessRequest,
         present: &HashSet<PolicyRef>,
@@ -195,18 +211,10 @@ impl App {
         if missing.is_empty() {
             return;
         }
-        if self.reapply(r).await {
-            report.reapplied += 1;
-            let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
-            let detail = format!(
-                "reconciler re-applied missing NetworkPolicy {}",
-                names.join(", ")
-            );
-            self.record(&r.id, Some(r), AuditKind::PolicyReapplied, now, detail)
-                .await;
-        } else {
-            report.errors += 1;
-        }
+        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        warn!(request_id = %r.id, policies = %names.join(", "), "an active grant's policy was removed outside jitbot; ending the grant");
+        self.withdraw(r, REMOVED_OUTSIDE.to_owned(), now).await;
+        report.withdrawn += 1;
     }
 
     /// The request behind a live policy. Only an unavailable store is an error (the
@@ -225,8 +233,33 @@ impl App {
             Err(e @ StoreError::Unavailable(_)) => Err(e.into()),
             Err(e) => {
                 report.errors += 1;
-                warn!(request_id = %id, policy = %l.at, error = %e, "reconciler cannot read this request; skipping its policy this pass");
-                Ok(Stored::Unreadable)
+                Ok(Stored::Unreadable(e.to_string()))
+            }
+        }
+    }
+
+    /// A live policy whose stored request cannot be read back or does not verify: no
+    /// record jitbot can trust explains it, so it goes, with a `record_rejected` alert.
+    async fn remove_untrusted(
+        &self,
+        l: &Live<'_>,
+        why: &str,
+        now: DateTime<Utc>,
+        report: &mut ReconcileReport,
+    ) {
+        error!(request_id = ?l.id, policy = %l.at, error = why, "the stored request behind this policy cannot be trusted; deleting the policy");
+        if !self.remove_live(l, why, report).await {
+            return;
+        }
+        if let Some(id) = &l.id {
+            let detail = format!(
+                "reconciler deleted NetworkPolicy {}: its stored request cannot be trusted ({why})",
+                l.at
+            );
+            let mut event = removal_event(id, None, now, detail);
+            event.kind = AuditKind::RecordRejected;
+            if let Err(e) = self.ports.store.append_audit(&event).await {
+                warn!(request_id = %id, error = %e, "cannot record the alert in the audit stream");
             }
         }
     }
@@ -335,8 +368,8 @@ enum Stored {
     Known(Box<AccessRequest>),
     /// No request of that id (or no readable id on the policy).
     Unknown,
-    /// The store has it but cannot read it back.
-    Unreadable,
+    /// The store has it but cannot read it back, or its seal does not verify.
+    Unreadable(String),
 }
 
 impl Stored {

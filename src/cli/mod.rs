@@ -200,6 +200,7 @@ fn playground(args: &PlaygroundArgs, env: &HashMap<String, String>) -> ExitCode 
         running_clock: true,
         start: Utc::now(),
         redis_url: Secrets::from_vars(env).redis_url,
+        state_key: Secrets::from_vars(env).state_key,
     };
     let catalog_source = args
         .config

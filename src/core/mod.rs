@@ -17,5 +17,6 @@ pub mod reconcile;
 pub mod request;
 pub mod secret;
 pub mod submission;
+pub mod trust;
 pub mod ttl;
 pub mod yaml;

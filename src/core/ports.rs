@@ -64,6 +64,9 @@ pub enum StoreError {
     /// Stored data could not be read back (a bug or a hand edit).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A stored request's seal does not verify: someone other than jitbot wrote it.
+    #[error("stored request {id} is refused: {why}")]
+    Tampered { id: RequestId, why: String },
 }
 
 /// A claimed piece of due work: the request whose timer fired.
@@ -146,6 +149,16 @@ pub trait Store: Send + Sync {
 
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Remembers `key` until `until`: true the first time, false while it is still
+    /// remembered, whichever replica asked first. A signed Slack request is acted on
+    /// once this way: its signature is the key, for as long as it would verify.
+    async fn remember_once(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Where a policy lives.

@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use super::expiry::{self, Ending};
 use super::netpol;
 use super::ports::PolicyRef;
-use super::request::{AccessRequest, State};
+use super::request::{APPLY_RETRY_AFTER, AccessRequest, State};
 use super::ttl::Ttl;
 
 /// What to do with one live policy.
@@ -62,13 +62,23 @@ pub fn verdict(
 }
 
 /// The policies of an Active grant that are not among `present` (what the cluster
-/// listed). None for a grant already due: the sweep expires it.
+/// listed at `now`): policies removed outside jitbot, whose grant then ends (it is
+/// never re-created, so a rolled-back store cannot bring a revoked grant back). None
+/// for a grant already due (the sweep expires it), nor for one activated less than
+/// [`APPLY_RETRY_AFTER`] before `now`, whose apply may still have been on its way
+/// when the listing was made; the next pass looks again.
 pub fn missing(
     request: &AccessRequest,
     present: &HashSet<PolicyRef>,
     now: DateTime<Utc>,
 ) -> Vec<PolicyRef> {
     if request.expires_at.is_none_or(|at| at <= now) {
+        return Vec::new();
+    }
+    if request
+        .activated_at
+        .is_none_or(|at| at + APPLY_RETRY_AFTER.as_delta() > now)
+    {
         return Vec::new();
     }
     netpol::policy_refs(request)

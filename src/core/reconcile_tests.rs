@@ -256,6 +256,7 @@ fn an_active_grant_with_all_its_policies_listed_misses_none() {
 fn an_active_grant_misses_each_policy_the_cluster_did_not_list() {
     let mut grant = mk_request(pod_source());
     grant.state = State::Active;
+    grant.activated_at = Some(now() - TimeDelta::minutes(10));
     grant.expires_at = Some(expiry());
     let refs = netpol::policy_refs(&grant);
     assert_eq!(refs.len(), 2, "a pod source has an egress companion");
@@ -274,4 +275,19 @@ fn a_grant_already_due_misses_nothing_the_sweep_ends_it() {
             Vec::<PolicyRef>::new()
         );
     }
+}
+
+#[test]
+fn a_grant_activated_moments_before_the_listing_misses_nothing_yet() {
+    let mut grant = mk_grant(State::Active);
+    for ago in [TimeDelta::zero(), TimeDelta::seconds(119)] {
+        grant.activated_at = Some(now() - ago);
+        assert_eq!(
+            missing(&grant, &HashSet::new(), now()),
+            Vec::<PolicyRef>::new(),
+            "activated {ago} before the listing"
+        );
+    }
+    grant.activated_at = Some(now() - TimeDelta::seconds(120));
+    assert_eq!(missing(&grant, &HashSet::new(), now()).len(), 1);
 }

@@ -47,6 +47,9 @@ pub struct InboundSlack {
     secret: Secret,
     clock: Arc<dyn Clock>,
     http: Client<HttpConnector, Full<Bytes>>,
+    /// Numbers each request's `trigger_id`, unique as Slack's are, so that two
+    /// commands alike are two requests and not a replay of one.
+    triggers: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The team and channel the playground's commands are typed in.
@@ -61,7 +64,15 @@ impl InboundSlack {
             secret,
             clock,
             http: Client::builder(TokioExecutor::new()).build_http(),
+            triggers: Arc::default(),
         }
+    }
+
+    fn trigger_id(&self) -> String {
+        let n = self
+            .triggers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("1.{n}.playground")
     }
 
     /// `/jit <text>` typed by `user`: returns the HTTP status and the ephemeral text.
@@ -71,6 +82,7 @@ impl InboundSlack {
         text: &str,
         response_url: &str,
     ) -> Result<(u16, String), Unanswered> {
+        let trigger_id = self.trigger_id();
         let body = SlashCommand {
             token: "deprecated-verification-token",
             team_id: TEAM,
@@ -82,7 +94,7 @@ impl InboundSlack {
             command: "/jit",
             text,
             response_url,
-            trigger_id: "1.1.playground",
+            trigger_id: &trigger_id,
         }
         .form();
         let (status, answer) = self.post_signed("/slack/commands", body).await?;
@@ -96,6 +108,7 @@ impl InboundSlack {
     /// A `block_actions` click: returns the HTTP status.
     pub async fn click(&self, click: &Click<'_>) -> Result<u16, Unanswered> {
         let action_ts = format!("{}.000000", self.clock.now().timestamp());
+        let trigger_id = self.trigger_id();
         let body = ButtonClick {
             team_id: TEAM,
             team_domain: "playground",
@@ -105,7 +118,7 @@ impl InboundSlack {
             channel_id: click.channel,
             channel_name: click.channel,
             message_ts: click.message_ts,
-            trigger_id: "1.1.playground",
+            trigger_id: &trigger_id,
             response_url: click.response_url,
             action_id: click.action_id,
             block_id: click.block_id,

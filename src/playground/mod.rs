@@ -72,6 +72,9 @@ pub struct Options {
     pub start: DateTime<Utc>,
     /// `REDIS_URL`, if set.
     pub redis_url: Option<Secret>,
+    /// Seals the requests kept in Redis; without one, a key made for this run (so a
+    /// later run cannot read them).
+    pub state_key: Option<Secret>,
 }
 
 /// What the page's header says the playground is made of.
@@ -86,7 +89,13 @@ impl Facts {
     /// What the header says of a playground run with `options` on `cluster`.
     fn of(options: &Options, cluster: &str) -> Facts {
         let store = match &options.redis_url {
-            Some(_) => format!("Redis at REDIS_URL, keys under {REDIS_KEY_PREFIX}"),
+            Some(_) => {
+                let sealed = match options.state_key {
+                    Some(_) => "sealed with JITBOT_STATE_KEY",
+                    None => "sealed with a key made for this run",
+                };
+                format!("Redis at REDIS_URL, keys under {REDIS_KEY_PREFIX}, {sealed}")
+            }
             None => "in memory (gone when the playground stops)".to_owned(),
         };
         Facts {
@@ -149,6 +158,7 @@ impl Engine {
             "lapsed": sweep.lapsed,
             "removed": reconcile.removed,
             "reapplied": reconcile.reapplied,
+            "withdrawn": reconcile.withdrawn,
         }))
     }
 }
@@ -323,6 +333,11 @@ impl Standin {
             slack_signing_secret: Some(self.signing.clone()),
             slack_app_token: None,
             redis_url: options.redis_url.clone(),
+            state_key: options.state_key.clone().or_else(|| {
+                let bytes: [u8; 32] = rand::random();
+                Some(Secret::new(hex::encode(bytes)))
+            }),
+            state_key_previous: None,
         }
     }
 }

@@ -24,7 +24,7 @@ use tracing_subscriber::EnvFilter;
 use crate::adapters::http::{HttpState, router};
 use crate::adapters::kube::{KubeEnforcer, KubeSettings};
 use crate::adapters::memory::MemoryStore;
-use crate::adapters::redis::{RedisSettings, RedisStore};
+use crate::adapters::redis::{RedisSettings, RedisStore, StateKey};
 use crate::adapters::slack::SlackNotifier;
 use crate::app::App;
 use crate::core::catalog::Catalog;
@@ -92,6 +92,18 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
     }
 }
 
+/// What `JITBOT_STATE_KEY` must be set to, and how to make one.
+const STATE_KEY_HOW: &str = "JITBOT_STATE_KEY is not set: with REDIS_URL, jitbot seals every request it stores with this key and refuses records that do not verify. Create one with `openssl rand -hex 32`, keep it in the same Secret as REDIS_URL, and give every replica the same key";
+
+/// The key that seals requests in Redis, or why there is none to use.
+pub fn state_key(secrets: &Secrets) -> anyhow::Result<StateKey> {
+    let current = secrets
+        .state_key
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!(STATE_KEY_HOW))?;
+    Ok(StateKey::new(current, secrets.state_key_previous.clone())?)
+}
+
 /// Opens the store: Redis when a URL is given, memory (with a warning) otherwise.
 pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Result<Arc<dyn Store>> {
     match &secrets.redis_url {
@@ -102,6 +114,7 @@ pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Resul
                 audit_maxlen: s.audit_maxlen as u64,
                 connect_timeout: s.connect_timeout.as_std(),
                 response_timeout: s.response_timeout.as_std(),
+                state_key: Some(state_key(secrets)?),
             };
             let store = RedisStore::connect(url.expose(), &redis)
                 .await

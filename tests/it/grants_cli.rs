@@ -11,7 +11,7 @@ use jitbot::core::ports::Clock;
 
 use crate::support::fakes::{ADMIN, ALICE, LEAD1, approve, request_id_in};
 use crate::support::kube::server;
-use crate::support::spawn::{one_replica, settings};
+use crate::support::spawn::{STATE_KEY, one_replica, settings};
 
 fn jitbot(args: &[&str], config: &std::path::Path, redis: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jitbot"));
@@ -23,7 +23,7 @@ fn jitbot(args: &[&str], config: &std::path::Path, redis: Option<&str>) -> Outpu
         .env_remove("SLACK_BOT_TOKEN")
         .env_remove("REDIS_URL");
     if let Some(url) = redis {
-        cmd.env("REDIS_URL", url);
+        cmd.env("REDIS_URL", url).env("JITBOT_STATE_KEY", STATE_KEY);
     }
     cmd.output().unwrap()
 }

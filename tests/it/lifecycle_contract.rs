@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use jitbot::app::{AppError, Decision};
 use jitbot::core::command::Reason;
 use jitbot::core::ports::EnforceError;
-use jitbot::core::request::{AuditKind, State, TransitionError};
+use jitbot::core::request::{AuditKind, Round, State, TransitionError};
 use jitbot::core::ttl::Ttl;
 
 use crate::store_contract::Backend;
@@ -74,7 +74,8 @@ pub async fn exactly_once_decisions_under_fifty_concurrent_approvals(b: &dyn Bac
         let id = req.id.clone();
         let approver = [LEAD1, LEAD2, GROUP_MEMBER][i % 3];
         tasks.push(tokio::spawn(async move {
-            app.decide(&id, &user(approver), Decision::Approve).await
+            app.decide(&id, &user(approver), Decision::Approve, Round::Request)
+                .await
         }));
     }
     let mut won = 0;

@@ -16,4 +16,5 @@ mod redis_store;
 mod serve_binary;
 mod slack_http;
 mod store_contract;
+mod trust;
 mod workers;

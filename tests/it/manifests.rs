@@ -97,9 +97,15 @@ fn the_slack_app_manifest_names_jitbots_endpoints_and_scopes() {
 fn the_secret_template_holds_no_real_values_and_every_secret_jitbot_reads() {
     let secret = &docs("manifests/secret.example.yaml")[0];
     let data = secret["stringData"].as_mapping().unwrap();
-    for key in ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REDIS_URL"] {
+    for key in [
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "REDIS_URL",
+        "JITBOT_STATE_KEY",
+    ] {
         assert!(data.contains_key(key), "{key}");
     }
+    assert_eq!(secret["stringData"]["JITBOT_STATE_KEY"], "");
     assert_eq!(secret["stringData"]["SLACK_BOT_TOKEN"], "");
     assert_eq!(secret["stringData"]["SLACK_SIGNING_SECRET"], "");
     let redis = &docs("manifests/redis/statefulset.yaml")[0];

@@ -38,6 +38,7 @@ async fn playground() -> Playground {
         running_clock: false,
         start: t0(),
         redis_url: None,
+        state_key: None,
     };
     Playground::start(settings, catalog, options)
         .await

@@ -6,11 +6,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
+use jitbot::app::REMOVED_OUTSIDE;
 use jitbot::app::{AppError, ReconcileReport};
 use jitbot::core::ids::RequestId;
 use jitbot::core::netpol;
 use jitbot::core::ports::{Clock, Store};
-use jitbot::core::request::{AccessRequest, AuditKind};
+use jitbot::core::request::{AccessRequest, AuditKind, State};
 use jitbot::startup::Application;
 
 use crate::support::fakes::{ALICE, LEAD1, active, t0};
@@ -98,8 +99,11 @@ async fn an_unexplained_policy_is_kept_only_until_its_expires_at() {
     f.pass_removes(&name).await;
 }
 
+/// DESIGN invariant: a missing policy is never resurrected. Removed outside jitbot
+/// (or revoked before the store was rolled back), the grant ends and its requester is
+/// told; the policy stays gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_active_grant_is_reapplied_and_audited() {
+async fn a_deleted_active_grant_is_ended_not_recreated() {
     let f = fixture().await;
     let grant = f.grant().await;
     let name = netpol::policy_name(&grant.id);
@@ -107,11 +111,39 @@ async fn a_deleted_active_grant_is_reapplied_and_audited() {
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
+    // A pass right after the activation leaves the grant alone: its apply could have
+    // been on its way while the cluster was listed.
+    let early = f.reconcile().await;
+    assert_eq!(early.withdrawn, 0, "{early:?}");
+    f.clock.advance(TimeDelta::minutes(3));
     let report = f.reconcile().await;
-    assert_eq!(report.reapplied, 1, "{report:?}");
-    assert!(f.exists(&name).await);
+    assert_eq!(report.withdrawn, 1, "{report:?}");
+    assert_eq!(report.reapplied, 0, "{report:?}");
+    assert!(!f.exists(&name).await, "the policy was re-created");
+    let ended = f.app.app.load(&grant.id).await.unwrap();
+    assert_eq!(ended.state, State::Revoked);
+    assert_eq!(ended.end_reason.as_deref(), Some(REMOVED_OUTSIDE));
     let history = f.app.app.history(&grant.id).await.unwrap();
-    assert_eq!(history.last().unwrap().kind, AuditKind::PolicyReapplied);
+    assert_eq!(history.last().unwrap().kind, AuditKind::Revoked);
+    f.app.notifier.flush().await;
+    let dm = f
+        .stack
+        .slack
+        .wait_for("chat.postMessage", |b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("policy removed outside jitbot"))
+        })
+        .await;
+    assert!(
+        dm["text"].as_str().unwrap().contains("revoked by jitbot"),
+        "{dm}"
+    );
+    // Later passes leave it ended, and the cluster without it.
+    f.clock.advance(TimeDelta::minutes(1));
+    let again = f.reconcile().await;
+    assert_eq!((again.withdrawn, again.reapplied), (0, 0), "{again:?}");
+    assert!(!f.exists(&name).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,5 +267,15 @@ async fn one_unreadable_request_does_not_stop_the_pass() {
     let report = f.reconcile().await;
     assert_eq!(report.errors, 1, "{report:?}");
     assert_eq!(report.reapplied, 1, "the other grant is still restored");
-    assert!(f.exists(&netpol::policy_name(&unreadable.id)).await);
+    // No record jitbot can read explains the first policy: it goes, with an alert.
+    assert_eq!(report.removed, 1, "{report:?}");
+    assert!(!f.exists(&netpol::policy_name(&unreadable.id)).await);
+    let history = f
+        .stack
+        .store()
+        .await
+        .audit_of(&unreadable.id)
+        .await
+        .unwrap();
+    assert_eq!(history.last().unwrap().kind, AuditKind::RecordRejected);
 }

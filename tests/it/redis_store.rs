@@ -15,7 +15,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use jitbot::adapters::redis::{RedisSettings, RedisStore};
 use jitbot::app::AppError;
 use jitbot::core::ids::RequestId;
-use jitbot::core::ports::{AuditEvent, Store};
+use jitbot::core::ports::{AuditEvent, Store, StoreError};
 use jitbot::core::request::{AuditKind, State};
 
 use crate::store_contract::Backend;
@@ -37,6 +37,7 @@ impl Redis {
                 key_prefix: unique_prefix(),
                 connect_timeout: Duration::from_secs(2),
                 response_timeout: Duration::from_secs(2),
+                state_key: Some(crate::support::spawn::state_key()),
                 ..RedisSettings::default()
             },
         }
@@ -294,6 +295,54 @@ async fn the_audit_stream_holds_every_event_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_stored_sealed_and_a_remembered_key_expires_with_its_window() {
+    let b = redis().await;
+    let store = b.client().await;
+    let req = crate::store_contract::new_request(1, 1);
+    store
+        .create(&req, &crate::store_contract::requested(&req))
+        .await
+        .unwrap();
+    let mut con = b.server.admin();
+    let stored: String = redis::cmd("HGET")
+        .arg(format!("{}:req:{}", b.settings.key_prefix, req.id))
+        .arg("json")
+        .query(&mut con)
+        .unwrap();
+    assert!(stored.starts_with("v1:"), "{stored}");
+    assert_eq!(store.load(&req.id).await.unwrap(), Some(req.clone()));
+    // Another key cannot open it: a store with a different JITBOT_STATE_KEY refuses.
+    let mut other = b.settings.clone();
+    other.state_key = Some(
+        jitbot::adapters::redis::StateKey::new(
+            jitbot::settings::Secret::new("another-key-0123456789abcdef0123456789"),
+            None,
+        )
+        .unwrap(),
+    );
+    let stranger = RedisStore::connect(&b.server.url(), &other).await.unwrap();
+    assert!(matches!(
+        stranger.load(&req.id).await,
+        Err(StoreError::Tampered { .. })
+    ));
+    assert!(
+        stranger
+            .list_by_state(State::Pending)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let until = t0() + TimeDelta::minutes(10);
+    assert!(store.remember_once("v0=cafe", t0(), until).await.unwrap());
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{}:once:v0=cafe", b.settings.key_prefix))
+        .query(&mut con)
+        .unwrap();
+    assert!((599_000..=600_000).contains(&ttl), "{ttl} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_the_store_writes_shares_one_cluster_slot() {
     use crate::{lifecycle_contract as life, store_contract as contract};
     // A one-node cluster refuses (CROSSSLOT) any script whose keys span slots.
@@ -308,6 +357,7 @@ async fn every_key_the_store_writes_shares_one_cluster_slot() {
     contract::audit_keeps_history_per_request(&on()).await;
     contract::annotations_are_kept_per_request(&on()).await;
     contract::next_due_is_the_earliest_timer_or_lease(&on()).await;
+    contract::a_key_is_remembered_once_across_replicas(&on()).await;
     life::a_grant_lives_exactly_its_duration(&on()).await;
     life::a_pending_request_lapses_after_the_approval_timeout(&on()).await;
     life::revoke_removes_access_and_only_permitted_people_may(&on()).await;
@@ -331,13 +381,14 @@ async fn every_key_the_store_writes_shares_one_cluster_slot() {
         prefixes.insert(prefix.to_owned());
         kinds.insert(rest.split(':').nth(1).unwrap_or_default().to_owned());
     }
-    assert_eq!(prefixes.len(), 14, "one prefix per run: {prefixes:?}");
+    assert_eq!(prefixes.len(), 15, "one prefix per run: {prefixes:?}");
     let want = [
         "audit",
         "claims",
         "due",
         "history",
         "notes",
+        "once",
         "req",
         "requester",
         "state",

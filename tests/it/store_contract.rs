@@ -434,6 +434,17 @@ pub async fn annotations_are_kept_per_request(b: &dyn Backend) {
     assert!(store.annotations(&unknown).await.unwrap().is_empty());
 }
 
+/// A key is remembered once across every client of the store (every replica), and
+/// keys are independent.
+pub async fn a_key_is_remembered_once_across_replicas(b: &dyn Backend) {
+    let (one, two) = (b.client().await, b.client().await);
+    let until = t0() + TimeDelta::minutes(10);
+    assert!(one.remember_once("v0=aa", t0(), until).await.unwrap());
+    assert!(!two.remember_once("v0=aa", t0(), until).await.unwrap());
+    assert!(!one.remember_once("v0=aa", t0(), until).await.unwrap());
+    assert!(two.remember_once("v0=bb", t0(), until).await.unwrap());
+}
+
 /// One `#[$attr] async fn $test()` per name, each running `$crate::$suite::$test` on a
 /// fresh `$backend`.
 #[macro_export]
@@ -461,6 +472,7 @@ macro_rules! store_contract {
                 a_transition_releases_the_claim_and_rearms_the_timer,
                 next_due_is_the_earliest_timer_or_lease, release_rearms_only_the_current_version,
                 audit_keeps_history_per_request, annotations_are_kept_per_request,
+                a_key_is_remembered_once_across_replicas,
             );
             $crate::lifecycle_contract!($backend);
         }

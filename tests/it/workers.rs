@@ -66,17 +66,19 @@ async fn the_sweep_loop_expires_grants_on_its_interval_and_stops_on_shutdown() {
 #[tokio::test(start_paused = true)]
 async fn the_reconcile_loop_runs_at_once_on_start() {
     let t = test_app(Arc::new(MemoryStore::new()));
-    active(&t.app, "payments-db", ALICE, LEAD1).await;
-    // Someone deletes the policy behind jitbot's back.
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
+    // Someone deletes the policy behind jitbot's back, a while after it went in.
     t.enforcer.clear();
+    t.clock.advance(TimeDelta::minutes(3));
     let _reconciler =
         started(|stopped| worker::reconcile_loop(t.app.clone(), Duration::from_secs(30), stopped))
             .await;
     assert_eq!(
-        t.enforcer.live_names().len(),
-        1,
-        "restored without waiting an interval"
+        t.state_of(&req.id).await,
+        State::Revoked,
+        "the grant ended without waiting an interval"
     );
+    assert!(t.enforcer.live_names().is_empty(), "never re-created");
 }
 
 #[tokio::test(start_paused = true)]

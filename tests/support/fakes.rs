@@ -16,7 +16,7 @@ use jitbot::core::catalog::{AccessConfig, Catalog, RequesterConfig, SourceConfig
 use jitbot::core::command::Reason;
 use jitbot::core::ids::{RequestId, SlackGroupId, SlackUserId};
 use jitbot::core::ports::{AuditEvent, Directory, Notifier, NotifyError, Store};
-use jitbot::core::request::{AccessRequest, AuditKind, State, Transition};
+use jitbot::core::request::{AccessRequest, AuditKind, Round, State, Transition};
 use jitbot::core::ttl::Ttl;
 
 /// Records every published event.
@@ -151,9 +151,16 @@ pub async fn active(app: &App, target: &str, requester: &str, approver: &str) ->
     t.request
 }
 
-/// `approver`'s yes to request `id`, as their click makes it; it must be accepted.
+/// The round a card for request `id` shows now, which its buttons carry.
+pub async fn card_round(app: &App, id: &RequestId) -> Round {
+    Round::of(&app.load(id).await.expect("the request is stored"))
+}
+
+/// `approver`'s yes to request `id`, as their click on its current card makes it; it
+/// must be accepted.
 pub async fn approve(app: &App, id: &RequestId, approver: &str) -> Transition {
-    app.decide(id, &user(approver), Decision::Approve)
+    let round = card_round(app, id).await;
+    app.decide(id, &user(approver), Decision::Approve, round)
         .await
         .unwrap_or_else(|e| panic!("{approver} approving {id}: {e}"))
 }
@@ -182,8 +189,14 @@ impl TestApp {
         id: &RequestId,
         approver: &str,
     ) -> Result<Transition, AppError> {
+        // The card the approver sees; a store that cannot say gets the request's own.
+        let round = self
+            .app
+            .load(id)
+            .await
+            .map_or(Round::Request, |r| Round::of(&r));
         self.app
-            .decide(id, &user(approver), Decision::Approve)
+            .decide(id, &user(approver), Decision::Approve, round)
             .await
     }
 

@@ -111,8 +111,11 @@ impl InboundSlack {
         self.clock.now().timestamp()
     }
 
-    /// The form body of `/jit <text>` typed by `user`.
+    /// The form body of `/jit <text>` typed by `user`. Like Slack's, each has a
+    /// `trigger_id` of its own, so two commands with the same text are two requests
+    /// (and one body sent twice is a replay).
     pub fn command_body(&self, user: &str, text: &str) -> String {
+        let trigger_id = next_trigger_id();
         SlashCommand {
             token: "legacy",
             team_id: "T1DC2JH3J",
@@ -124,7 +127,7 @@ impl InboundSlack {
             command: "/jit",
             text,
             response_url: &self.response_url(&format!("cmd-{user}")),
-            trigger_id: "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            trigger_id: &trigger_id,
         }
         .form()
     }
@@ -148,8 +151,12 @@ impl InboundSlack {
         self.post_signed("/slack/interactions", body).await.0
     }
 
-    /// The form body of a click on button `action` carrying request `id`, by `user`.
+    /// The form body of a click on button `action` carrying `id` (a button's value:
+    /// the request id, or `<id>@<round>` for an extension), by `user`; each click has
+    /// a `trigger_id` of its own.
     pub fn click_body(&self, user: &str, action: &str, id: &str, respond_as: &str) -> String {
+        let trigger_id = next_trigger_id();
+        let request = id.split('@').next().unwrap_or(id);
         ButtonClick {
             team_id: "T1DC2JH3J",
             team_domain: "example",
@@ -159,15 +166,22 @@ impl InboundSlack {
             channel_id: APPROVALS,
             channel_name: "db-approvals",
             message_ts: "1700000000.000101",
-            trigger_id: "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            trigger_id: &trigger_id,
             response_url: &self.response_url(respond_as),
             action_id: action,
-            block_id: &format!("decision:{id}"),
+            block_id: &format!("decision:{request}"),
             value: id,
             action_ts: "1700000001.000200",
         }
         .form()
     }
+}
+
+/// A `trigger_id` no other request in this process has, shaped like Slack's.
+fn next_trigger_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("398738663015.47445629121.{n:032x}")
 }
 
 impl SlackWorld {

@@ -55,11 +55,21 @@ pub fn settings(world: &World<'_>) -> Settings {
     s
 }
 
+/// The `JITBOT_STATE_KEY` of every test replica and store.
+pub const STATE_KEY: &str = "test-state-key-0123456789abcdef0123456789";
+
+/// [`STATE_KEY`] as the Redis store takes it.
+pub fn state_key() -> jitbot::adapters::redis::StateKey {
+    jitbot::adapters::redis::StateKey::new(jitbot::settings::Secret::new(STATE_KEY), None)
+        .expect("the test key is long enough")
+}
+
 pub fn secrets(world: &World<'_>) -> Secrets {
     Secrets::from_vars(&HashMap::from([
         ("SLACK_BOT_TOKEN".to_owned(), TOKEN.to_owned()),
         ("SLACK_SIGNING_SECRET".to_owned(), SECRET.to_owned()),
         ("REDIS_URL".to_owned(), world.redis_url.to_owned()),
+        ("JITBOT_STATE_KEY".to_owned(), STATE_KEY.to_owned()),
     ]))
 }
 
@@ -155,6 +165,7 @@ impl Stack {
     pub async fn store(&self) -> jitbot::adapters::redis::RedisStore {
         let settings = jitbot::adapters::redis::RedisSettings {
             key_prefix: self.prefix.clone(),
+            state_key: Some(state_key()),
             ..Default::default()
         };
         jitbot::adapters::redis::RedisStore::connect(&self.redis_url, &settings)

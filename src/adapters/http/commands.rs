@@ -14,7 +14,7 @@ use serde_json::json;
 use slack_morphism::prelude::SlackCommandEvent;
 use tracing::{info, warn};
 
-use super::{HttpState, in_background, is_ssl_check, verified};
+use super::{HttpState, first_sight, in_background, is_ssl_check, verified};
 use crate::app::{AppError, Submission};
 use crate::core::command::{self, Command, USAGE};
 use crate::core::ids::SlackUserId;
@@ -25,9 +25,10 @@ pub(super) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = verified(&state, &headers, &body) {
-        return refused.into_response();
-    }
+    let signature = match verified(&state, &headers, &body) {
+        Ok(signature) => signature,
+        Err(refused) => return refused.into_response(),
+    };
     if is_ssl_check(&body) {
         return StatusCode::OK.into_response();
     }
@@ -38,11 +39,11 @@ pub(super) async fn handle(
             return StatusCode::BAD_REQUEST.into_response();
         }
     };
-    let text = answer(&state, &event).await;
+    let text = answer(&state, &event, &signature).await;
     Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
 }
 
-async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent) -> String {
+async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent, signature: &str) -> String {
     let user: SlackUserId = match event.user_id.to_string().parse() {
         Ok(u) => u,
         Err(e) => return format!("jitbot cannot read your Slack id: {e}"),
@@ -53,6 +54,15 @@ async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent) -> String {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
+    // A command that changes something is acted on once, however often its signed
+    // request is replayed; reading commands need no such check.
+    let changes = matches!(
+        cmd,
+        Command::Request { .. } | Command::Extend { .. } | Command::Revoke { .. }
+    );
+    if changes && let Err(refusal) = first_sight(state, signature).await {
+        return refusal;
+    }
     match cmd {
         Command::Help => help(),
         Command::Targets => targets(state),

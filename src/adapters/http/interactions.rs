@@ -12,20 +12,21 @@ use axum::response::{IntoResponse, Response};
 use slack_morphism::prelude::{SlackInteractionActionInfo, SlackInteractionEvent};
 use tracing::{debug, warn};
 
-use super::{HttpState, form_urlencoded_pairs, in_background, verified};
+use super::{HttpState, first_sight, form_urlencoded_pairs, in_background, verified};
 use crate::app::{AppError, Decision};
-use crate::core::actions::{APPROVE, DENY, REVOKE};
+use crate::core::actions::{APPROVE, DENY, REVOKE, parse_decision_value};
 use crate::core::command::Reason;
-use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::ids::SlackUserId;
 
 pub(super) async fn handle(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = verified(&state, &headers, &body) {
-        return refused.into_response();
-    }
+    let signature = match verified(&state, &headers, &body) {
+        Ok(signature) => signature,
+        Err(refused) => return refused.into_response(),
+    };
     let Some(payload) = form_urlencoded_pairs(&body)
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v)
@@ -52,15 +53,18 @@ pub(super) async fn handle(
         return StatusCode::BAD_REQUEST.into_response();
     };
     let response_url = click.response_url.as_ref().map(|u| u.0.to_string());
-    for action in click.actions.unwrap_or_default() {
-        let state = state.clone();
-        let user = user.clone();
-        let response_url = response_url.clone();
-        let tracker = state.clone();
-        in_background(&tracker, async move {
-            act(&state, &user, &action, response_url.as_deref()).await
-        });
-    }
+    let actions = click.actions.unwrap_or_default();
+    let tracker = state.clone();
+    in_background(&tracker, async move {
+        // A replayed click (the same signed request again) changes nothing.
+        if let Err(refusal) = first_sight(&state, &signature).await {
+            answer(&state, response_url.as_deref(), &refusal, false).await;
+            return;
+        }
+        for action in &actions {
+            act(&state, &user, action, response_url.as_deref()).await;
+        }
+    });
     StatusCode::OK.into_response()
 }
 
@@ -70,19 +74,18 @@ async fn act(
     action: &SlackInteractionActionInfo,
     response_url: Option<&str>,
 ) {
-    let Some(id) = action
-        .value
-        .as_deref()
-        .and_then(|v| v.parse::<RequestId>().ok())
-    else {
+    let Some((id, round)) = action.value.as_deref().and_then(parse_decision_value) else {
         warn!(action = %action.action_id, "a button click carried no request id");
         return;
     };
     let app = &state.app;
     let result: Result<Option<String>, AppError> = match action.action_id.to_string().as_str() {
-        APPROVE => app.decide(&id, user, Decision::Approve).await.map(|_| None),
+        APPROVE => app
+            .decide(&id, user, Decision::Approve, round)
+            .await
+            .map(|_| None),
         DENY => app
-            .decide(&id, user, Decision::Deny { note: None })
+            .decide(&id, user, Decision::Deny { note: None }, round)
             .await
             .map(|_| None),
         REVOKE => {
@@ -96,7 +99,7 @@ async fn act(
             return;
         }
     };
-    let answer = match result {
+    let (text, done) = match result {
         Ok(None) => return, // the card update says it all
         Ok(Some(text)) => (text, true),
         Err(e) => {
@@ -106,9 +109,14 @@ async fn act(
             (e.to_string(), false)
         }
     };
+    answer(state, response_url, &text, done).await;
+}
+
+/// Tells the clicker alone, through the interaction's `response_url`.
+async fn answer(state: &HttpState, response_url: Option<&str>, text: &str, done: bool) {
     if let Some(url) = response_url
-        && let Err(e) = state.slack.respond(url, &answer.0, answer.1).await
+        && let Err(e) = state.slack.respond(url, text, done).await
     {
-        warn!(request_id = %id, error = %e, "could not answer a button click");
+        warn!(error = %e, "could not answer a button click");
     }
 }

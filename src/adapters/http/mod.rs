@@ -24,6 +24,7 @@ use tracing::warn;
 use crate::adapters::slack::SlackApi;
 use crate::app::{App, Readiness};
 use crate::core::secret::Secret;
+use crate::core::ttl::Ttl;
 
 /// Largest body accepted from Slack; larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -81,19 +82,41 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 
 /// Checks Slack's signature on a raw body; `Err` is the status to answer (401, no
 /// detail), and the reason is logged.
-fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<(), StatusCode> {
+/// Checks Slack's signature; on success, the signature itself, which names this exact
+/// request (its timestamp and body) for [`first_sight`].
+fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<String, StatusCode> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = header(signature::SIGNATURE_HEADER);
     signature::verify(
         state.signing_secret.expose(),
         header(signature::TIMESTAMP_HEADER),
-        header(signature::SIGNATURE_HEADER),
+        signature,
         body,
         state.app.now(),
     )
     .map_err(|e| {
         warn!(error = %e, "refused a request that is not signed by Slack");
         StatusCode::UNAUTHORIZED
-    })
+    })?;
+    Ok(signature.unwrap_or_default().trim().to_owned())
+}
+
+/// How long a signed request is remembered: as long as its timestamp would pass the
+/// signature check, either side of now.
+const REPLAY_WINDOW: Ttl = Ttl::from_secs(2 * signature::MAX_SKEW_SECS as u64);
+
+/// Whether a verified request is seen for the first time. A replay (the same
+/// timestamp and signature, so the same body) is refused; so is any request while
+/// the store cannot say, since acting on it could act twice.
+async fn first_sight(state: &HttpState, signature: &str) -> Result<(), String> {
+    match state.app.first_sight(signature, REPLAY_WINDOW).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            warn!("refused a replay of a signed Slack request");
+            Err("jitbot already acted on this exact request, so it did nothing this time; send it again to make a new one".to_owned())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Slack's `ssl_check=1` probe asks only whether the endpoint answers.

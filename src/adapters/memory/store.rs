@@ -23,6 +23,10 @@ struct Inner {
     due_of: HashMap<RequestId, DateTime<Utc>>,
     history: HashMap<RequestId, Vec<AuditEvent>>,
     annotations: HashMap<RequestId, BTreeMap<String, String>>,
+    /// `remember_once` keys and until when, with the same pairs by time to forget
+    /// them in order.
+    remembered: HashMap<String, DateTime<Utc>>,
+    forget: BTreeSet<(DateTime<Utc>, String)>,
 }
 
 impl Inner {
@@ -214,5 +218,50 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
+    }
+
+    async fn remember_once(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        while let Some((at, k)) = s.forget.first().cloned()
+            && at <= now
+        {
+            s.forget.pop_first();
+            s.remembered.remove(&k);
+        }
+        if s.remembered.contains_key(key) {
+            return Ok(false);
+        }
+        s.remembered.insert(key.to_owned(), until);
+        s.forget.insert((until, key.to_owned()));
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::core::request::fixtures::t0;
+
+    #[tokio::test]
+    async fn a_remembered_key_is_forgotten_once_its_time_is_up() {
+        let store = MemoryStore::new();
+        let until = t0() + TimeDelta::minutes(10);
+        assert!(store.remember_once("k", t0(), until).await.unwrap());
+        let just_before = until - TimeDelta::milliseconds(1);
+        assert!(!store.remember_once("k", just_before, until).await.unwrap());
+        let later = until + TimeDelta::minutes(10);
+        assert!(store.remember_once("k", until, later).await.unwrap());
+        assert_eq!(
+            store.lock().unwrap().forget.len(),
+            1,
+            "the old entry is gone"
+        );
     }
 }

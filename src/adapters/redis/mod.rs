@@ -4,7 +4,8 @@
 //! in one cluster slot, so each Lua script touches one slot and runs on Redis Cluster):
 //!
 //! ```text
-//! {jitbot}:req:<id>           hash    version, state, json (the AccessRequest as JSON)
+//! {jitbot}:req:<id>           hash    version, state, json (the AccessRequest as JSON,
+//!                                     behind its seal: `v1:<hmac>:<json>`, see [`seal`])
 //! {jitbot}:due                zset    armed timers: id -> unix ms of due_at()
 //! {jitbot}:claims             zset    claimed timers: id -> unix ms the lease ends
 //! {jitbot}:state:<state>      zset    ids in that state -> created_at (unix ms)
@@ -12,6 +13,8 @@
 //! {jitbot}:audit              stream  every event (field `event`, JSON), MAXLEN ~ N
 //! {jitbot}:history:<id>       list    one request's events (JSON), oldest first
 //! {jitbot}:notes:<id>         hash    facts outside the lifecycle (where its card is)
+//! {jitbot}:once:<key>         string  a signed Slack request already acted on, until
+//!                                     its signature could no longer verify (`SET NX PX`)
 //! ```
 //!
 //! The `json` field is what `load` reads; `version` and `state` are copies the scripts
@@ -32,6 +35,7 @@
 //! sent may still have been applied; the version check makes retrying it safe.
 
 mod scripts;
+mod seal;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -50,6 +54,7 @@ use crate::core::ports::StoreError;
 use crate::core::request::State;
 
 use scripts::Scripts;
+pub use seal::{MIN_KEY_BYTES, ShortKey, StateKey};
 
 /// How jitbot uses Redis. The connection itself (`REDIS_URL`) is a secret and comes
 /// from the environment only.
@@ -66,6 +71,11 @@ pub struct RedisSettings {
     pub connect_timeout: Duration,
     /// Longest wait for Redis to answer a command. Default 2 s.
     pub response_timeout: Duration,
+    /// Seals every stored request and refuses those whose seal does not verify (see
+    /// [`seal`]). `jitbot serve` and the operator commands always set it (from
+    /// `JITBOT_STATE_KEY`); `None`, for tests and benches only, stores and reads
+    /// requests unsealed.
+    pub state_key: Option<StateKey>,
 }
 
 impl Default for RedisSettings {
@@ -75,6 +85,7 @@ impl Default for RedisSettings {
             audit_maxlen: 100_000,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(2),
+            state_key: None,
         }
     }
 }
@@ -103,6 +114,7 @@ pub struct RedisStore {
     keys: Keys,
     scripts: Arc<Scripts>,
     audit_maxlen: u64,
+    state_key: Option<StateKey>,
     /// Bound on one call, reconnecting included.
     call_timeout: Duration,
     /// Where Redis is, without credentials, for messages.
@@ -150,6 +162,7 @@ impl RedisStore {
             keys,
             scripts: Arc::new(Scripts::new()),
             audit_maxlen: settings.audit_maxlen,
+            state_key: settings.state_key.clone(),
             call_timeout,
             endpoint,
         })
@@ -264,6 +277,9 @@ impl Keys {
     }
     fn notes(&self, id: &RequestId) -> String {
         format!("{}:notes:{id}", self.prefix)
+    }
+    fn once(&self, key: &str) -> String {
+        format!("{}:once:{key}", self.prefix)
     }
 }
 

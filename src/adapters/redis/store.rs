@@ -37,6 +37,32 @@ fn status(answer: &str, id: &RequestId) -> Result<(), StoreError> {
 }
 
 impl RedisStore {
+    /// A request's stored form: its JSON, sealed when the store has a key.
+    fn sealed(&self, req: &AccessRequest) -> Result<String, StoreError> {
+        let json = encode(req)?;
+        Ok(match &self.state_key {
+            Some(key) => key.seal(&req.id, &json),
+            None => json,
+        })
+    }
+
+    /// The request behind a stored value, once its seal verifies. A request stored
+    /// under another id is refused too.
+    fn opened(&self, id: &RequestId, stored: &str) -> Result<AccessRequest, StoreError> {
+        let json = match &self.state_key {
+            Some(key) => key.open(id, stored)?,
+            None => stored,
+        };
+        let req: AccessRequest = decode(&format!("request {id}"), json)?;
+        if &req.id != id {
+            return Err(StoreError::Tampered {
+                id: id.clone(),
+                why: format!("it is stored under another id ({})", req.id),
+            });
+        }
+        Ok(req)
+    }
+
     /// Runs one of the scripts (loading it first if Redis does not know it yet).
     async fn run<T: redis::FromRedisValue>(
         &self,
@@ -97,9 +123,8 @@ impl RedisStore {
             // An index entry without its request, or a request that does not decode,
             // would be a hand edit: it is left out (and logged), so that one cannot
             // hide all the others from a listing or the reconciler.
-            out.extend(chunk.iter().zip(found).filter_map(|(id, json)| {
-                let decoded = decode::<AccessRequest>(&format!("request {id}"), &json?);
-                decoded
+            out.extend(chunk.iter().zip(found).filter_map(|(id, stored)| {
+                self.opened(id, &stored?)
                     .inspect_err(|e| tracing::warn!(request_id = %id, error = %e, "a stored request cannot be read back; leaving it out of the listing"))
                     .ok()
             }));
@@ -114,7 +139,7 @@ const LOAD_CHUNK: usize = 500;
 #[async_trait]
 impl Store for RedisStore {
     async fn create(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), StoreError> {
-        let (json, event) = (encode(req)?, encode(event)?);
+        let (json, event) = (self.sealed(req)?, encode(event)?);
         let mut inv = self.scripts.create.prepare_invoke();
         inv.key(self.keys.request(&req.id))
             .key(self.keys.due())
@@ -148,8 +173,7 @@ impl Store for RedisStore {
                 }
             })
             .await?;
-        json.map(|j| decode(&format!("request {id}"), &j))
-            .transpose()
+        json.map(|stored| self.opened(id, &stored)).transpose()
     }
 
     async fn transition(&self, t: &Transition, event: &AuditEvent) -> Result<(), StoreError> {
@@ -157,7 +181,7 @@ impl Store for RedisStore {
         let Some(previous) = req.version.checked_sub(1) else {
             return Err(StoreError::Conflict(req.id.clone()));
         };
-        let (json, event) = (encode(req)?, encode(event)?);
+        let (json, event) = (self.sealed(req)?, encode(event)?);
         let mut inv = self.scripts.transition.prepare_invoke();
         inv.key(self.keys.request(&req.id))
             .key(self.keys.due())
@@ -363,5 +387,31 @@ impl Store for RedisStore {
             })
             .await?;
         Ok(())
+    }
+
+    async fn remember_once(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.once(key);
+        let ttl_ms = (until - now).num_milliseconds().max(1);
+        let set: Option<String> = self
+            .call("remember", |mut c| {
+                let key = &key;
+                async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        Ok(set.is_some())
     }
 }

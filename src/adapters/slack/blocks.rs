@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::core::actions::{APPROVE, DENY, REVOKE};
+use crate::core::actions::{APPROVE, DENY, REVOKE, decision_value};
 use crate::core::netpol;
 use crate::core::ports::AuditEvent;
-use crate::core::request::{AccessRequest, AuditKind, State};
+use crate::core::request::{AccessRequest, AuditKind, Round, State};
 
 /// Room for the policy YAML in one section (Slack allows 3000 characters).
 const YAML_ROOM: usize = 2600;
@@ -188,26 +188,37 @@ fn status_line(req: &AccessRequest) -> String {
     }
 }
 
-/// Approve (behind a confirmation that says what it opens) and Deny, for the
-/// request or its waiting extension.
+/// Approve (behind a confirmation that says what it opens, for how long) and Deny,
+/// for the request or its waiting extension. Both buttons carry the round they
+/// answer, so a click on this card cannot decide a later extension.
 fn decision_buttons(req: &AccessRequest) -> Value {
     let id = req.id.as_str();
-    let mut approve = button("Approve", APPROVE, id, Some("primary"));
+    let value = decision_value(&req.id, Round::of(req));
+    let source = fit(&req.source.to_string(), 150);
+    let (title, what) = match (&req.extension, req.state) {
+        (Some(ext), State::Active) => (
+            "Approve this extension?",
+            format!(
+                "Keeps {} open to {source} for {} more.",
+                req.target, ext.duration
+            ),
+        ),
+        _ => (
+            "Approve this access?",
+            format!("Opens {} to {source} for {}.", req.target, req.duration),
+        ),
+    };
+    let mut approve = button("Approve", APPROVE, &value, Some("primary"));
     approve["confirm"] = json!({
-        "title": { "type": "plain_text", "text": "Approve this access?" },
-        "text": { "type": "mrkdwn", "text": format!(
-            "Opens {} to {} for {}.",
-            req.target,
-            fit(&req.source.to_string(), 150),
-            req.duration
-        ) },
+        "title": { "type": "plain_text", "text": title },
+        "text": { "type": "mrkdwn", "text": what },
         "confirm": { "type": "plain_text", "text": "Approve" },
         "deny": { "type": "plain_text", "text": "Cancel" },
     });
     json!({
         "type": "actions",
         "block_id": format!("decision:{id}"),
-        "elements": [approve, button("Deny", DENY, id, Some("danger"))],
+        "elements": [approve, button("Deny", DENY, &value, Some("danger"))],
     })
 }
 

@@ -178,3 +178,28 @@ fn the_expiry_warning_offers_revoke_now() {
     assert!(dm.text.contains("ends at 14:30 UTC"), "{}", dm.text);
     assert_eq!(dm.blocks[1]["elements"][0]["action_id"], REVOKE);
 }
+
+#[test]
+fn an_extension_card_asks_about_that_extension_and_its_buttons_carry_its_round() {
+    let active = AccessRequest::test().seed(4).active().build();
+    let asked = request::apply(
+        &active,
+        &Event::Extend {
+            by: approver("U01DBLEAD2"),
+            duration: Ttl::from_hours(1),
+        },
+        t0(),
+    )
+    .unwrap()
+    .request;
+    let m = card(&asked, "yaml", None);
+    let actions = m.blocks.as_array().unwrap().last().unwrap();
+    let round = format!("{}@{}", asked.id, asked.version);
+    assert_eq!(actions["elements"][0]["value"], round.as_str());
+    assert_eq!(actions["elements"][1]["value"], round.as_str());
+    let confirm = &actions["elements"][0]["confirm"];
+    assert_eq!(confirm["title"]["text"], "Approve this extension?");
+    let said = confirm["text"]["text"].as_str().unwrap();
+    assert!(said.contains("for 1h more"), "{said}");
+    assert!(!said.contains("30m"), "the original duration: {said}");
+}

@@ -118,6 +118,11 @@ pub struct Extension {
     pub requested_by: SlackUserId,
     pub requested_at: DateTime<Utc>,
     pub approvals: Vec<Approval>,
+    /// Which decision round this extension is: the request's version when it was
+    /// asked for. The card's buttons carry it, so a click on an older card (or a
+    /// replayed one) cannot approve a later extension.
+    #[serde(default)]
+    pub round: u64,
 }
 
 /// One access request, from submission to its end.
@@ -232,6 +237,42 @@ impl AccessRequest {
     }
 }
 
+/// Which decision a card's buttons answer: the request itself (while Pending) or one
+/// extension of an Active grant (by its [`Extension::round`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Round {
+    Request,
+    Extension(u64),
+}
+
+impl Round {
+    /// The round a card for `req` as it is now asks about.
+    pub fn of(req: &AccessRequest) -> Self {
+        match &req.extension {
+            Some(ext) if req.state == State::Active => Round::Extension(ext.round),
+            _ => Round::Request,
+        }
+    }
+
+    /// Whether a decision on this round may still be taken on `req`: the request's
+    /// own round while it is Pending, an extension's round while that extension waits.
+    /// Anything else is a click on a card that is out of date; states where no
+    /// decision is open at all are left to the transition to refuse.
+    pub fn check(self, req: &AccessRequest) -> Result<(), TransitionError> {
+        let open = match req.state {
+            State::Pending => Some(Round::Request),
+            State::Active => req.extension.as_ref().map(|e| Round::Extension(e.round)),
+            _ => None,
+        };
+        match open {
+            Some(current) if current != self => {
+                Err(TransitionError::OutOfDate { id: req.id.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Who is acting, and in which roles for this request's target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
@@ -276,6 +317,11 @@ pub enum Event {
         by: Actor,
         duration: Ttl,
     },
+    /// jitbot itself ends an Active grant: its policy was removed outside jitbot, or
+    /// its stored record no longer matches the catalog.
+    Withdraw {
+        reason: String,
+    },
 }
 
 /// The audit event a transition emits: one per transition.
@@ -305,6 +351,9 @@ pub enum AuditKind {
     PolicyReapplied,
     /// Deleting a policy keeps failing; people must look.
     RevokeFailing,
+    /// A stored request did not verify (its seal) or asks for more than the catalog
+    /// allows now: nothing of it was applied, and its policy was deleted.
+    RecordRejected,
 }
 
 impl AuditKind {
@@ -328,6 +377,7 @@ impl AuditKind {
             AuditKind::PolicyRemoved => "policy_removed",
             AuditKind::PolicyReapplied => "policy_reapplied",
             AuditKind::RevokeFailing => "revoke_failing",
+            AuditKind::RecordRejected => "record_rejected",
         }
     }
 }
@@ -370,6 +420,10 @@ pub enum TransitionError {
     },
     #[error("an extension of {0} is already waiting for approval")]
     ExtensionPending(Ttl),
+    #[error(
+        "this card is out of date: request {id} has moved on since it was posted, so nothing was changed; use the card's latest version"
+    )]
+    OutOfDate { id: RequestId },
 }
 
 #[doc(hidden)] // test data for tests and benches, not an API

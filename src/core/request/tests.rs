@@ -90,6 +90,9 @@ fn all_events() -> Vec<Event> {
         },
         extend(Ttl::from_mins(30)),
         Event::WarnExpiry,
+        Event::Withdraw {
+            reason: "policy removed outside jitbot".to_owned(),
+        },
     ]
 }
 
@@ -106,6 +109,7 @@ fn name(event: &Event) -> &'static str {
         Event::WarnExpiry => "warn-expiry",
         Event::Revoke { .. } => "revoke",
         Event::Extend { .. } => "extend",
+        Event::Withdraw { .. } => "withdraw",
     }
 }
 
@@ -128,6 +132,7 @@ fn expected(state: State, event: &str) -> Option<(State, AuditKind)> {
         (S::Approved, "apply-failed") => Some((S::Failed, K::Failed)),
         (S::Active, "expire") => Some((S::Expired, K::Expired)),
         (S::Active, "revoke") => Some((S::Revoked, K::Revoked)),
+        (S::Active, "withdraw") => Some((S::Revoked, K::Revoked)),
         (S::Active, "extend") => Some((S::Active, K::ExtensionRequested)),
         (S::Active, "warn-expiry") => Some((S::Active, K::ExpiryWarned)),
         _ => None,
@@ -159,7 +164,7 @@ fn every_state_and_event_pair_follows_the_table() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 90);
+    assert_eq!(checked, 99);
 }
 
 #[test]
@@ -443,4 +448,93 @@ fn the_expiry_warning_comes_once_before_expiry() {
     short.duration = Ttl::from_mins(5);
     let t = apply(&short, &applied(t0() + chrono::TimeDelta::minutes(5)), t0()).unwrap();
     assert_eq!(t.request.warn_at, None);
+}
+
+#[test]
+fn whoever_asked_for_an_extension_cannot_approve_it_alone() {
+    let active = in_state(State::Active);
+    let by_approver = Event::Extend {
+        by: approver(APPROVER),
+        duration: Ttl::from_mins(30),
+    };
+    let asked = apply(&active, &by_approver, t0()).unwrap();
+    let own = apply(&asked.request, &approve(APPROVER), t0());
+    assert_eq!(
+        own,
+        Err(TransitionError::SelfApproval {
+            target: active.target.clone()
+        })
+    );
+    let other = apply(&asked.request, &approve(APPROVER2), t0()).unwrap();
+    assert_eq!(other.kind, AuditKind::Extended);
+}
+
+#[test]
+fn each_extension_is_its_own_round_and_older_rounds_are_out_of_date() {
+    let pending = in_state(State::Pending);
+    assert_eq!(Round::of(&pending), Round::Request);
+    assert_eq!(Round::Request.check(&pending), Ok(()));
+    assert_eq!(
+        Round::Extension(3).check(&pending),
+        Err(TransitionError::OutOfDate {
+            id: pending.id.clone()
+        })
+    );
+    let active = in_state(State::Active);
+    let first = apply(&active, &extend(Ttl::from_mins(30)), t0()).unwrap();
+    let round = Round::of(&first.request);
+    assert_eq!(round, Round::Extension(first.request.version));
+    // The request's own round (the first card, a replayed click on it) is over.
+    assert!(matches!(
+        Round::Request.check(&first.request),
+        Err(TransitionError::OutOfDate { .. })
+    ));
+    assert_eq!(round.check(&first.request), Ok(()));
+    let denied = apply(
+        &first.request,
+        &Event::Deny {
+            by: approver(APPROVER),
+            note: None,
+        },
+        t0(),
+    )
+    .unwrap();
+    let second = apply(&denied.request, &extend(Ttl::from_hours(1)), t0()).unwrap();
+    assert_ne!(
+        Round::of(&second.request),
+        round,
+        "a new extension, a new round"
+    );
+    assert!(matches!(
+        round.check(&second.request),
+        Err(TransitionError::OutOfDate { .. })
+    ));
+    assert!(
+        TransitionError::OutOfDate {
+            id: active.id.clone()
+        }
+        .to_string()
+        .starts_with("this card is out of date")
+    );
+}
+
+#[test]
+fn jitbot_withdraws_an_active_grant_with_its_reason() {
+    let active = in_state(State::Active);
+    let reason = "policy removed outside jitbot".to_owned();
+    let t = apply(
+        &active,
+        &Event::Withdraw {
+            reason: reason.clone(),
+        },
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        (t.request.state, t.kind),
+        (State::Revoked, AuditKind::Revoked)
+    );
+    assert_eq!(t.request.ended_by, None);
+    assert_eq!(t.request.end_reason, Some(reason));
+    assert_eq!(t.request.due_at(), None);
 }

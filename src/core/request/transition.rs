@@ -172,6 +172,12 @@ fn from_active(
             Ok(AuditKind::Revoked)
         }
         Event::Extend { by, duration } => request_extension(req, by, *duration, next, now),
+        Event::Withdraw { reason } => {
+            end(next, State::Revoked, None, Some(reason.clone()), now);
+            next.extension = None;
+            next.warn_at = None;
+            Ok(AuditKind::Revoked)
+        }
         other => Err(wrong_state(req, past_tense(other))),
     }
 }
@@ -191,6 +197,13 @@ fn approve_extension(
         ));
     };
     check_approver(req, by)?;
+    // Whoever asked for the extension counts as its requester: an approver who asked
+    // for more time on someone else's grant cannot approve it alone.
+    if by.user == ext.requested_by && !req.scope.allow_self_approval {
+        return Err(TransitionError::SelfApproval {
+            target: req.target.clone(),
+        });
+    }
     if ext.approvals.iter().any(|a| a.by == by.user) {
         return Err(TransitionError::AlreadyApproved {
             missing: missing(req.scope.approvals_required, ext.approvals.len()),
@@ -246,6 +259,7 @@ fn request_extension(
         requested_by: by.user.clone(),
         requested_at: now,
         approvals: Vec::new(),
+        round: next.version,
     });
     Ok(AuditKind::ExtensionRequested)
 }
@@ -328,5 +342,6 @@ fn past_tense(event: &Event) -> &'static str {
         Event::WarnExpiry => "warned",
         Event::Revoke { .. } => "revoked",
         Event::Extend { .. } => "extended",
+        Event::Withdraw { .. } => "withdrawn",
     }
 }
