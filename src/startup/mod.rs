@@ -53,6 +53,9 @@ pub fn missing_settings(secrets: &Secrets) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if secrets.redis_url.is_some() && secrets.state_key.is_none() {
+        missing.push(STATE_KEY_HOW.to_owned());
+    }
     missing
 }
 

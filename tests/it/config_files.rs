@@ -86,6 +86,34 @@ fn example_catalog_passes_check_config() {
 }
 
 #[test]
+fn check_config_says_where_state_lives_and_refuses_redis_without_a_state_key() {
+    let example = repo("config/example.toml");
+    let check = |vars: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jitbot"));
+        cmd.args(["check-config", "--config", example.to_str().unwrap()])
+            .env_remove("JITBOT_CONFIG")
+            .env_remove("REDIS_URL")
+            .env_remove("JITBOT_STATE_KEY");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let memory = check(&[]);
+    assert!(memory.status.success());
+    assert!(text(&memory.stdout).contains("state: in memory"));
+    let unkeyed = check(&[("REDIS_URL", "redis://jitbot-redis:6379")]);
+    assert_eq!(unkeyed.status.code(), Some(2));
+    assert!(text(&unkeyed.stderr).contains("openssl rand -hex 32"));
+    let keyed = check(&[
+        ("REDIS_URL", "redis://jitbot-redis:6379"),
+        ("JITBOT_STATE_KEY", "0123456789abcdef0123456789abcdef"),
+    ]);
+    assert!(keyed.status.success(), "{}", text(&keyed.stderr));
+    assert!(text(&keyed.stdout).contains("requests sealed with JITBOT_STATE_KEY"));
+}
+
+#[test]
 fn example_catalog_covers_every_kind_of_entry() {
     let (_, catalog) =
         Settings::load_checked(Some(&repo("config/example.toml")), &HashMap::new()).unwrap();

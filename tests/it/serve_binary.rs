@@ -12,6 +12,35 @@ use crate::support::fake_slack::FakeSlack;
 use crate::support::kube::{cluster, server};
 use crate::support::slack_world::{APPROVALS, AUDIT, SECRET, TOKEN};
 
+#[test]
+fn serve_with_redis_but_no_state_key_stops_before_it_binds_and_says_how_to_make_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jitbot"))
+        .arg("serve")
+        .env("SLACK_BOT_TOKEN", TOKEN)
+        .env("SLACK_SIGNING_SECRET", SECRET)
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env_remove("JITBOT_STATE_KEY")
+        .env_remove("JITBOT_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("JITBOT_STATE_KEY is not set"), "{said}");
+    assert!(said.contains("openssl rand -hex 32"), "{said}");
+
+    let short = Command::new(env!("CARGO_BIN_EXE_jitbot"))
+        .args(["grants", "list"])
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("JITBOT_STATE_KEY", "too-short")
+        .env_remove("JITBOT_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    let said = String::from_utf8_lossy(&short.stderr);
+    assert!(said.contains("at least 32 characters"), "{said}");
+    assert!(!said.contains("too-short"), "the key leaked: {said}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_health_readiness_and_metrics_and_exits_0_on_sigterm() {
     let c = cluster().await;
