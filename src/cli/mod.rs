@@ -254,6 +254,13 @@ fn check_config(args: &ConfigArg, env: &HashMap<String, String>) -> ExitCode {
                 catalog.requesters().count(),
                 catalog.namespaces().len()
             );
+            match startup::describe_store(&Secrets::from_vars(env)) {
+                Ok(store) => println!("{store}"),
+                Err(why) => {
+                    eprintln!("{why}");
+                    return ExitCode::from(2);
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(err) => fail_settings(&err),
