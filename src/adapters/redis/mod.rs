@@ -40,6 +40,7 @@
 
 mod connection;
 mod scripts;
+mod sentinel;
 mod store;
 mod target;
 #[cfg(test)]
