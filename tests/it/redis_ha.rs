@@ -332,6 +332,41 @@ async fn writes_follow_the_master_the_sentinel_names() {
     assert_eq!(t.state_of(&before).await, State::Active);
 }
 
+/// The rights the README gives jitbot's ACL user, for keys under `prefix`.
+fn jitbot_acl(prefix: &str, password: &str) -> Vec<String> {
+    format!("jitbot on >{password} ~{prefix}:* +@read +@write +@scripting +@connection +role +info +cluster|slots")
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_user_with_the_documented_rights_runs_a_grant_to_its_end() {
+    const PASSWORD: &str = "acl-Pa55-w0rd";
+    let server = Arc::new(crate::support::redis::RedisServer::start());
+    let prefix = unique_prefix();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(jitbot_acl(&prefix, PASSWORD))
+        .query(&mut server.admin())
+        .unwrap();
+    let url = format!("redis://jitbot:{PASSWORD}@127.0.0.1:{}", server.port());
+    let b = Ha::on(url, server.clone()).with_prefix(&prefix);
+    let t = test_app(b.client().await);
+    let id = grant(&t, 1).await.remove(0);
+    assert_eq!(t.sweep(t0() + TimeDelta::minutes(31)).await.expired, 1);
+    assert_eq!(t.state_of(&id).await, State::Expired);
+
+    let wrong = format!("redis://jitbot:not-{PASSWORD}@127.0.0.1:{}", server.port());
+    let err = RedisStore::connect(&wrong, &b.settings).await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(
+        shown.contains("cannot connect to Redis (single server)"),
+        "{shown}"
+    );
+    assert!(!shown.contains(PASSWORD), "{shown}");
+}
+
 /// `jitbot check-config` with `REDIS_URL` set as given.
 fn check_config(redis_url: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_jitbot"))
