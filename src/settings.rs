@@ -81,6 +81,9 @@ pub struct StoreSettings {
     pub audit_maxlen: usize,
     pub connect_timeout: Ttl,
     pub response_timeout: Ttl,
+    /// With `redis+sentinel://`: also authenticate to the sentinels with REDIS_URL's
+    /// user and password (for sentinels that require one).
+    pub sentinel_auth: bool,
 }
 
 impl Default for StoreSettings {
@@ -90,6 +93,7 @@ impl Default for StoreSettings {
             audit_maxlen: 100_000,
             connect_timeout: Ttl::from_secs(5),
             response_timeout: Ttl::from_secs(2),
+            sentinel_auth: false,
         }
     }
 }

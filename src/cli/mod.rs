@@ -236,18 +236,14 @@ fn playground(args: &PlaygroundArgs, env: &HashMap<String, String>) -> ExitCode 
     }
 }
 
-/// Says where state will live and whether the secrets for it are usable: with
-/// `REDIS_URL`, a `JITBOT_STATE_KEY` of at least 32 characters.
+/// With `REDIS_URL`, whether `JITBOT_STATE_KEY` is usable (at least 32 characters).
 fn check_store_secrets(secrets: &Secrets) -> ExitCode {
     if secrets.redis_url.is_none() {
-        println!(
-            "state: in memory (set REDIS_URL, and JITBOT_STATE_KEY from `openssl rand -hex 32`, to keep it in Redis)"
-        );
         return ExitCode::SUCCESS;
     }
     match startup::state_key(secrets) {
         Ok(_) => {
-            println!("state: Redis at REDIS_URL, requests sealed with JITBOT_STATE_KEY");
+            println!("store: requests sealed with JITBOT_STATE_KEY");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -276,6 +272,13 @@ fn check_config(args: &ConfigArg, env: &HashMap<String, String>) -> ExitCode {
                 catalog.requesters().count(),
                 catalog.namespaces().len()
             );
+            match startup::describe_store(&Secrets::from_vars(env)) {
+                Ok(store) => println!("{store}"),
+                Err(why) => {
+                    eprintln!("{why}");
+                    return ExitCode::from(2);
+                }
+            }
             check_store_secrets(&Secrets::from_vars(env))
         }
         Err(err) => fail_settings(&err),

@@ -24,7 +24,7 @@ use tracing_subscriber::EnvFilter;
 use crate::adapters::http::{HttpState, router};
 use crate::adapters::kube::{KubeEnforcer, KubeSettings};
 use crate::adapters::memory::MemoryStore;
-use crate::adapters::redis::{RedisSettings, RedisStore, StateKey};
+use crate::adapters::redis::{RedisSettings, RedisStore, RedisTarget, StateKey};
 use crate::adapters::slack::SlackNotifier;
 use crate::app::App;
 use crate::core::catalog::Catalog;
@@ -118,10 +118,18 @@ pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Resul
                 connect_timeout: s.connect_timeout.as_std(),
                 response_timeout: s.response_timeout.as_std(),
                 state_key: Some(state_key(secrets)?),
+                sentinel_auth: s.sentinel_auth,
             };
             let store = RedisStore::connect(url.expose(), &redis)
                 .await
                 .context("cannot use the Redis store at REDIS_URL")?;
+            info!(
+                mode = store.mode(),
+                endpoint = store.endpoint(),
+                "store: Redis ({}) at {}",
+                store.mode(),
+                store.endpoint()
+            );
             Ok(Arc::new(store))
         }
         None => {
@@ -130,6 +138,20 @@ pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Resul
             );
             Ok(Arc::new(MemoryStore::new()))
         }
+    }
+}
+
+/// Which store `REDIS_URL` chooses, in one line without credentials (for
+/// `check-config`), or why `REDIS_URL` cannot be used. Connects to nothing.
+pub fn describe_store(secrets: &Secrets) -> Result<String, String> {
+    match &secrets.redis_url {
+        Some(url) => RedisTarget::parse(url.expose())
+            .map(|t| format!("store: Redis ({}) at {}", t.mode(), t.endpoint()))
+            .map_err(|e| e.to_string()),
+        None => Ok(
+            "store: memory (REDIS_URL is not set: one replica only, state is lost on restart)"
+                .to_owned(),
+        ),
     }
 }
 

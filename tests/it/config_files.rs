@@ -101,7 +101,7 @@ fn check_config_says_where_state_lives_and_refuses_redis_without_a_state_key() {
     };
     let memory = check(&[]);
     assert!(memory.status.success());
-    assert!(text(&memory.stdout).contains("state: in memory"));
+    assert!(text(&memory.stdout).contains("store: memory"));
     let unkeyed = check(&[("REDIS_URL", "redis://jitbot-redis:6379")]);
     assert_eq!(unkeyed.status.code(), Some(2));
     assert!(text(&unkeyed.stderr).contains("openssl rand -hex 32"));

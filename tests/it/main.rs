@@ -12,6 +12,7 @@ mod lifecycle_contract;
 mod manifests;
 mod playground;
 mod reconcile;
+mod redis_ha;
 mod redis_store;
 mod serve_binary;
 mod slack_http;

@@ -9,5 +9,6 @@ pub mod fakes;
 pub mod fault_proxy;
 pub mod kube;
 pub mod redis;
+pub mod redis_ha;
 pub mod slack_world;
 pub mod spawn;

@@ -1,8 +1,10 @@
 //! A real `redis-server` (the Debian package) for tests and benchmarks: started on a
 //! free loopback port in its own temporary directory, killed when dropped. It can be
 //! crashed and started again on the same port with the same data (outage tests),
-//! frozen so that it accepts connections but never answers (timeout tests), or run as
-//! a one-node Redis Cluster that owns every slot (cluster-slot tests).
+//! frozen so that it accepts connections but never answers (timeout tests), run as
+//! a one-node Redis Cluster that owns every slot (cluster-slot tests), or take the
+//! parts of a bigger setup (a cluster node, a replica, a sentinel) that
+//! `redis_ha` puts together.
 //!
 //! Each test starts its own server, and [`unique_prefix`] gives every store its own
 //! hash tag as well, so tests run in parallel without sharing anything.
@@ -36,11 +38,22 @@ pub enum Mode {
     Persistent,
     /// A one-node cluster owning all 16384 slots: multi-key commands and scripts
     /// whose keys span slots fail with CROSSSLOT, and CLUSTER KEYSLOT answers.
+    /// (`redis_ha` joins several such nodes into one cluster.)
     Cluster,
+    /// A replica of the server on this loopback port.
+    ReplicaOf(u16),
+    /// A sentinel monitoring the master on this loopback port as
+    /// [`SENTINEL_MASTER`], quick to call it down and fail over.
+    Sentinel(u16),
 }
+
+/// The name the test sentinels monitor their master under.
+pub const SENTINEL_MASTER: &str = "jitbot";
 
 pub struct RedisServer {
     port: u16,
+    /// The cluster bus port (a cluster node's peers talk to it there).
+    bus_port: u16,
     mode: Mode,
     dir: TempDir,
     child: Mutex<Option<Child>>,
@@ -73,7 +86,7 @@ impl RedisServer {
             .arg(16383)
             .query(&mut con)
             .expect("CLUSTER ADDSLOTSRANGE");
-        server.wait_until(|con| {
+        server.wait_for("cluster_state:ok", |con| {
             let info: String = redis::cmd("CLUSTER").arg("INFO").query(con).ok()?;
             info.contains("cluster_state:ok").then_some(())
         });
@@ -87,6 +100,7 @@ impl RedisServer {
             .expect("a temporary directory for redis-server");
         let mut server = RedisServer {
             port: 0,
+            bus_port: 0,
             mode,
             dir,
             child: Mutex::new(None),
@@ -95,8 +109,9 @@ impl RedisServer {
         // redis-server binds it; then redis-server exits and another port is tried.
         for _ in 0..5 {
             server.port = free_port();
+            server.bus_port = free_port();
             clear_state(&server.dir);
-            *server.lock() = Some(spawn(server.port, mode, &server.dir));
+            *server.lock() = Some(server.spawn());
             if server.ready() {
                 return server;
             }
@@ -107,6 +122,35 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bus_port(&self) -> u16 {
+        self.bus_port
+    }
+
+    /// Waits (bounded) until `check` answers `Some` on an admin connection.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        check: impl Fn(&mut redis::Connection) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if let Some(found) = self.try_admin().ok().and_then(|mut con| check(&mut con)) {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {}: {what} did not happen within {READY_WITHIN:?}: {}",
+                self.port,
+                self.log_tail()
+            );
+            sleep(Duration::from_millis(20));
+        }
     }
 
     /// A plain blocking connection for checks and setup, with a read timeout.
@@ -127,7 +171,7 @@ impl RedisServer {
     /// Starts the stopped server again on the same port with the same directory.
     pub fn restart(&self) {
         self.stop();
-        *self.lock() = Some(spawn(self.port, self.mode, &self.dir));
+        *self.lock() = Some(self.spawn());
         assert!(
             self.ready(),
             "redis-server did not come back on port {}: {}",
@@ -208,26 +252,14 @@ impl RedisServer {
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
                 .map(str::trim)
         };
-        if field("loading") != Some("0") {
+        // A sentinel loads no data and has no `loading` field.
+        if !matches!(self.mode, Mode::Sentinel(_)) && field("loading") != Some("0") {
             return None;
         }
         field("process_id")?.parse().ok()
     }
 
-    fn wait_until(&self, check: impl Fn(&mut redis::Connection) -> Option<()>) {
-        let deadline = Instant::now() + READY_WITHIN;
-        let mut con = self.admin();
-        while check(&mut con).is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server: {}",
-                self.log_tail()
-            );
-            sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         let log = fs::read_to_string(log_path(&self.dir)).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
@@ -257,29 +289,77 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn spawn(port: u16, mode: Mode, dir: &TempDir) -> Child {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path(dir))
-        .expect("the redis-server log file");
-    let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .arg("--dir")
-        .arg(dir.path())
-        .args(["--daemonize", "no", "--logfile", "", "--save", ""]);
-    match mode {
-        Mode::Ephemeral => cmd.args(["--appendonly", "no"]),
-        Mode::Persistent => cmd.args(["--appendonly", "yes", "--appendfsync", "always"]),
-        Mode::Cluster => cmd.args([
-            "--appendonly",
-            "no",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ]),
-    };
+impl RedisServer {
+    fn spawn(&self) -> Child {
+        let dir = &self.dir;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(dir))
+            .expect("the redis-server log file");
+        let mut cmd = Command::new("redis-server");
+        if let Mode::Sentinel(master) = self.mode {
+            // A sentinel rewrites its config file, so each gets its own.
+            let conf = dir.path().join("sentinel.conf");
+            fs::write(&conf, sentinel_conf(master)).expect("the sentinel's config file");
+            cmd.arg(conf).arg("--sentinel");
+        }
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--daemonize", "no", "--logfile", ""]);
+        if !matches!(self.mode, Mode::Sentinel(_)) {
+            // A replica (or an old master after a failover) syncs at once.
+            cmd.args(["--repl-diskless-sync-delay", "0"]);
+        }
+        match self.mode {
+            Mode::Sentinel(_) => &mut cmd,
+            Mode::Ephemeral => cmd.args(["--save", "", "--appendonly", "no"]),
+            Mode::Persistent => cmd.args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]),
+            Mode::Cluster => cmd.args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                &self.bus_port.to_string(),
+            ]),
+            Mode::ReplicaOf(master) => cmd
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--replicaof",
+                    "127.0.0.1",
+                ])
+                .arg(master.to_string()),
+        };
+        spawn(cmd, log)
+    }
+}
+
+/// Quick to call the master down (1 s without an answer) and to retry a failover.
+fn sentinel_conf(master: u16) -> String {
+    format!(
+        "sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master} 1\n\
+         sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
+         sentinel failover-timeout {SENTINEL_MASTER} 5000\n"
+    )
+}
+
+fn spawn(mut cmd: Command, log: fs::File) -> Child {
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file handle"))
         .stderr(log);

@@ -25,18 +25,28 @@
 //! Times are stored as unix milliseconds: timers and leases rounded up and `now`
 //! rounded down, so nothing fires or runs out early (at most 1 ms late).
 //!
-//! `rediss://` verifies the server's certificate against the system's roots; a private
-//! CA is trusted by pointing `SSL_CERT_FILE` at it.
+//! `REDIS_URL` chooses one server, Redis Cluster or Sentinel ([`target`]); the store
+//! talks to each through one connection type ([`connection`]), so the scripts, the
+//! timeouts and the error mapping are the same in every mode. TLS (`rediss…://`)
+//! verifies the server's certificate against the system's roots; a private CA is
+//! trusted by pointing `SSL_CERT_FILE` at it.
 //!
-//! Failures: connection errors and timeouts are `Unavailable`; a lost compare-and-set
-//! is `Conflict`; data that does not decode is `Corrupt`. Each call is bounded by
-//! `connect_timeout + response_timeout`. The connection manager reconnects on the
-//! next call once Redis answers again. A call that timed out after its command was
-//! sent may still have been applied; the version check makes retrying it safe.
+//! Failures: connection errors and timeouts are `Unavailable`, and so are the answers
+//! of a Redis in the middle of a failover (READONLY from a demoted master, MASTERDOWN,
+//! CLUSTERDOWN, TRYAGAIN), so that callers retry; a lost compare-and-set is
+//! `Conflict`; data that does not decode is `Corrupt`. MOVED and ASK never reach the
+//! store: the cluster client follows them. Each call is bounded by
+//! `connect_timeout + response_timeout`. The connection reconnects (and, with
+//! Sentinel, finds the master again) on the next call once Redis answers again. A
+//! call that timed out after its command was sent may still have been applied; the
+//! version check makes retrying it safe.
 
+mod connection;
 mod scripts;
 mod seal;
+mod sentinel;
 mod store;
+mod target;
 #[cfg(test)]
 mod tests;
 
@@ -46,15 +56,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
+use redis::{ErrorKind, RedisError};
 
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::ports::StoreError;
 use crate::core::request::State;
 
+use connection::RedisConnection;
 use scripts::Scripts;
 pub use seal::{MIN_KEY_BYTES, ShortKey, StateKey};
+pub use target::RedisTarget;
 
 /// How jitbot uses Redis. The connection itself (`REDIS_URL`) is a secret and comes
 /// from the environment only.
@@ -76,6 +87,9 @@ pub struct RedisSettings {
     /// `JITBOT_STATE_KEY`); `None`, for tests and benches only, stores and reads
     /// requests unsealed.
     pub state_key: Option<StateKey>,
+    /// With Sentinel: send `REDIS_URL`'s user and password to the sentinels too (for
+    /// sentinels with `requirepass` or ACL users), not only to Redis. Default false.
+    pub sentinel_auth: bool,
 }
 
 impl Default for RedisSettings {
@@ -86,6 +100,7 @@ impl Default for RedisSettings {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(2),
             state_key: None,
+            sentinel_auth: false,
         }
     }
 }
@@ -103,14 +118,10 @@ pub enum ConnectError {
     Unavailable(StoreError),
 }
 
-/// Connection attempts per reconnect before a call gives up; the next call starts
-/// again, so the store recovers whenever Redis is back.
-const RECONNECT_ATTEMPTS: usize = 2;
-
-/// jitbot's state in Redis. Cheap to clone: clones share one multiplexed connection.
+/// jitbot's state in Redis. Cheap to clone: clones share one connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: Keys,
     scripts: Arc<Scripts>,
     audit_maxlen: u64,
@@ -119,11 +130,14 @@ pub struct RedisStore {
     call_timeout: Duration,
     /// Where Redis is, without credentials, for messages.
     endpoint: String,
+    /// One server, Redis Cluster or Redis Sentinel, for messages.
+    mode: &'static str,
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field("mode", &self.mode)
             .field("endpoint", &self.endpoint)
             .field("key_prefix", &self.keys.prefix)
             .finish_non_exhaustive()
@@ -131,32 +145,22 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://` or `rediss://`, with user and password if any)
-    /// and checks that Redis answers.
+    /// Connects to `url` (see [`target`] for the schemes: one server, Redis Cluster,
+    /// Sentinel) and checks that Redis answers.
     pub async fn connect(url: &str, settings: &RedisSettings) -> Result<Self, ConnectError> {
-        let info = parse_url(url)?;
+        let target = RedisTarget::parse(url)?;
         let keys = Keys::new(&settings.key_prefix)?;
-        let endpoint = endpoint(&info);
-        let client = redis::Client::open(info).map_err(|e| ConnectError::Url(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.response_timeout))
-            .set_number_of_retries(RECONNECT_ATTEMPTS)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        let (endpoint, mode) = (target.endpoint(), target.mode());
         let call_timeout = settings.connect_timeout + settings.response_timeout;
         let unavailable = |why: String| {
             ConnectError::Unavailable(StoreError::Unavailable(format!(
-                "cannot connect to Redis at {endpoint}: {why}"
+                "cannot connect to Redis ({mode}) at {endpoint}: {why}"
             )))
         };
-        let conn = tokio::time::timeout(
-            call_timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| unavailable(format!("no answer within {call_timeout:?}")))?
-        .map_err(|e| unavailable(e.to_string()))?;
+        let conn = tokio::time::timeout(call_timeout, RedisConnection::open(&target, settings))
+            .await
+            .map_err(|_| unavailable(format!("no answer within {call_timeout:?}")))?
+            .map_err(|e| unavailable(e.to_string()))?;
         Ok(RedisStore {
             conn,
             keys,
@@ -165,7 +169,18 @@ impl RedisStore {
             state_key: settings.state_key.clone(),
             call_timeout,
             endpoint,
+            mode,
         })
+    }
+
+    /// One server, Redis Cluster or Redis Sentinel.
+    pub fn mode(&self) -> &'static str {
+        self.mode
+    }
+
+    /// Where Redis is, as a URL without credentials.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// Runs one Redis call within the call timeout. A refused connection means the
@@ -173,7 +188,7 @@ impl RedisStore {
     /// reports the old failure once before it reconnects.
     async fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let attempts = async {
@@ -194,48 +209,22 @@ impl RedisStore {
     }
 
     fn error(&self, what: &str, e: &RedisError) -> StoreError {
-        match e.kind() {
-            ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
-                StoreError::Corrupt(format!("{what}: unexpected answer from Redis: {e}"))
-            }
-            _ if e.code() == Some("WRONGTYPE") => {
-                StoreError::Corrupt(format!("{what}: a key has the wrong type: {e}"))
-            }
-            _ => StoreError::Unavailable(format!("{what} on Redis at {}: {e}", self.endpoint)),
+        store_error(&self.endpoint, what, e)
+    }
+}
+
+/// What a Redis error means to callers. Only an answer that does not fit is
+/// `Corrupt`; everything else, failover answers included (READONLY, MASTERDOWN,
+/// CLUSTERDOWN, TRYAGAIN, LOADING), is `Unavailable`: it passes, and callers retry.
+fn store_error(endpoint: &str, what: &str, e: &RedisError) -> StoreError {
+    match e.kind() {
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
+            StoreError::Corrupt(format!("{what}: unexpected answer from Redis: {e}"))
         }
-    }
-}
-
-/// Parses `REDIS_URL` without connecting. Errors name what is wrong, never the URL
-/// (it may hold a password).
-fn parse_url(url: &str) -> Result<ConnectionInfo, ConnectError> {
-    let scheme = url.split_once("://").map(|(s, _)| s);
-    if !matches!(scheme, Some("redis" | "rediss")) {
-        return Err(ConnectError::Url(
-            "it must start with redis:// or rediss:// (TLS)".to_owned(),
-        ));
-    }
-    let info = url
-        .into_connection_info()
-        .map_err(|e| ConnectError::Url(e.to_string()))?;
-    if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
-        return Err(ConnectError::Url(
-            "`#insecure` is not supported: jitbot always verifies the Redis server's certificate"
-                .to_owned(),
-        ));
-    }
-    Ok(info)
-}
-
-/// `redis[s]://host:port[/db]`: where Redis is, without credentials.
-fn endpoint(info: &ConnectionInfo) -> String {
-    let scheme = match info.addr() {
-        ConnectionAddr::TcpTls { .. } => "rediss",
-        _ => "redis",
-    };
-    match info.redis_settings().db() {
-        0 => format!("{scheme}://{}", info.addr()),
-        db => format!("{scheme}://{}/{db}", info.addr()),
+        _ if e.code() == Some("WRONGTYPE") => {
+            StoreError::Corrupt(format!("{what}: a key has the wrong type: {e}"))
+        }
+        _ => StoreError::Unavailable(format!("{what} on Redis at {endpoint}: {e}")),
     }
 }
 

@@ -1,12 +1,24 @@
-//! Unit tests that need no server: URL parsing, key layout, time rounding. The store
-//! itself is tested against a real redis-server in tests/it/redis_store.rs.
+//! Unit tests that need no server: one-server URLs, error mapping, key layout, time
+//! rounding (Cluster and Sentinel URLs: `target_tests.rs`). The store itself is
+//! tested against a real redis-server in tests/it/redis_store.rs and redis_ha.rs.
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use redis::ConnectionAddr;
+use redis::{ConnectionAddr, ConnectionInfo};
 
 use super::*;
 
 const PASSWORD: &str = "s3cr3t-Pa55";
+
+fn parse_url(url: &str) -> Result<ConnectionInfo, ConnectError> {
+    match RedisTarget::parse(url)? {
+        RedisTarget::Single(info) => Ok(info),
+        other => panic!("{url} is not one server: {other:?}"),
+    }
+}
+
+fn endpoint(info: &ConnectionInfo) -> String {
+    RedisTarget::Single(info.clone()).endpoint()
+}
 
 #[test]
 fn parses_tls_urls_with_user_and_password() {
@@ -81,6 +93,36 @@ async fn connect_errors_and_debug_never_print_the_password() {
     assert!(!shown.contains(PASSWORD), "{shown}");
 }
 
+/// A reply as Redis sends it, read back as the error a call returns.
+fn server_error(reply: &str) -> RedisError {
+    let value = redis::parse_redis_value(reply.as_bytes()).unwrap();
+    value.extract_error().unwrap_err()
+}
+
+#[test]
+fn failover_answers_are_unavailable_so_callers_retry() {
+    for reply in [
+        "-READONLY You can't write against a read only replica.\r\n",
+        "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n",
+        "-CLUSTERDOWN The cluster is down\r\n",
+        "-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+        "-LOADING Redis is loading the dataset in memory\r\n",
+    ] {
+        let err = store_error("redis://127.0.0.1:6379", "create", &server_error(reply));
+        assert!(
+            matches!(err, StoreError::Unavailable(_)),
+            "{reply}: {err:?}"
+        );
+    }
+    let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    let err = store_error("redis://127.0.0.1:6379", "load", &refused);
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let wrong =
+        server_error("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    let err = store_error("redis://127.0.0.1:6379", "load", &wrong);
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+}
+
 #[test]
 fn the_key_prefix_needs_a_hash_tag() {
     assert_eq!(hash_tag("{jitbot}"), Some("jitbot"));
@@ -130,4 +172,5 @@ fn defaults_are_documented_values() {
     assert_eq!(d.audit_maxlen, 100_000);
     assert_eq!(d.connect_timeout, Duration::from_secs(5));
     assert_eq!(d.response_timeout, Duration::from_secs(2));
+    assert!(!d.sentinel_auth);
 }
