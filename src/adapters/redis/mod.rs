@@ -12,7 +12,13 @@
 //! {jitbot}:audit              stream  every event (field `event`, JSON), MAXLEN ~ N
 //! {jitbot}:history:<id>       list    one request's events (JSON), oldest first
 //! {jitbot}:notes:<id>         hash    facts outside the lifecycle (where its card is)
+//! {jitbot}:outbox:leases      zset    Slack deliveries claimed: entry id -> lease end (ms)
+//! {jitbot}:outbox:owners      hash    Slack deliveries claimed: entry id -> worker
+//! {jitbot}:outbox:done        hash    Slack deliveries claimed: entry id -> steps done
 //! ```
+//!
+//! The audit stream is also the Slack outbox: its consumer group `slack` hands each
+//! event to one delivery worker (see the `outbox` module).
 //!
 //! The `json` field is what `load` reads; `version` and `state` are copies the scripts
 //! compare without decoding JSON. A request has a timer in exactly one of `due` and
@@ -31,6 +37,7 @@
 //! next call once Redis answers again. A call that timed out after its command was
 //! sent may still have been applied; the version check makes retrying it safe.
 
+mod outbox;
 mod scripts;
 mod store;
 #[cfg(test)]
