@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use jitbot::adapters::memory::MemoryStore;
 use jitbot::core::ids::RequestId;
-use jitbot::core::ports::{AuditEvent, Outbox, Store, StoreError};
+use jitbot::core::ports::{AuditEvent, Store, StoreError};
 use jitbot::core::request::{self, AccessRequest, Actor, AuditKind, Event, State, fixtures};
 use jitbot::core::ttl::Ttl;
 

@@ -40,6 +40,8 @@ pub enum Scripted {
     Error(&'static str),
     /// HTTP 503, as Slack answers while it is down.
     Unavailable,
+    /// The usual answer (so that a later call in the script is the one that fails).
+    AsUsual,
 }
 
 /// One call as it arrived: the Web API method (or `respond:<name>` for a post to a

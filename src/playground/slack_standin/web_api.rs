@@ -98,7 +98,7 @@ fn answer(State(shared): St, method: String, headers: HeaderMap, body: Value) ->
         Some(Scripted::Unavailable) => {
             return (StatusCode::SERVICE_UNAVAILABLE, "Slack is unavailable").into_response();
         }
-        None => {}
+        Some(Scripted::AsUsual) | None => {}
     }
     let bearer = headers
         .get("authorization")
