@@ -153,12 +153,10 @@ async fn slack_down_for_a_minute_during_1000_requests_loses_and_repeats_nothing(
     w.clock.advance(TimeDelta::seconds(61));
     bounded("the outbox drained", w.notifier.flush()).await;
     each_told_once(&w.slack, w.store.as_ref(), &ids, &approved).await;
-    assert_eq!(
-        w.app
-            .metrics()
-            .encode()
-            .contains("jitbot_slack_outbox_backlog 0"),
-        true
+    let metrics = w.app.metrics().encode();
+    assert!(
+        metrics.contains("jitbot_slack_outbox_backlog 0"),
+        "{metrics}"
     );
 }
 
