@@ -13,6 +13,10 @@
 //!   grant, which includes its share of the indexes, timers and audit stream.
 //! - Submit + approve pairs per second through the use cases, with the cluster and
 //!   Slack faked, one at a time and 16 at once.
+//! - The Slack outbox without Slack: events appended (64 at once), then claimed a
+//!   batch of 100 at a time and acknowledged one by one (16 at once), in events/s.
+//!
+//! `cargo bench --bench store -- outbox` measures the outbox alone.
 
 #[path = "../tests/support/fakes.rs"]
 #[allow(dead_code)] // the bench uses only part of the test fakes
@@ -34,7 +38,7 @@ use tokio::task::JoinSet;
 use jitbot::adapters::redis::{RedisSettings, RedisStore};
 use jitbot::app::Decision;
 use jitbot::core::ids::RequestId;
-use jitbot::core::ports::{AuditEvent, Store};
+use jitbot::core::ports::{AuditEvent, Outbox, Store};
 use jitbot::core::request::{self, AccessRequest, Actor, Event, Round, State};
 
 use fakes::{ALICE, LEAD1, t0, user};
@@ -219,10 +223,76 @@ async fn pairs(
     (count, wall, stats.calls().round_trips())
 }
 
+/// Appends `n` events to a fresh outbox, then claims and acknowledges them all:
+/// answers the time of each half.
+async fn outbox(server: &RedisServer, n: usize) -> (Duration, Duration) {
+    let store = store(server, "{bench-outbox}").await;
+    store.open_outbox().await.expect("open_outbox");
+    let event = AuditEvent {
+        request_id: RequestId::from_random([7; 10]),
+        kind: request::AuditKind::PolicyRemoved,
+        at: t0(),
+        actor: None,
+        from: Some(State::Active),
+        to: Some(State::Active),
+        detail: "reconciler deleted NetworkPolicy payments/jit-bench: benchmark".to_owned(),
+    };
+    let started = Instant::now();
+    let (writer, written) = (store.clone(), event.clone());
+    fan_out(n, POPULATE_TASKS, move |_| {
+        let (store, event) = (writer.clone(), written.clone());
+        async move { store.append_audit(&event).await.expect("append_audit") }
+    })
+    .await;
+    let appended = started.elapsed();
+    let started = Instant::now();
+    let mut acked = 0;
+    while acked < n {
+        let claim = store
+            .claim_outgoing("bench", t0(), t0() + TimeDelta::minutes(2), 100)
+            .await
+            .expect("claim_outgoing");
+        assert!(
+            !claim.events.is_empty(),
+            "the outbox ran dry at {acked} of {n}"
+        );
+        acked += claim.events.len();
+        let ids: Arc<Vec<_>> = Arc::new(claim.events.into_iter().map(|o| o.id).collect());
+        let acker = store.clone();
+        fan_out(ids.len(), 16, move |i| {
+            let (store, id) = (acker.clone(), ids[i].clone());
+            async move { store.ack_outgoing(&id).await.expect("ack_outgoing") }
+        })
+        .await;
+    }
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 0);
+    (appended, started.elapsed())
+}
+
+fn print_outbox(n: usize, (appended, delivered): (Duration, Duration)) {
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "\n{:>7} {:>12} {:>20} {:>12}",
+        "events", "appended/s", "claimed+acked/s", "overall/s"
+    );
+    println!(
+        "{:>7} {:>12.0} {:>20.0} {:>12.0}",
+        n,
+        rate(appended),
+        rate(delivered),
+        rate(appended + delivered)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let plan = Plan::from_args();
     let server = RedisServer::start();
+    let outbox_events = plan.pairs * 5;
+    if std::env::args().skip(1).any(|a| a == "outbox") {
+        print_outbox(outbox_events, outbox(&server, outbox_events).await);
+        return;
+    }
     let mut stats = RedisStats(server.admin());
     let mut rows = Vec::new();
     let mut memory = Vec::new();
@@ -292,6 +362,7 @@ async fn main() {
         pairs(&server, &mut stats, plan.pairs / 4, 1).await,
         pairs(&server, &mut stats, plan.pairs, 16).await,
     ];
+    let outbox_times = outbox(&server, outbox_events).await;
 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let build = if cfg!(debug_assertions) {
@@ -350,4 +421,5 @@ async fn main() {
             *trips as f64 / *count as f64
         );
     }
+    print_outbox(outbox_events, outbox_times);
 }

@@ -66,6 +66,8 @@ pub struct Metrics {
     last_sweep: Gauge,
     last_reconcile: Gauge,
     slack_errors: Family<ErrorKind, Counter>,
+    outbox_backlog: Gauge,
+    outbox_lost: Counter,
     kube_errors: Family<ErrorKind, Counter>,
 }
 
@@ -141,6 +143,18 @@ impl Metrics {
                 "slack_api_errors",
                 "Slack Web API errors by kind",
                 Family::default(),
+            ),
+            outbox_backlog: registered(
+                &mut r,
+                "slack_outbox_backlog",
+                "Events in the Slack outbox not delivered yet (all replicas), as of this replica's last delivery round",
+                Gauge::default(),
+            ),
+            outbox_lost: registered(
+                &mut r,
+                "slack_outbox_lost",
+                "Outbox events trimmed from the audit stream before Slack was told",
+                Counter::default(),
             ),
             kube_errors: registered(
                 &mut r,
@@ -226,6 +240,15 @@ impl Metrics {
 
     pub fn slack_error(&self, kind: &'static str) {
         self.slack_errors.get_or_create(&ErrorKind { kind }).inc();
+    }
+
+    pub fn set_outbox_backlog(&self, n: u64) {
+        self.outbox_backlog
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn outbox_lost(&self, n: u64) {
+        self.outbox_lost.inc_by(n);
     }
 
     pub fn kube_error(&self, kind: &'static str) {

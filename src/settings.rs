@@ -58,6 +58,12 @@ pub struct SlackSettings {
     pub usergroup_cache_ttl: Ttl,
     /// How often a rate-limited (429) call is retried after its Retry-After.
     pub max_retries: usize,
+    /// How long an event claimed from the Slack outbox stays with one replica without
+    /// progress before another takes it over.
+    pub delivery_lease: Ttl,
+    /// How often the outbox is looked at for events other replicas wrote (this
+    /// replica's own are delivered at once).
+    pub delivery_poll: Ttl,
 }
 
 impl Default for SlackSettings {
@@ -67,6 +73,8 @@ impl Default for SlackSettings {
             audit_channel: String::new(),
             usergroup_cache_ttl: Ttl::from_mins(5),
             max_retries: 5,
+            delivery_lease: Ttl::from_mins(2),
+            delivery_poll: Ttl::from_secs(1),
         }
     }
 }

@@ -4,10 +4,10 @@
 //! it; sixteen at once give the throughput jitbot answers at when pushed.
 //!
 //! Two commands: `/jit request`, which writes a Pending request to Redis before it
-//! answers (and queues an approval card), and `/jit help`, which touches no state, so
-//! the difference is what the store write costs. The counts are bounded so that the
-//! approval cards the requests queue stay below the Slack notifier's queue; the step
-//! then waits for those cards, so the SIGTERM that follows finds no backlog.
+//! answers (its event, in the same write, is the approval card's outbox entry), and
+//! `/jit help`, which touches no state, so the difference is what the store write
+//! costs. The counts are bounded so that the step can then wait for those cards, and
+//! the SIGTERM that follows finds no backlog.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! The use cases: submit, decide, revoke, extend, cancel, and the `*_once` steps the
-//! workers run (`sweep_once`, `reconcile_once`). They know only the core and the
+//! workers run (`sweep_once`, `reconcile_once`, and the Slack [`Courier`]'s
+//! `deliver_once`). They know only the core and the
 //! ports; `startup` decides which adapters sit behind them.
 //!
 //! Rules every use case keeps:
@@ -11,6 +12,7 @@
 
 mod alarm;
 mod clock;
+mod deliver;
 pub mod lifecycle;
 mod notes;
 mod queries;
@@ -24,6 +26,9 @@ use tracing::warn;
 
 pub use alarm::Alarm;
 pub use clock::{ManualClock, SystemClock};
+pub use deliver::{
+    Courier, CourierConfig, DELIVERY_CONCURRENCY, DeliveryBell, DeliveryReport, RoundStatus,
+};
 pub use lifecycle::Decision;
 pub use notes::StoreNotes;
 pub use queries::Readiness;
@@ -250,7 +255,9 @@ impl App {
         });
     }
 
-    /// Tells Slack; a failure is logged and never undoes the lifecycle.
+    /// Tells the notifier about an event the store has just recorded, and so put in its
+    /// outbox: a notifier that delivers from the outbox only wakes its worker, so this
+    /// never waits on Slack. A failure is logged and never undoes the lifecycle.
     async fn publish(&self, req: &AccessRequest, event: &AuditEvent) {
         if let Err(e) = self.ports.notifier.publish(req, event).await {
             warn!(request_id = %req.id, kind = event.kind.as_str(), error = %e, "notification failed; the audit stream still has the event");

@@ -2,7 +2,7 @@
 //! must pass against the catalog, the request lifecycle (with test-data builders), the
 //! NetworkPolicy rendering and the cluster preview's verdict, what a policy's own
 //! expiry says and what the reconciler decides about it, the Slack buttons' action ids
-//! and the ports (traits) the app drives. Nothing in here does I/O or imports an I/O
+//! and the ports (traits) the app drives, the Slack outbox's among them. Nothing in here does I/O or imports an I/O
 //! crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
 
 pub mod actions;
@@ -11,6 +11,7 @@ pub mod command;
 pub mod expiry;
 pub mod ids;
 pub mod netpol;
+pub mod outbox;
 pub mod ports;
 pub mod preview;
 pub mod reconcile;

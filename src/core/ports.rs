@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::ids::{Namespace, RequestId, SlackGroupId, SlackUserId};
 use super::request::{AccessRequest, AuditKind, State, Transition};
 
+pub use super::outbox::{DeliveryError, Outbox, OutboxClaim, Outgoing, OutgoingId, Progress};
+
 /// One line of the audit log: what happened to which request, when, and by whom.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -82,8 +84,10 @@ pub struct Claim {
 /// Every request that can still move has one timer (its [`AccessRequest::due_at`]):
 /// the approval deadline while Pending, a retry point while Approved, the expiry while
 /// Active. `claim_due` hands due timers to one worker at a time, with a lease.
+///
+/// Every event it keeps also enters its [`Outbox`], in the same write.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Outbox + Send + Sync {
     /// Stores a new request and its `requested` audit event.
     async fn create(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), StoreError>;
 
@@ -255,6 +259,19 @@ pub trait Notifier: Send + Sync {
     async fn announce(&self, event: &AuditEvent, ready: Ready) -> Result<(), NotifyError> {
         let req = ready.await;
         self.publish(&req, event).await
+    }
+
+    /// Tells people about `event` of `req` (as the store has it now) from the outbox,
+    /// doing only the steps `progress` does not have yet and recording each as it is
+    /// done. A notifier that tells people in `publish` has nothing left to do here.
+    async fn deliver(
+        &self,
+        req: &AccessRequest,
+        event: &AuditEvent,
+        progress: &mut dyn Progress,
+    ) -> Result<(), DeliveryError> {
+        let _ = (req, event, progress);
+        Ok(())
     }
 }
 

@@ -192,6 +192,7 @@ impl Playground {
             no_workers: false,
             cluster,
             store: None,
+            no_delivery: false,
         };
         let application = Application::build(&settings, catalog, &secrets, overrides).await?;
         let facts = Facts::of(&options, cluster_words);

@@ -12,7 +12,9 @@ use tracing::info;
 use super::{kube_settings, open_store};
 use crate::adapters::kube::KubeEnforcer;
 use crate::adapters::slack::{SlackApi, SlackDirectory, SlackNotifier, SlackNotifierConfig};
-use crate::app::{App, AppConfig, Ports, StoreNotes, SystemClock};
+use crate::app::{
+    App, AppConfig, Courier, CourierConfig, DeliveryBell, Ports, StoreNotes, SystemClock,
+};
 use crate::core::catalog::Catalog;
 use crate::core::ids::{SlackGroupId, SlackUserId};
 use crate::core::ports::{
@@ -21,6 +23,7 @@ use crate::core::ports::{
 use crate::core::request::AccessRequest;
 use crate::metrics::Metrics;
 use crate::settings::{Secrets, Settings};
+use crate::worker;
 
 /// What tests, benches and the playground put in place of the standard choices.
 #[derive(Default, Clone)]
@@ -36,6 +39,9 @@ pub struct Overrides {
     pub cluster: Option<ClusterPorts>,
     /// A store to use instead of the one `REDIS_URL` (or its absence) chooses.
     pub store: Option<Arc<dyn Store>>,
+    /// Leave Slack delivery to other processes (the operator commands: the serving
+    /// replicas deliver what they record from the shared outbox).
+    pub no_delivery: bool,
 }
 
 /// The cluster side as the app and the approval card see it.
@@ -55,7 +61,8 @@ pub struct Assembly {
     pub kube: Option<Arc<KubeEnforcer>>,
 }
 
-/// The Slack Web API client, the notifier and the task that delivers its posts.
+/// The Slack Web API client, the notifier and the task that delivers its posts from
+/// the outbox (one that does nothing with `Overrides::no_delivery`).
 pub struct SlackParts {
     pub api: SlackApi,
     pub notifier: SlackNotifier,
@@ -81,6 +88,12 @@ pub async fn assemble(
     let (cluster, kube) =
         cluster_ports(settings, &catalog, overrides.cluster, overrides.kube_client).await?;
     let slack = slack_side(settings, secrets, &store, &catalog, &clock, &metrics)?;
+    if slack.parts.is_some() {
+        store
+            .open_outbox()
+            .await
+            .context("cannot open the Slack outbox in the store")?;
+    }
     let ports = Ports {
         store,
         enforcer: cluster.enforcer,
@@ -91,11 +104,43 @@ pub async fn assemble(
     let app = App::new(catalog, ports, app_config(settings))
         .with_previewer(cluster.previewer)
         .with_metrics(metrics);
-    Ok(Assembly {
-        app,
-        slack: slack.parts,
-        kube,
+    let slack = slack.parts.map(|mut parts| {
+        if !overrides.no_delivery {
+            parts.delivery = start_delivery(&app, &parts.notifier, settings);
+        }
+        parts
+    });
+    Ok(Assembly { app, slack, kube })
+}
+
+/// Most outbox events one delivery round holds.
+const DELIVERY_BATCH: usize = 100;
+
+/// Starts this replica's Slack delivery loop; it runs until its task is aborted.
+fn start_delivery(app: &App, notifier: &SlackNotifier, settings: &Settings) -> JoinHandle<()> {
+    let s = &settings.slack;
+    let courier = Courier::new(
+        app.clone(),
+        CourierConfig {
+            worker: worker_name(),
+            lease: s.delivery_lease.as_delta(),
+            batch: DELIVERY_BATCH,
+        },
+    );
+    let (keep, stopped) = tokio::sync::watch::channel(false);
+    let bell = notifier.bell().clone();
+    let poll = s.delivery_poll.as_std();
+    tokio::spawn(async move {
+        let _keep = keep;
+        worker::delivery_loop(Arc::new(courier), bell, poll, stopped).await;
     })
+}
+
+/// This replica's name in the outbox: its host name (the pod's, in a cluster) and a
+/// random part, so that a restarted pod does not pass for its former self.
+fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "jitbot".to_owned());
+    format!("{host}-{:08x}", rand::random::<u32>())
 }
 
 /// The cluster side: the one `overrides` brings, or Kubernetes (through the given
@@ -131,7 +176,7 @@ struct SlackSide {
     directory: Arc<dyn Directory>,
 }
 
-/// The Slack client, notifier (whose delivery task starts here) and directory when
+/// The Slack client, notifier and directory when
 /// `SLACK_BOT_TOKEN` is set; stand-ins that tell nobody otherwise.
 fn slack_side(
     settings: &Settings,
@@ -152,13 +197,16 @@ fn slack_side(
     let api = SlackApi::new(&s.api_url, token.expose(), s.max_retries)
         .context("cannot set up the Slack client")?;
     let audit_channel = Some(s.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
-    let (notifier, delivery) = SlackNotifier::start(
+    let notifier = SlackNotifier::new(
         api.clone(),
         Arc::new(StoreNotes::new(store.clone())),
         catalog.clone(),
         SlackNotifierConfig { audit_channel },
         metrics.clone(),
+        Arc::new(DeliveryBell::default()),
     );
+    // Replaced by the delivery loop once the app exists (see `start_delivery`).
+    let delivery = tokio::spawn(async {});
     let directory = SlackDirectory::new(api.clone(), clock.clone(), s.usergroup_cache_ttl);
     Ok(SlackSide {
         parts: Some(SlackParts {

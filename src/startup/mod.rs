@@ -240,7 +240,8 @@ impl Application {
     }
 
     /// Stops accepting requests, lets in-flight ones and their background work finish
-    /// (bounded), stops the workers and delivers what Slack still has queued.
+    /// (bounded), stops the workers and waits (bounded) for the Slack outbox to drain;
+    /// what is left stays in the outbox for the next replica.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let grace = Duration::from_secs(25);

@@ -3,13 +3,12 @@
 //! the store alone; `render --check` the cluster alone.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::bail;
 use async_trait::async_trait;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use super::{Assembly, ClusterPorts, Overrides, SlackParts, assemble};
+use super::{Assembly, ClusterPorts, Overrides, assemble};
 use crate::adapters::memory::MemoryStore;
 use crate::app::App;
 use crate::core::catalog::Catalog;
@@ -18,8 +17,9 @@ use crate::core::request::AccessRequest;
 use crate::settings::{Secrets, Settings};
 
 /// The app for one operator command (`jitbot grants revoke`): the shared Redis store,
-/// the cluster, and Slack when a token is set. The returned future delivers what
-/// Slack still has queued; await it before exiting.
+/// the cluster, and Slack when a token is set. Its events go to the shared outbox,
+/// which the serving replicas deliver; the returned future is kept for callers that
+/// await it before exiting, and does nothing.
 pub async fn operator_app(
     settings: &Settings,
     catalog: Catalog,
@@ -29,14 +29,12 @@ pub async fn operator_app(
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 )> {
     needs_redis(secrets)?;
-    let Assembly { app, slack, .. } =
-        assemble(settings, catalog, secrets, Overrides::default()).await?;
-    let flush: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match slack {
-        Some(SlackParts { notifier, .. }) => Box::pin(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), notifier.flush()).await;
-        }),
-        None => Box::pin(async {}),
+    let overrides = Overrides {
+        no_delivery: true,
+        ..Overrides::default()
     };
+    let Assembly { app, .. } = assemble(settings, catalog, secrets, overrides).await?;
+    let flush: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = Box::pin(async {});
     Ok((app, flush))
 }
 

@@ -1,8 +1,11 @@
-//! The background loops: the expiry sweep and the reconciler. Each is a thin loop
+//! The background loops: the expiry sweep and the reconciler (and, in [`delivery`],
+//! the Slack delivery loop). Each is a thin loop
 //! around one `*_once` step of the app, which the tests drive directly with an
 //! injected `now`. The sweep sleeps until the store's next deadline (on the app's
 //! clock, so a test that moves its clock wakes it); the reconciler runs on an
 //! interval. Both run until shutdown.
+
+pub mod delivery;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -15,6 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::app::{App, AppError, SweepReport};
 use crate::core::expiry::Removal;
+pub use delivery::delivery_loop;
 
 /// How soon the sweep looks again after the store did not answer: often enough to
 /// catch up promptly once it is back, rarely enough not to hammer it.

@@ -445,6 +445,139 @@ pub async fn a_key_is_remembered_once_across_replicas(b: &dyn Backend) {
     assert!(two.remember_once("v0=bb", t0(), until).await.unwrap());
 }
 
+/// Creates `n` requests in `store`, each with its `requested` event; answers them.
+async fn created(store: &dyn Store, seeds: std::ops::Range<u8>) -> Vec<AccessRequest> {
+    let mut out = Vec::new();
+    for seed in seeds {
+        let req = new_request(seed, 1);
+        store.create(&req, &requested(&req)).await.unwrap();
+        out.push(req);
+    }
+    out
+}
+
+pub async fn outbox_hands_each_event_to_one_worker_in_order(b: &dyn Backend) {
+    let (one, two) = (b.client().await, b.client().await);
+    one.open_outbox().await.unwrap();
+    two.open_outbox().await.unwrap();
+    let reqs = created(one.as_ref(), 1..4).await;
+    let lease = t0() + TimeDelta::seconds(60);
+    let first = one.claim_outgoing("one", t0(), lease, 2).await.unwrap();
+    let ids = |c: &jitbot::core::ports::OutboxClaim| -> Vec<RequestId> {
+        c.events
+            .iter()
+            .map(|o| o.event.request_id.clone())
+            .collect()
+    };
+    assert_eq!(ids(&first), [reqs[0].id.clone(), reqs[1].id.clone()]);
+    assert!(
+        first.events[0].id < first.events[1].id,
+        "ids follow the writes"
+    );
+    assert!(first.events.iter().all(|o| o.done.is_empty()));
+    assert_eq!(first.events[0].event, requested(&reqs[0]));
+    let second = two.claim_outgoing("two", t0(), lease, 10).await.unwrap();
+    assert_eq!(
+        ids(&second),
+        [reqs[2].id.clone()],
+        "each event goes to one worker"
+    );
+    let again = one.claim_outgoing("one", t0(), lease, 10).await.unwrap();
+    assert!(
+        again.events.is_empty(),
+        "leased events are not handed out again"
+    );
+    assert_eq!(one.outbox_backlog().await.unwrap(), 3);
+    one.ack_outgoing(&first.events[0].id).await.unwrap();
+    assert_eq!(two.outbox_backlog().await.unwrap(), 2);
+    // A transition's and an alert's events enter the outbox too.
+    let approve = Event::Approve {
+        by: approver(LEAD1),
+    };
+    let approved = step(two.as_ref(), &reqs[0], approve, reqs[0].created_at).await;
+    let alert = fixtures::requested(&approved, "an alert");
+    two.append_audit(&alert).await.unwrap();
+    let later = one.claim_outgoing("one", t0(), lease, 10).await.unwrap();
+    let kinds: Vec<AuditKind> = later.events.iter().map(|o| o.event.kind).collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(one.outbox_backlog().await.unwrap(), 4);
+}
+
+pub async fn outbox_delivers_only_what_was_written_after_it_opened(b: &dyn Backend) {
+    let store = b.client().await;
+    created(store.as_ref(), 1..2).await;
+    store.open_outbox().await.unwrap();
+    let after = created(store.as_ref(), 2..3).await;
+    let lease = t0() + TimeDelta::seconds(60);
+    let claim = store.claim_outgoing("one", t0(), lease, 10).await.unwrap();
+    let ids: Vec<RequestId> = claim
+        .events
+        .iter()
+        .map(|o| o.event.request_id.clone())
+        .collect();
+    assert_eq!(ids, [after[0].id.clone()]);
+    assert_eq!(store.outbox_backlog().await.unwrap(), 1);
+}
+
+pub async fn an_expired_lease_goes_to_another_worker_with_its_progress(b: &dyn Backend) {
+    let (one, two) = (b.client().await, b.client().await);
+    one.open_outbox().await.unwrap();
+    created(one.as_ref(), 1..2).await;
+    let lease = t0() + TimeDelta::seconds(60);
+    let claim = one.claim_outgoing("one", t0(), lease, 10).await.unwrap();
+    let id = claim.events[0].id.clone();
+    assert!(
+        one.mark_outgoing(&id, "one", Some("opening"), lease)
+            .await
+            .unwrap()
+    );
+    let early = two
+        .claim_outgoing("two", t0() + TimeDelta::seconds(59), lease, 10)
+        .await
+        .unwrap();
+    assert!(early.events.is_empty(), "the lease still holds");
+    let late = t0() + TimeDelta::seconds(61);
+    let taken = two
+        .claim_outgoing("two", late, late + TimeDelta::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.events.len(), 1);
+    assert_eq!(taken.events[0].id, id);
+    assert_eq!(
+        taken.events[0].done.iter().collect::<Vec<_>>(),
+        ["opening"],
+        "the progress comes along"
+    );
+    assert!(
+        !one.mark_outgoing(&id, "one", Some("card"), late)
+            .await
+            .unwrap(),
+        "the first worker has lost it"
+    );
+    assert!(
+        two.mark_outgoing(&id, "two", Some("card"), late + TimeDelta::seconds(60))
+            .await
+            .unwrap()
+    );
+    let none = one
+        .claim_outgoing("one", late, late + TimeDelta::seconds(60), 10)
+        .await
+        .unwrap();
+    assert!(none.events.is_empty(), "a renewed lease holds");
+    two.ack_outgoing(&id).await.unwrap();
+    assert_eq!(one.outbox_backlog().await.unwrap(), 0);
+    assert!(
+        !two.mark_outgoing(&id, "two", None, late).await.unwrap(),
+        "acknowledged"
+    );
+    let far = late + TimeDelta::hours(1);
+    let after_ack = one.claim_outgoing("one", far, far, 10).await.unwrap();
+    assert!(
+        after_ack.events.is_empty(),
+        "an acknowledged event never comes back"
+    );
+}
+
 /// One `#[$attr] async fn $test()` per name, each running `$crate::$suite::$test` on a
 /// fresh `$backend`.
 #[macro_export]
@@ -473,6 +606,9 @@ macro_rules! store_contract {
                 next_due_is_the_earliest_timer_or_lease, release_rearms_only_the_current_version,
                 audit_keeps_history_per_request, annotations_are_kept_per_request,
                 a_key_is_remembered_once_across_replicas,
+                outbox_hands_each_event_to_one_worker_in_order,
+                outbox_delivers_only_what_was_written_after_it_opened,
+                an_expired_lease_goes_to_another_worker_with_its_progress,
             );
             $crate::lifecycle_contract!($backend);
         }

@@ -5,7 +5,9 @@
 //! process.
 
 mod cluster;
+mod outbox;
 mod store;
 
 pub use cluster::{DRY_RUN_PREVIEW, MemoryCluster};
+pub use outbox::MEMORY_OUTBOX_MAX;
 pub use store::MemoryStore;

@@ -1,6 +1,7 @@
 //! The `Store` in process memory: jitbot's embedded default when no `REDIS_URL` is set.
 //! It has the same semantics as the Redis store (the same contract tests run against
-//! both), but nothing survives a restart and only one replica may use it.
+//! both), but nothing survives a restart and only one replica may use it. Its Slack
+//! outbox lives beside the requests (see the `outbox` module).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -8,8 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::outbox::MemoryOutbox;
 use crate::core::ids::{RequestId, SlackUserId};
-use crate::core::ports::{AuditEvent, Claim, Store, StoreError};
+use crate::core::ports::{AuditEvent, Claim, Outbox, OutboxClaim, OutgoingId, Store, StoreError};
 use crate::core::request::{AccessRequest, State, Transition};
 
 #[derive(Default)]
@@ -27,6 +29,8 @@ struct Inner {
     /// them in order.
     remembered: HashMap<String, DateTime<Utc>>,
     forget: BTreeSet<(DateTime<Utc>, String)>,
+    /// Every event recorded since delivery opened, until it is delivered.
+    outbox: MemoryOutbox,
 }
 
 impl Inner {
@@ -50,6 +54,7 @@ impl Inner {
             .entry(event.request_id.clone())
             .or_default()
             .push(event.clone());
+        self.outbox.push(event);
     }
 }
 
@@ -263,5 +268,42 @@ mod tests {
             1,
             "the old entry is gone"
         );
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn open_outbox(&self) -> Result<(), StoreError> {
+        self.lock()?.outbox.open();
+        Ok(())
+    }
+
+    async fn claim_outgoing(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<OutboxClaim, StoreError> {
+        Ok(self.lock()?.outbox.claim(worker, now, lease_until, limit))
+    }
+
+    async fn mark_outgoing(
+        &self,
+        id: &OutgoingId,
+        worker: &str,
+        step: Option<&str>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock()?.outbox.mark(id, worker, step, lease_until))
+    }
+
+    async fn ack_outgoing(&self, id: &OutgoingId) -> Result<(), StoreError> {
+        self.lock()?.outbox.ack(id);
+        Ok(())
+    }
+
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        Ok(self.lock()?.outbox.backlog())
     }
 }

@@ -15,7 +15,13 @@
 //! {jitbot}:notes:<id>         hash    facts outside the lifecycle (where its card is)
 //! {jitbot}:once:<key>         string  a signed Slack request already acted on, until
 //!                                     its signature could no longer verify (`SET NX PX`)
+//! {jitbot}:outbox:leases      zset    Slack deliveries claimed: entry id -> lease end (ms)
+//! {jitbot}:outbox:owners      hash    Slack deliveries claimed: entry id -> worker
+//! {jitbot}:outbox:done        hash    Slack deliveries claimed: entry id -> steps done
 //! ```
+//!
+//! The audit stream is also the Slack outbox: its consumer group `slack` hands each
+//! event to one delivery worker (see the `outbox` module).
 //!
 //! The `json` field is what `load` reads; `version` and `state` are copies the scripts
 //! compare without decoding JSON. A request has a timer in exactly one of `due` and
@@ -42,6 +48,7 @@
 //! version check makes retrying it safe.
 
 mod connection;
+mod outbox;
 mod scripts;
 mod seal;
 mod sentinel;

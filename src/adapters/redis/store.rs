@@ -64,7 +64,7 @@ impl RedisStore {
     }
 
     /// Runs one of the scripts (loading it first if Redis does not know it yet).
-    async fn run<T: redis::FromRedisValue>(
+    pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
         what: &'static str,
         inv: &redis::ScriptInvocation<'_>,

@@ -29,9 +29,12 @@ pub enum SlackError {
     /// Slack answered `{ok: false, error}`: e.g. `channel_not_found`, `invalid_auth`.
     #[error("Slack refused {method}: {code}")]
     Api { method: &'static str, code: String },
-    /// Rate limited even after the retries.
+    /// Rate limited even after the retries; `retry_after` is Slack's last Retry-After.
     #[error("Slack rate-limited {method}")]
-    RateLimited { method: &'static str },
+    RateLimited {
+        method: &'static str,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("Slack could not be reached for {method}: {detail}")]
     Transport {
         method: &'static str,
@@ -49,13 +52,33 @@ impl SlackError {
         }
     }
 
+    /// Whether trying again later may work: Slack unreachable, a 5xx, rate limits, or
+    /// one of the errors Slack documents as passing. Anything else (a missing channel,
+    /// a bad token) fails the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SlackError::Api { code, .. } => matches!(
+                code.as_str(),
+                "ratelimited"
+                    | "internal_error"
+                    | "fatal_error"
+                    | "service_unavailable"
+                    | "request_timeout"
+            ),
+            SlackError::RateLimited { .. } | SlackError::Transport { .. } => true,
+        }
+    }
+
     fn from_client(method: &'static str, e: SlackClientError) -> Self {
         match e {
             SlackClientError::ApiError(api) => SlackError::Api {
                 method,
                 code: api.code,
             },
-            SlackClientError::RateLimitError(_) => SlackError::RateLimited { method },
+            SlackClientError::RateLimitError(limited) => SlackError::RateLimited {
+                method,
+                retry_after: limited.retry_after,
+            },
             other => SlackError::Transport {
                 method,
                 detail: other.to_string(),

@@ -1,31 +1,58 @@
-//! `SlackNotifier`: the `Notifier` port on Slack. `publish` only queues the event, so
-//! the lifecycle (and Slack's 3-second acks) never wait on Slack; one worker delivers
-//! the queue in order: the approval card and the audit thread's opening message when
-//! a request arrives, then card updates, DMs and thread replies. It renders and sends,
-//! nothing more: the card's preview is the one the app noted when the request was
-//! submitted, and where things were posted is kept through the [`Notes`] port (the
-//! store's annotations, but never the store itself), so any replica can update them
-//! later. The durable audit stream stays the source of truth when Slack is down.
+//! `SlackNotifier`: the `Notifier` port on Slack, delivering from the store's outbox.
+//!
+//! Every event is in the outbox once the store has recorded it, so `publish` and
+//! `announce` only ring the [`DeliveryBell`]: the lifecycle (and Slack's 3-second
+//! acks) never wait on Slack, and nothing is queued in memory that a crash or a full
+//! queue could lose. The delivery worker ([`crate::app::Courier`]) claims events from
+//! the outbox and calls [`Notifier::deliver`] with each event's request as the store
+//! has it then, so a card always shows the latest state.
+//!
+//! One event's delivery is a few steps, each done once and recorded as it is done:
+//! for a new request, the audit thread's opening message and then the approval card
+//! (with the preview the app noted); for later events, the card update, the
+//! requester's DM and the audit thread reply. A retry after a crash or a Slack failure
+//! skips the recorded steps, and a new request's card and thread are posted only if no
+//! note says where they already are: a card is updated, never re-posted. Where things
+//! were posted is kept through the [`Notes`] port (the store's annotations, never the
+//! store itself), so any replica can update them later.
+//!
+//! A Slack failure worth retrying (unreachable, 5xx, 429 after the client's own
+//! retries) stops the event and is handed back as [`DeliveryError::Retry`], with a
+//! 429's Retry-After; the worker backs off and tries again. A failure that would recur
+//! (a missing channel, a bad token) is logged and counted, and the step is skipped.
+//!
+//! A new request's card waits for its preview: until the app's `ready` resolves in
+//! this replica, its event answers [`DeliveryError::NotReady`]. Another replica that
+//! claims the event meanwhile posts the card without it; the card's next update shows
+//! it.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::blocks::{self, Message};
 use super::{SlackApi, SlackError};
+use crate::app::DeliveryBell;
 use crate::core::catalog::Catalog;
-use crate::core::ports::{AuditEvent, Notes, Notifier, NotifyError, PREVIEW_NOTE, Ready};
+use crate::core::ids::RequestId;
+use crate::core::ports::{
+    AuditEvent, DeliveryError, Notes, Notifier, NotifyError, PREVIEW_NOTE, Progress, Ready,
+    StoreError,
+};
 use crate::core::request::{AccessRequest, AuditKind};
 use crate::metrics::Metrics;
 
+/// Notes: where a request's approval card and audit thread are (`channel ts`).
 const CARD: &str = "slack.card";
 const AUDIT: &str = "slack.audit";
-/// Events queued for Slack at most; beyond that they are logged and dropped (the
-/// audit stream keeps them).
-const QUEUE: usize = 10_000;
+
+/// Delivery steps, as the outbox records them.
+const STEP_OPENING: &str = "opening";
+const STEP_CARD: &str = "card";
+const STEP_DM: &str = "dm";
+const STEP_AUDIT: &str = "audit";
 
 #[derive(Clone, Debug, Default)]
 pub struct SlackNotifierConfig {
@@ -33,83 +60,121 @@ pub struct SlackNotifierConfig {
     pub audit_channel: Option<String>,
 }
 
-enum Job {
-    Deliver(Box<(AccessRequest, AuditEvent)>),
-    /// The request comes from `Ready`, once the app has noted what the card shows.
-    Announce(Box<AuditEvent>, Ready),
-    Flush(oneshot::Sender<()>),
-}
-
-/// Queues events for the Slack worker.
+/// Tells people in Slack. Cheap to clone: clones share one state.
 #[derive(Clone)]
 pub struct SlackNotifier {
-    queue: mpsc::Sender<Job>,
+    inner: Arc<Inner>,
 }
 
-struct Worker {
+struct Inner {
     api: SlackApi,
     notes: Arc<dyn Notes>,
     catalog: Arc<Catalog>,
     config: SlackNotifierConfig,
     metrics: Arc<Metrics>,
-    dms: HashMap<String, String>,
+    bell: Arc<DeliveryBell>,
+    /// DM channel of each requester, so each DM costs one call, not two.
+    dms: Mutex<HashMap<String, String>>,
+    /// New requests whose preview this replica is still preparing.
+    preparing: Mutex<HashSet<RequestId>>,
+}
+
+/// Why a step did not go through.
+enum StepError {
+    Slack(SlackError),
+    Store(StoreError),
+}
+
+impl From<SlackError> for StepError {
+    fn from(e: SlackError) -> Self {
+        StepError::Slack(e)
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Store(e)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data; a panic elsewhere cannot leave it inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SlackNotifier {
-    /// Starts the delivery worker; it ends when every `SlackNotifier` is dropped.
-    pub fn start(
+    /// A notifier that rings `bell` for the delivery worker.
+    pub fn new(
         api: SlackApi,
         notes: Arc<dyn Notes>,
         catalog: Arc<Catalog>,
         config: SlackNotifierConfig,
         metrics: Arc<Metrics>,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel(QUEUE);
-        let mut worker = Worker {
-            api,
-            notes,
-            catalog,
-            config,
-            metrics,
-            dms: HashMap::new(),
-        };
-        let handle = tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
-                match job {
-                    Job::Deliver(job) => worker.deliver(&job.0, &job.1).await,
-                    Job::Announce(event, ready) => worker.deliver(&ready.await, &event).await,
-                    Job::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-        });
-        (SlackNotifier { queue: tx }, handle)
+        bell: Arc<DeliveryBell>,
+    ) -> Self {
+        SlackNotifier {
+            inner: Arc::new(Inner {
+                api,
+                notes,
+                catalog,
+                config,
+                metrics,
+                bell,
+                dms: Mutex::new(HashMap::new()),
+                preparing: Mutex::new(HashSet::new()),
+            }),
+        }
     }
 
-    /// Waits until everything queued before this call has been delivered (or failed).
+    /// The bell this notifier rings.
+    pub fn bell(&self) -> &Arc<DeliveryBell> {
+        &self.inner.bell
+    }
+
+    /// Waits until the outbox is drained: every event written before this call (by
+    /// any replica) has been delivered. It waits as long as Slack is down; bound it.
     pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.queue.send(Job::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.inner.bell.drained().await;
     }
 }
 
 #[async_trait]
 impl Notifier for SlackNotifier {
-    async fn publish(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), NotifyError> {
-        self.queue
-            .try_send(Job::Deliver(Box::new((req.clone(), event.clone()))))
-            .map_err(|e| NotifyError(format!("Slack queue: {e}")))
+    async fn publish(&self, _req: &AccessRequest, _event: &AuditEvent) -> Result<(), NotifyError> {
+        self.inner.bell.ring();
+        Ok(())
     }
 
-    /// Queues the event with `ready`, which the worker awaits just before it renders:
-    /// a new request's preview, which the card shows, never holds up the requester.
+    /// Awaits `ready` in the background and rings the bell once it resolved: a new
+    /// request's preview, which the card shows, never holds up the requester.
     async fn announce(&self, event: &AuditEvent, ready: Ready) -> Result<(), NotifyError> {
-        self.queue
-            .try_send(Job::Announce(Box::new(event.clone()), ready))
-            .map_err(|e| NotifyError(format!("Slack queue: {e}")))
+        let id = event.request_id.clone();
+        lock(&self.inner.preparing).insert(id.clone());
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let _ = ready.await;
+            lock(&inner.preparing).remove(&id);
+            inner.bell.ring();
+        });
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        req: &AccessRequest,
+        event: &AuditEvent,
+        progress: &mut dyn Progress,
+    ) -> Result<(), DeliveryError> {
+        let inner = &self.inner;
+        if event.kind == AuditKind::Requested && lock(&inner.preparing).contains(&req.id) {
+            return Err(DeliveryError::NotReady);
+        }
+        let notes = inner.notes.notes(&req.id).await?;
+        if event.kind == AuditKind::Requested {
+            inner.open(req, &notes, progress).await
+        } else {
+            inner.follow(req, event, &notes, progress).await
+        }
     }
 }
 
@@ -122,90 +187,185 @@ fn changes_card(kind: AuditKind) -> bool {
             | AuditKind::PolicyRemoved
             | AuditKind::PolicyReapplied
             | AuditKind::RevokeFailing
+            | AuditKind::RecordRejected
     )
 }
 
-impl Worker {
-    async fn deliver(&mut self, req: &AccessRequest, event: &AuditEvent) {
-        let notes = match self.notes.notes(&req.id).await {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(request_id = %req.id, error = %e, "cannot read where this request's Slack messages are");
-                Default::default()
-            }
-        };
-        let preview = notes.get(PREVIEW_NOTE).map(String::as_str);
-        if event.kind == AuditKind::Requested {
-            self.open(req, preview).await;
-            return;
+/// `channel ts` of a note, split.
+fn place<'a>(notes: &'a BTreeMap<String, String>, key: &str) -> Option<(&'a str, &'a str)> {
+    notes.get(key).and_then(|v| v.split_once(' '))
+}
+
+impl Inner {
+    /// A new request: open its audit thread, then post the card, with the app's
+    /// preview, to the approvers. The thread is opened and noted before the card goes
+    /// out: nobody can decide before the card exists, so whichever replica delivers
+    /// the decision finds the thread to reply in.
+    async fn open(
+        &self,
+        req: &AccessRequest,
+        notes: &BTreeMap<String, String>,
+        progress: &mut dyn Progress,
+    ) -> Result<(), DeliveryError> {
+        if let Some(audit) = &self.config.audit_channel
+            && !notes.contains_key(AUDIT)
+        {
+            self.step(
+                req,
+                progress,
+                STEP_OPENING,
+                "opening the audit thread",
+                async || {
+                    let (channel, ts) = self
+                        .api
+                        .post_message(audit, &blocks::audit_opening(req), None, None)
+                        .await?;
+                    Ok(self
+                        .notes
+                        .note(&req.id, AUDIT, &format!("{channel} {ts}"))
+                        .await?)
+                },
+            )
+            .await?;
         }
-        if changes_card(event.kind) {
-            let card = blocks::card(req, &blocks::policy_yaml(req), preview);
-            if let Some((channel, ts)) = notes.get(CARD).and_then(|v| v.split_once(' ')) {
-                let result = self
+        if notes.contains_key(CARD) {
+            return Ok(());
+        }
+        let Some(target) = self.catalog.target(req.target.as_str()) else {
+            warn!(request_id = %req.id, target = %req.target, "target left the catalog; no approval card posted");
+            return Ok(());
+        };
+        let channel = target.approval_channel.to_string();
+        let card = blocks::card(
+            req,
+            &blocks::policy_yaml(req),
+            notes.get(PREVIEW_NOTE).map(String::as_str),
+        );
+        self.step(
+            req,
+            progress,
+            STEP_CARD,
+            "posting the approval card",
+            async || {
+                let (channel, ts) = self
                     .api
-                    .update_message(channel, ts, &card.text, &card.blocks)
-                    .await;
-                self.log(req, "updating the approval card", result);
-            }
+                    .post_message(&channel, &card.text, Some(&card.blocks), None)
+                    .await?;
+                Ok(self
+                    .notes
+                    .note(&req.id, CARD, &format!("{channel} {ts}"))
+                    .await?)
+            },
+        )
+        .await
+    }
+
+    /// A later event: update the card, DM the requester, reply in the audit thread.
+    async fn follow(
+        &self,
+        req: &AccessRequest,
+        event: &AuditEvent,
+        notes: &BTreeMap<String, String>,
+        progress: &mut dyn Progress,
+    ) -> Result<(), DeliveryError> {
+        // Without a card yet (its request's first event is still on its way), there is
+        // nothing to update: the card is rendered from the request when it is posted.
+        if changes_card(event.kind)
+            && let Some((channel, ts)) = place(notes, CARD)
+        {
+            let card = blocks::card(
+                req,
+                &blocks::policy_yaml(req),
+                notes.get(PREVIEW_NOTE).map(String::as_str),
+            );
+            self.step(
+                req,
+                progress,
+                STEP_CARD,
+                "updating the approval card",
+                async || {
+                    Ok(self
+                        .api
+                        .update_message(channel, ts, &card.text, &card.blocks)
+                        .await?)
+                },
+            )
+            .await?;
         }
         if let Some(dm) = blocks::direct_message(req, event) {
-            let result = self.send_dm(req.requester.as_str(), &dm).await;
-            self.log(req, "sending the requester a DM", result);
+            self.step(
+                req,
+                progress,
+                STEP_DM,
+                "sending the requester a DM",
+                async || Ok(self.send_dm(req.requester.as_str(), &dm).await?),
+            )
+            .await?;
         }
-        if let Some(channel) = self.config.audit_channel.clone() {
-            let thread = notes
-                .get(AUDIT)
-                .and_then(|v| v.split_once(' '))
-                .map(|(_, ts)| ts);
-            let result = self
-                .api
-                .post_message(&channel, &blocks::audit_reply(event), None, thread)
-                .await;
-            self.log(req, "posting to the audit thread", result.map(|_| ()));
+        if let Some(channel) = &self.config.audit_channel {
+            let thread = place(notes, AUDIT).map(|(_, ts)| ts);
+            self.step(
+                req,
+                progress,
+                STEP_AUDIT,
+                "posting to the audit thread",
+                async || {
+                    self.api
+                        .post_message(channel, &blocks::audit_reply(event), None, thread)
+                        .await?;
+                    Ok(())
+                },
+            )
+            .await?;
         }
+        Ok(())
     }
 
-    /// A new request: open its audit thread and post the card, with the app's
-    /// `preview`, to the approvers.
-    async fn open(&mut self, req: &AccessRequest, preview: Option<&str>) {
-        // The audit thread is opened and remembered before the card goes out: nobody
-        // can decide before the card exists, so whichever replica handles the
-        // decision finds the thread to reply in.
-        if let Some(audit) = self.config.audit_channel.clone() {
-            match self
-                .api
-                .post_message(&audit, &blocks::audit_opening(req), None, None)
-                .await
-            {
-                Ok((channel, ts)) => self.remember(req, AUDIT, &format!("{channel} {ts}")).await,
-                Err(e) => self.log(req, "opening the audit thread", Err(e)),
+    /// Does `call` unless `step` is done already, then records it. A failure worth
+    /// retrying stops the delivery; one that would recur is logged and the step
+    /// skipped.
+    async fn step(
+        &self,
+        req: &AccessRequest,
+        progress: &mut dyn Progress,
+        step: &str,
+        what: &str,
+        call: impl AsyncFnOnce() -> Result<(), StepError>,
+    ) -> Result<(), DeliveryError> {
+        if progress.done(step) {
+            return Ok(());
+        }
+        match call().await {
+            Ok(()) => {}
+            Err(StepError::Store(e)) => {
+                warn!(request_id = %req.id, error = %e, "{what}: cannot remember where it was posted");
+                return Err(DeliveryError::Store(e));
+            }
+            Err(StepError::Slack(e)) => {
+                self.metrics.slack_error(e.kind());
+                if e.is_transient() {
+                    let after = match &e {
+                        SlackError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    return Err(DeliveryError::Retry {
+                        why: format!("{what}: {e}"),
+                        after,
+                    });
+                }
+                warn!(request_id = %req.id, error = %e, kind = e.kind(), "{what} failed and would fail again; skipping it");
             }
         }
-        let channel = match self.catalog.target(req.target.as_str()) {
-            Some(t) => t.approval_channel.to_string(),
-            None => {
-                warn!(request_id = %req.id, target = %req.target, "target left the catalog; no approval card posted");
-                return;
-            }
-        };
-        let card = blocks::card(req, &blocks::policy_yaml(req), preview);
-        match self
-            .api
-            .post_message(&channel, &card.text, Some(&card.blocks), None)
-            .await
-        {
-            Ok((channel, ts)) => self.remember(req, CARD, &format!("{channel} {ts}")).await,
-            Err(e) => self.log(req, "posting the approval card", Err(e)),
-        }
+        progress.mark(step).await
     }
 
-    async fn send_dm(&mut self, user: &str, m: &Message) -> Result<(), SlackError> {
-        let channel = match self.dms.get(user) {
-            Some(c) => c.clone(),
+    async fn send_dm(&self, user: &str, m: &Message) -> Result<(), SlackError> {
+        let known = lock(&self.dms).get(user).cloned();
+        let channel = match known {
+            Some(c) => c,
             None => {
                 let c = self.api.open_dm(user).await?;
-                self.dms.insert(user.to_owned(), c.clone());
+                lock(&self.dms).insert(user.to_owned(), c.clone());
                 c
             }
         };
@@ -213,18 +373,5 @@ impl Worker {
             .post_message(&channel, &m.text, Some(&m.blocks), None)
             .await
             .map(|_| ())
-    }
-
-    async fn remember(&self, req: &AccessRequest, key: &str, value: &str) {
-        if let Err(e) = self.notes.note(&req.id, key, value).await {
-            warn!(request_id = %req.id, key, error = %e, "cannot remember a Slack message reference");
-        }
-    }
-
-    fn log(&self, req: &AccessRequest, what: &str, result: Result<(), SlackError>) {
-        if let Err(e) = result {
-            self.metrics.slack_error(e.kind());
-            warn!(request_id = %req.id, error = %e, kind = e.kind(), "{what} failed");
-        }
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! It answers like Slack: HTTP 200 with `{ok, error, …}` envelopes, `not_authed` /
 //! `invalid_auth` for a missing or wrong bot token, `channel_not_found`,
-//! `message_not_found`, `no_such_subteam`, and a scripted 429 with `Retry-After`. It
+//! `message_not_found`, `no_such_subteam`, a scripted 429 with `Retry-After` or 503,
+//! and an outage ([`SlackStandin::set_down`]: 503 to every call until it ends). It
 //! keeps channel messages with their Block Kit JSON (an update replaces the message,
 //! a `thread_ts` makes a thread reply), DMs, and what only one person sees: ephemeral
 //! messages and answers posted to a `response_url`.
@@ -37,6 +38,10 @@ pub enum Scripted {
     RateLimited { retry_after_secs: u64 },
     /// `{ok: false, error: code}`.
     Error(&'static str),
+    /// HTTP 503, as Slack answers while it is down.
+    Unavailable,
+    /// The usual answer (so that a later call in the script is the one that fails).
+    AsUsual,
 }
 
 /// One call as it arrived: the Web API method (or `respond:<name>` for a post to a
@@ -127,6 +132,10 @@ struct World {
     next_origin: u64,
     /// Bumped on every change, so a viewer can tell whether to redraw.
     version: u64,
+    /// Slack is down: every Web API call is answered 503 and not recorded.
+    down: bool,
+    /// Web API calls answered 503 because Slack was down.
+    refused: u64,
 }
 
 struct Shared {
@@ -189,6 +198,8 @@ impl SlackStandin {
             origins: HashMap::new(),
             next_origin: 0,
             version: 0,
+            down: false,
+            refused: 0,
         };
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
@@ -255,6 +266,16 @@ impl SlackStandin {
                 .or_default()
                 .push_back(answer)
         });
+    }
+
+    /// Takes Slack down (every Web API call answered 503 until it is back) or back up.
+    pub fn set_down(&self, down: bool) {
+        self.shared.change(|w| w.down = down);
+    }
+
+    /// Web API calls answered 503 because Slack was down.
+    pub fn refused(&self) -> u64 {
+        self.shared.lock().refused
     }
 
     /// Bodies of every call of `method`, in order.

@@ -70,7 +70,18 @@ async fn api(state: St, Path(method): Path<String>, headers: HeaderMap, body: By
     answer(state, method, headers, body)
 }
 
+/// While Slack is down, counts the call and answers 503 without recording it.
+fn refused(shared: &Shared) -> bool {
+    shared.change(|w| {
+        w.refused += u64::from(w.down);
+        w.down
+    })
+}
+
 fn answer(State(shared): St, method: String, headers: HeaderMap, body: Value) -> Response {
+    if refused(&shared) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "Slack is unavailable").into_response();
+    }
     match record(&shared, &method, body.clone()) {
         Some(Scripted::RateLimited { retry_after_secs }) => {
             return (
@@ -84,7 +95,10 @@ fn answer(State(shared): St, method: String, headers: HeaderMap, body: Value) ->
                 .into_response();
         }
         Some(Scripted::Error(code)) => return error(code),
-        None => {}
+        Some(Scripted::Unavailable) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "Slack is unavailable").into_response();
+        }
+        Some(Scripted::AsUsual) | None => {}
     }
     let bearer = headers
         .get("authorization")
