@@ -247,30 +247,6 @@ impl Store for MemoryStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use chrono::TimeDelta;
-
-    use super::*;
-    use crate::core::request::fixtures::t0;
-
-    #[tokio::test]
-    async fn a_remembered_key_is_forgotten_once_its_time_is_up() {
-        let store = MemoryStore::new();
-        let until = t0() + TimeDelta::minutes(10);
-        assert!(store.remember_once("k", t0(), until).await.unwrap());
-        let just_before = until - TimeDelta::milliseconds(1);
-        assert!(!store.remember_once("k", just_before, until).await.unwrap());
-        let later = until + TimeDelta::minutes(10);
-        assert!(store.remember_once("k", until, later).await.unwrap());
-        assert_eq!(
-            store.lock().unwrap().forget.len(),
-            1,
-            "the old entry is gone"
-        );
-    }
-}
-
 #[async_trait]
 impl Outbox for MemoryStore {
     async fn open_outbox(&self) -> Result<(), StoreError> {
@@ -305,5 +281,29 @@ impl Outbox for MemoryStore {
 
     async fn outbox_backlog(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.outbox.backlog())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::core::request::fixtures::t0;
+
+    #[tokio::test]
+    async fn a_remembered_key_is_forgotten_once_its_time_is_up() {
+        let store = MemoryStore::new();
+        let until = t0() + TimeDelta::minutes(10);
+        assert!(store.remember_once("k", t0(), until).await.unwrap());
+        let just_before = until - TimeDelta::milliseconds(1);
+        assert!(!store.remember_once("k", just_before, until).await.unwrap());
+        let later = until + TimeDelta::minutes(10);
+        assert!(store.remember_once("k", until, later).await.unwrap());
+        assert_eq!(
+            store.lock().unwrap().forget.len(),
+            1,
+            "the old entry is gone"
+        );
     }
 }
