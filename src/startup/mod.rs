@@ -137,7 +137,9 @@ pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Resul
             warn!(
                 "REDIS_URL is not set: state lives in memory, is lost on restart, and only one replica may run"
             );
-            Ok(Arc::new(MemoryStore::with_retention(settings.store.retention)))
+            Ok(Arc::new(MemoryStore::with_retention(
+                settings.store.retention,
+            )))
         }
     }
 }

@@ -62,6 +62,30 @@ impl Backend for Redis {
     async fn client(&self) -> Arc<dyn Store> {
         Arc::new(self.store().await)
     }
+
+    /// Redis expires keys by its own clock; this moves every TTL under the prefix
+    /// on by `by` (deleting the keys whose TTL it reaches), as if `by` had passed.
+    async fn let_time_pass(&self, by: Duration) {
+        let mut admin = self.server.admin();
+        let pattern = format!("{}*", self.settings.key_prefix);
+        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut admin).unwrap();
+        let by = i64::try_from(by.as_millis()).unwrap();
+        for key in keys {
+            let left: i64 = redis::cmd("PTTL").arg(&key).query(&mut admin).unwrap();
+            if left <= 0 {
+                continue;
+            }
+            let _: i64 = if left <= by {
+                redis::cmd("DEL").arg(&key).query(&mut admin).unwrap()
+            } else {
+                redis::cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(left - by)
+                    .query(&mut admin)
+                    .unwrap()
+            };
+        }
+    }
 }
 
 pub async fn redis() -> Redis {

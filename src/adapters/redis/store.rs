@@ -345,7 +345,11 @@ impl Store for RedisStore {
             .key(self.keys.request(&event.request_id))
             .arg(json)
             .arg(self.audit_maxlen)
-            .arg(self.retention_ms.map(|ms| ms.to_string()).unwrap_or_default());
+            .arg(
+                self.retention_ms
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
+            );
         let answer: String = self.run("append_audit", &inv).await?;
         status(&answer, &event.request_id)
     }

@@ -76,9 +76,7 @@ pub fn check(limits: &Limits, activity: &Activity, now: DateTime<Utc>) -> Result
 
 /// `HH:MM`, rounded up to the minute: "after 14:32" must not be early.
 fn minute(t: DateTime<Utc>) -> String {
-    let up = t
-        .duration_round_up(TimeDelta::minutes(1))
-        .unwrap_or(t);
+    let up = t.duration_round_up(TimeDelta::minutes(1)).unwrap_or(t);
     up.format("%H:%M").to_string()
 }
 
