@@ -20,7 +20,7 @@ impl RedisStore {
         since: DateTime<Utc>,
     ) -> Result<Activity, StoreError> {
         let (mine, pending) = (self.keys.requester(user), self.keys.state(State::Pending));
-        let (waiting, recent): (Vec<(String, f64)>, Vec<(String, f64)>) = self
+        let (waiting, recent): (Scored, Scored) = self
             .call("activity", |mut c| {
                 let (mine, pending) = (&mine, &pending);
                 async move {
@@ -77,6 +77,9 @@ impl RedisStore {
         }
     }
 }
+
+/// Index entries with their scores: (id, unix ms).
+type Scored = Vec<(String, f64)>;
 
 /// An index score (unix ms) as the instant a request was made.
 fn made_at(ms: f64) -> Result<DateTime<Utc>, StoreError> {
