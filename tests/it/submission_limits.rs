@@ -1,18 +1,24 @@
 //! The caps on one person's requests, over Slack's real HTTP protocol: a request over
 //! a cap is answered with the sentence that says which and what to do, nothing is
-//! stored and no card reaches Slack; and a flood on the real Redis store gets exactly
-//! the cap through.
+//! stored and no card reaches Slack; a flood on the real Redis store gets exactly the
+//! cap through; and caps set to 0 refuse nothing.
+
+use std::sync::Arc;
 
 use chrono::TimeDelta;
 use reqwest::StatusCode;
 
+use jitbot::adapters::memory::MemoryStore;
 use jitbot::app::Decision;
 use jitbot::core::ids::RequestId;
+use jitbot::core::request::State;
 
 use crate::redis_store::redis;
 use crate::store_contract::Backend;
 use crate::support::fake_slack::FakeSlack;
-use crate::support::fakes::{ALICE, LEAD1, card_round, request_id_in, t0, user};
+use crate::support::fakes::{
+    ALICE, LEAD1, ask, card_round, request_id_in, t0, test_app_with, uncapped_catalog, user,
+};
 use crate::support::slack_world::{APPROVALS, SlackWorld};
 
 const ASK: &str = "request payments-db 30m INC-4411 replica lag";
@@ -136,4 +142,15 @@ async fn a_flood_of_sixty_requests_on_redis_gets_three_through() {
     assert_eq!(stored_for_alice(&w).await, 3);
     w.slack.wait_until(|s| cards(s).len() >= 3).await;
     assert_eq!(cards(&w.slack).len(), 3);
+}
+
+#[tokio::test]
+async fn with_both_caps_at_zero_nothing_is_refused() {
+    let t = test_app_with(Arc::new(MemoryStore::new()), uncapped_catalog());
+    for _ in 0..60 {
+        t.app.submit(ask("payments-db", ALICE)).await.unwrap();
+    }
+    let mine = t.app.list_for(&user(ALICE)).await.unwrap();
+    assert_eq!(mine.len(), 60);
+    assert!(mine.iter().all(|r| r.state == State::Pending));
 }
