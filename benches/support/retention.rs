@@ -138,16 +138,23 @@ pub async fn finished_memory(
     let later = made + DEFAULT_RETENTION.as_delta() + TimeDelta::hours(1);
     finish_many(&store, REQUESTERS, 0, later).await;
     // Those later grants go in turn (only what they left in the indexes stays), and
-    // the audit stream loses the events older than retention, as the next end's
-    // `XTRIM MINID ~` would once they are that old by Redis's clock.
+    // the audit stream loses the events older than retention, as the next ends'
+    // `XTRIM MINID ~` would once they are that old by Redis's clock (each end trims
+    // at most 10,000 entries, `~`'s default limit, so several ends are needed here).
     expire_all(stats, prefix);
-    let _: i64 = redis::cmd("XTRIM")
-        .arg(format!("{prefix}:audit"))
-        .arg("MINID")
-        .arg("~")
-        .arg(Utc::now().timestamp_millis())
-        .query(&mut stats.0)
-        .expect("XTRIM");
+    let cutoff = Utc::now().timestamp_millis();
+    loop {
+        let trimmed: i64 = redis::cmd("XTRIM")
+            .arg(format!("{prefix}:audit"))
+            .arg("MINID")
+            .arg("~")
+            .arg(cutoff)
+            .query(&mut stats.0)
+            .expect("XTRIM");
+        if trimmed == 0 {
+            break;
+        }
+    }
     let after = stats.used_memory() - baseline;
     let left: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))

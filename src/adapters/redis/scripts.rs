@@ -69,7 +69,8 @@ redis.call('RPUSH', KEYS[7], ARGV[9])
 /// `now` minus retention, in the created-at ms the indexes are scored by): the
 /// new state's index all of them, the requester's index those in none of the live
 /// states' indexes (64 per write, oldest first). The audit stream loses the events
-/// older than retention by Redis's clock (`XTRIM MINID ~`, whole nodes at a time).
+/// older than retention by Redis's clock (`XTRIM MINID ~`, whole nodes at a time, at
+/// most 10,000 entries per write: far more than one write adds).
 ///
 /// A finished request made more than `retention` before it ended (a grant extended
 /// for months) leaves the listings before its hash expires; `load` still finds it.
