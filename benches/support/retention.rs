@@ -139,7 +139,7 @@ pub async fn finished_memory(
     finish_many(&store, REQUESTERS, 0, later).await;
     // Those later grants go in turn (only what they left in the indexes stays), and
     // the audit stream loses the events older than retention, as the next ends'
-    // `XTRIM MINID ~` would once they are that old by Redis's clock (each end trims
+    // `XTRIM MINID ~` would once they are that old (each end trims
     // at most 10,000 entries, `~`'s default limit, so several ends are needed here).
     expire_all(stats, prefix);
     let cutoff = Utc::now().timestamp_millis();

@@ -20,7 +20,7 @@ use jitbot::core::request::{AuditKind, State};
 
 use crate::store_contract::Backend;
 use crate::support::fakes::{ALICE, LEAD1, TestApp, active, ask, t0, test_app, user};
-use crate::support::redis::{RedisServer, unique_prefix};
+use crate::support::redis::{RedisServer, let_ttls_pass, unique_prefix};
 
 /// One redis-server and one key prefix; every `client()` is a new `RedisStore` with
 /// its own connection, like another jitbot replica.
@@ -64,27 +64,9 @@ impl Backend for Redis {
     }
 
     /// Redis expires keys by its own clock; this moves every TTL under the prefix
-    /// on by `by` (deleting the keys whose TTL it reaches), as if `by` had passed.
+    /// on by `by`, as if `by` had passed.
     async fn let_time_pass(&self, by: Duration) {
-        let mut admin = self.server.admin();
-        let pattern = format!("{}*", self.settings.key_prefix);
-        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut admin).unwrap();
-        let by = i64::try_from(by.as_millis()).unwrap();
-        for key in keys {
-            let left: i64 = redis::cmd("PTTL").arg(&key).query(&mut admin).unwrap();
-            if left <= 0 {
-                continue;
-            }
-            let _: i64 = if left <= by {
-                redis::cmd("DEL").arg(&key).query(&mut admin).unwrap()
-            } else {
-                redis::cmd("PEXPIRE")
-                    .arg(&key)
-                    .arg(left - by)
-                    .query(&mut admin)
-                    .unwrap()
-            };
-        }
+        let_ttls_pass(&mut self.server.admin(), &self.settings.key_prefix, by);
     }
 }
 

@@ -66,7 +66,8 @@ impl RedisStore {
 
     /// The transition script's retention arguments for a request now in `state`,
     /// written at `now`: the retention in ms (empty unless `state` has ended and
-    /// retention is on) and the cutoff in created-at ms.
+    /// retention is on) and the cutoff in unix ms (for the indexes' created-at scores
+    /// and the audit stream's ids).
     pub(super) fn retention_args(&self, state: State, now: DateTime<Utc>) -> (String, String) {
         match self.retention_ms {
             Some(ms) if has_ended(state) => {

@@ -40,7 +40,7 @@ return 'OK'
 /// ARGV: id, stored version expected, new version, from state, new state,
 /// created ms, request JSON, due ms (`""`: no timer), event JSON, audit MAXLEN;
 /// then retention ms (`""`: the request goes on, or retention is off) and the
-/// retention cutoff in created-at ms.
+/// retention cutoff in unix ms.
 ///
 /// The script ends with [`RETAIN_ENDED`] (see `Scripts::new`).
 const TRANSITION: &str = r"
@@ -69,8 +69,10 @@ redis.call('RPUSH', KEYS[7], ARGV[9])
 /// `now` minus retention, in the created-at ms the indexes are scored by): the
 /// new state's index all of them, the requester's index those in none of the live
 /// states' indexes (64 per write, oldest first). The audit stream loses the events
-/// older than retention by Redis's clock (`XTRIM MINID ~`, whole nodes at a time, at
-/// most 10,000 entries per write: far more than one write adds).
+/// from before the same cutoff (its ids are unix ms too; `XTRIM MINID ~`, whole nodes
+/// at a time, at most 10,000 entries per write: far more than one write adds). The
+/// cutoff comes from the transition's `now`, not Redis's `TIME`, so the script needs
+/// no rights beyond reading and writing jitbot's keys.
 ///
 /// A finished request made more than `retention` before it ended (a grant extended
 /// for months) leaves the listings before its hash expires; `load` still finds it.
@@ -89,10 +91,8 @@ if ARGV[11] ~= '' then
       redis.call('ZREM', KEYS[9], id)
     end
   end
-  local now = redis.call('TIME')
-  local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - keep
-  if cutoff > 0 then
-    redis.call('XTRIM', KEYS[6], 'MINID', '~', string.format('%.0f', cutoff))
+  if tonumber(ARGV[12]) > 0 then
+    redis.call('XTRIM', KEYS[6], 'MINID', '~', ARGV[12])
   end
 end
 return 'OK'
