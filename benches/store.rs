@@ -15,6 +15,8 @@
 //!   Slack faked, one at a time and 16 at once.
 //! - The Slack outbox without Slack: events appended (64 at once), then claimed a
 //!   batch of 100 at a time and acknowledged one by one (16 at once), in events/s.
+//! - Memory per finished request (`used_memory` growth per grant run from request to
+//!   expiry), before and after retention removed it (see `support/retention.rs`).
 //!
 //! `cargo bench --bench store -- outbox` measures the outbox alone.
 
@@ -28,6 +30,8 @@ mod fan_out;
 mod redis_server;
 #[path = "support/redis_stats.rs"]
 mod redis_stats;
+#[path = "support/retention.rs"]
+mod retention;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +62,8 @@ struct Plan {
     due: usize,
     /// Submit + approve pairs at 16 at once (a quarter of it one at a time).
     pairs: usize,
+    /// Grants run from request to expiry for the memory per finished request.
+    finished: usize,
 }
 
 impl Plan {
@@ -67,12 +73,14 @@ impl Plan {
                 active: [10_000, 100_000],
                 due: 1_000,
                 pairs: 4_000,
+                finished: 10_000,
             }
         } else {
             Plan {
                 active: [500, 1_000],
                 due: 50,
                 pairs: 160,
+                finished: 400,
             }
         }
     }
@@ -196,7 +204,8 @@ async fn pairs(
     concurrency: usize,
 ) -> (usize, Duration, u64) {
     let store = store(server, &format!("{{bench-pairs-{concurrency}}}")).await;
-    let t = fakes::test_app(Arc::new(store));
+    // Every pair comes from Alice: the caps on one person's requests are off.
+    let t = fakes::test_app_with(Arc::new(store), fakes::uncapped_catalog());
     stats.reset();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
@@ -363,6 +372,7 @@ async fn main() {
         pairs(&server, &mut stats, plan.pairs, 16).await,
     ];
     let outbox_times = outbox(&server, outbox_events).await;
+    let finished = retention::finished_memory(&server, &mut stats, plan.finished).await;
 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let build = if cfg!(debug_assertions) {
@@ -422,4 +432,16 @@ async fn main() {
         );
     }
     print_outbox(outbox_events, outbox_times);
+    println!(
+        "\n{:>9} {:>16} {:>15} {:>22} {:>22}",
+        "finished", "used_memory B/r", "of which audit", "after retention B/r", "left in keys B/r"
+    );
+    println!(
+        "{:>9} {:>16} {:>15} {:>22} {:>22}",
+        finished.count,
+        finished.before,
+        finished.stream_before,
+        finished.after,
+        finished.keys_after
+    );
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, TargetConfig};
 use crate::core::netpol::ListScope;
+use crate::core::ports::DEFAULT_RETENTION;
 pub use crate::core::secret::Secret;
 use crate::core::ttl::Ttl;
 
@@ -92,6 +93,10 @@ pub struct StoreSettings {
     /// With `redis+sentinel://`: also authenticate to the sentinels with REDIS_URL's
     /// user and password (for sentinels that require one).
     pub sentinel_auth: bool,
+    /// How long a finished request (denied, lapsed, cancelled, failed, expired,
+    /// revoked), its history and notes are kept after it ended; `0s`: for ever.
+    /// Pending, approved and active requests are always kept.
+    pub retention: Ttl,
 }
 
 impl Default for StoreSettings {
@@ -102,6 +107,7 @@ impl Default for StoreSettings {
             connect_timeout: Ttl::from_secs(5),
             response_timeout: Ttl::from_secs(2),
             sentinel_auth: false,
+            retention: DEFAULT_RETENTION,
         }
     }
 }

@@ -53,3 +53,26 @@ fn missing_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_caps_and_retention_are_settings_with_documented_defaults() {
+    let d = Settings::default();
+    assert_eq!(d.access.max_pending_per_requester, 3);
+    assert_eq!(d.access.max_requests_per_hour, 20);
+    assert_eq!(d.store.retention.to_string(), "90d");
+    let env = HashMap::from([
+        (
+            "JITBOT__ACCESS__MAX_PENDING_PER_REQUESTER".to_owned(),
+            "0".to_owned(),
+        ),
+        (
+            "JITBOT__ACCESS__MAX_REQUESTS_PER_HOUR".to_owned(),
+            "5".to_owned(),
+        ),
+        ("JITBOT__STORE__RETENTION".to_owned(), "7d".to_owned()),
+    ]);
+    let (s, catalog) = Settings::load_checked(None, &env).unwrap();
+    assert_eq!(catalog.limits.max_pending_per_requester, 0);
+    assert_eq!(catalog.limits.max_requests_per_hour, 5);
+    assert_eq!(s.store.retention, Ttl::from_hours(7 * 24));
+}

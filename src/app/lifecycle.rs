@@ -29,13 +29,15 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 impl App {
     /// Records a new Pending request for a catalog target and has the approvers told,
-    /// with a preview of its grant, after the answer.
+    /// with a preview of its grant, after the answer. A request over one of the
+    /// requester's caps (see `within_limits`) is refused before anything is stored.
     #[instrument(skip(self, s), fields(requester = %s.requester, target = %s.target, request_id))]
     pub async fn submit(&self, s: Submission) -> Result<AccessRequest, AppError> {
         let now = self.now();
         let req = s
             .admit(&self.catalog, RequestId::from_random(rand::random()), now)
             .map_err(|refusal| AppError::Invalid(refusal.to_string()))?;
+        self.within_limits(&s.requester, now).await?;
         tracing::Span::current().record("request_id", req.id.as_str());
         let event = AuditEvent {
             request_id: req.id.clone(),

@@ -14,6 +14,7 @@ mod alarm;
 mod clock;
 mod deliver;
 pub mod lifecycle;
+mod limits;
 mod notes;
 mod queries;
 mod reconcile;

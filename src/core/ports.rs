@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{Namespace, RequestId, SlackGroupId, SlackUserId};
 use super::request::{AccessRequest, AuditKind, State, Transition};
+use super::submission::limits::{Activity, Waiting};
+use super::ttl::Ttl;
 
 pub use super::outbox::{DeliveryError, Outbox, OutboxClaim, Outgoing, OutgoingId, Progress};
 
@@ -163,6 +165,44 @@ pub trait Store: Outbox + Send + Sync {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// What the submission caps count for `user`: their Pending requests, and when
+    /// each of their requests made at or after `since` was made (see [`Activity`]).
+    /// It is read on every `/jit request`, so the stores answer it from their indexes;
+    /// this default reads every request of theirs.
+    async fn activity_of(
+        &self,
+        user: &SlackUserId,
+        since: DateTime<Utc>,
+    ) -> Result<Activity, StoreError> {
+        let mut mine = self.list_by_requester(user).await?;
+        mine.reverse();
+        Ok(Activity {
+            pending: mine
+                .iter()
+                .filter(|r| r.state == State::Pending)
+                .map(|r| Waiting {
+                    id: r.id.clone(),
+                    made_at: r.created_at,
+                })
+                .collect(),
+            recent: mine
+                .iter()
+                .map(|r| r.created_at)
+                .filter(|t| *t >= since)
+                .collect(),
+        })
+    }
+}
+
+/// How long a store keeps a finished request (Denied, Lapsed, Cancelled, Failed,
+/// Expired, Revoked), its history and its notes after it ended, unless told otherwise
+/// (`store.retention`). Pending, Approved and Active requests are kept until they end.
+pub const DEFAULT_RETENTION: Ttl = Ttl::from_hours(90 * 24);
+
+/// Whether a request in `state` has ended for good, so that retention applies to it.
+pub fn has_ended(state: State) -> bool {
+    !matches!(state, State::Pending | State::Approved | State::Active)
 }
 
 /// Where a policy lives.

@@ -7,6 +7,11 @@
 //!
 //! The refusals are typed: each edge words them for its reader (a Slack user is told
 //! to ask their platform team; an operator is told which catalog entry is missing).
+//!
+//! `App::submit` then checks the caps on how much one person may ask for
+//! ([`limits`]), which need the store's count and so are not part of `admit`.
+
+pub mod limits;
 
 use std::net::IpAddr;
 
@@ -44,6 +49,23 @@ pub enum Refusal {
     Duration(String),
     #[error("{0}")]
     Source(#[from] SourceError),
+    /// `access.max_pending_per_requester` of their requests already wait for approval.
+    #[error("{}", limits::too_many_pending(*limit, waiting, *lapses_at))]
+    TooManyPending {
+        limit: u32,
+        /// The requests that wait, oldest first.
+        waiting: Vec<RequestId>,
+        /// When the oldest of them lapses if nobody decides.
+        lapses_at: DateTime<Utc>,
+    },
+    /// They made `access.max_requests_per_hour` requests in the last hour.
+    #[error("{}", limits::too_many_recent(*limit, *made, *retry_after))]
+    TooManyRecent {
+        limit: u32,
+        made: usize,
+        /// When one more fits.
+        retry_after: DateTime<Utc>,
+    },
 }
 
 /// The catalog target `name`, or the refusal `admit` would give.

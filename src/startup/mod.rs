@@ -119,6 +119,7 @@ pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Resul
                 response_timeout: s.response_timeout.as_std(),
                 state_key: Some(state_key(secrets)?),
                 sentinel_auth: s.sentinel_auth,
+                retention: (s.retention.as_secs() > 0).then(|| s.retention.as_std()),
             };
             let store = RedisStore::connect(url.expose(), &redis)
                 .await
@@ -136,7 +137,9 @@ pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Resul
             warn!(
                 "REDIS_URL is not set: state lives in memory, is lost on restart, and only one replica may run"
             );
-            Ok(Arc::new(MemoryStore::new()))
+            Ok(Arc::new(MemoryStore::with_retention(
+                settings.store.retention,
+            )))
         }
     }
 }

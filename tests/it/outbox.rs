@@ -22,7 +22,7 @@ use jitbot::startup::{self, Assembly, ClusterPorts, Overrides};
 
 use crate::redis_store::{Redis, redis};
 use crate::support::fake_slack::{FakeSlack, Scripted};
-use crate::support::fakes::{self, ALICE, LEAD1, ask, request_id_in};
+use crate::support::fakes::{self, ALICE, LEAD1, ask, request_id_in, uncapped_catalog};
 use crate::support::slack_world::{APPROVALS, AUDIT, FixedPreview, SlackWorld, TOKEN};
 
 /// Long enough for a debug build to deliver a thousand requests.
@@ -108,7 +108,8 @@ async fn each_told_once(slack: &FakeSlack, store: &dyn Store, ids: &[String], ap
 #[tokio::test]
 async fn slack_down_for_a_minute_during_1000_requests_loses_and_repeats_nothing() {
     let redis = redis().await;
-    let w = SlackWorld::start_with_store(Arc::new(redis.store().await)).await;
+    // A thousand requests from one person: the caps on her requests are off.
+    let w = SlackWorld::start_with(Arc::new(redis.store().await), uncapped_catalog()).await;
     w.slack.set_down(true);
     let answers: Vec<(StatusCode, String)> = stream::iter(0..1000)
         .map(|_| w.command(ALICE, "request payments-db 30m INC-4411 replica lag"))
@@ -160,7 +161,7 @@ async fn slack_down_for_a_minute_during_1000_requests_loses_and_repeats_nothing(
     );
 }
 
-/// Another jitbot sharing `w`'s Slack, clock and cluster, on `store`; with
+/// Another jitbot sharing `w`'s Slack, clock, cluster and catalog, on `store`; with
 /// `delivering`, it runs its own delivery loop.
 async fn replica(w: &SlackWorld, store: Arc<dyn Store>, delivering: bool) -> (App, SlackNotifier) {
     let mut settings = Settings::default();
@@ -182,7 +183,7 @@ async fn replica(w: &SlackWorld, store: Arc<dyn Store>, delivering: bool) -> (Ap
         ..Overrides::default()
     };
     let Assembly { app, slack, .. } =
-        startup::assemble(&settings, fakes::catalog(), &secrets, overrides)
+        startup::assemble(&settings, w.app.catalog().clone(), &secrets, overrides)
             .await
             .unwrap();
     (app, slack.expect("a bot token is set").notifier)
@@ -191,7 +192,7 @@ async fn replica(w: &SlackWorld, store: Arc<dyn Store>, delivering: bool) -> (Ap
 #[tokio::test]
 async fn two_replicas_sharing_redis_deliver_each_event_once() {
     let redis = redis().await;
-    let w = SlackWorld::start_with_store(Arc::new(redis.store().await)).await;
+    let w = SlackWorld::start_with(Arc::new(redis.store().await), uncapped_catalog()).await;
     let (b, b_notifier) = replica(&w, Arc::new(redis.store().await), true).await;
     let mut ids = Vec::new();
     for i in 0..60 {

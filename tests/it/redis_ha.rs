@@ -19,8 +19,10 @@ use jitbot::core::ports::{Store, StoreError};
 use jitbot::core::request::{AuditKind, State};
 
 use crate::store_contract::Backend;
-use crate::support::fakes::{ALICE, LEAD1, TestApp, active, ask, t0, test_app};
-use crate::support::redis::unique_prefix;
+use crate::support::fakes::{
+    ALICE, LEAD1, TestApp, active, ask, t0, test_app, test_app_with, uncapped_catalog,
+};
+use crate::support::redis::{let_ttls_pass, unique_prefix};
 use crate::support::redis_ha::{RedisCluster, SentinelGroup};
 
 /// A store on `url` under its own key prefix; every `client()` is a new `RedisStore`,
@@ -62,6 +64,15 @@ impl Ha {
 impl Backend for Ha {
     async fn client(&self) -> Arc<dyn Store> {
         Arc::new(self.store().await)
+    }
+
+    /// On a cluster, moves the TTLs on the master that owns the prefix's slot.
+    async fn let_time_pass(&self, by: Duration) {
+        let Some(cluster) = self._servers.downcast_ref::<RedisCluster>() else {
+            panic!("letting time pass is only done on the cluster");
+        };
+        let prefix = &self.settings.key_prefix;
+        let_ttls_pass(&mut cluster.owner_of(prefix).admin(), prefix, by);
     }
 }
 
@@ -282,7 +293,8 @@ async fn writes_follow_the_master_the_sentinel_names() {
     let group = Arc::new(SentinelGroup::start());
     let b = Ha::on(group.url(), group.clone());
     let store = b.store().await;
-    let t = test_app(Arc::new(store.clone()));
+    // Alice submits until a write lands on the new master: no cap may stop her.
+    let t = test_app_with(Arc::new(store.clone()), uncapped_catalog());
     let before = grant(&t, 1).await.remove(0);
     group.sync_replica();
     let old = group.master_port();

@@ -20,7 +20,7 @@ use jitbot::core::request::{AuditKind, State};
 
 use crate::store_contract::Backend;
 use crate::support::fakes::{ALICE, LEAD1, TestApp, active, ask, t0, test_app, user};
-use crate::support::redis::{RedisServer, unique_prefix};
+use crate::support::redis::{RedisServer, let_ttls_pass, unique_prefix};
 
 /// One redis-server and one key prefix; every `client()` is a new `RedisStore` with
 /// its own connection, like another jitbot replica.
@@ -61,6 +61,12 @@ impl Redis {
 impl Backend for Redis {
     async fn client(&self) -> Arc<dyn Store> {
         Arc::new(self.store().await)
+    }
+
+    /// Redis expires keys by its own clock; this moves every TTL under the prefix
+    /// on by `by`, as if `by` had passed.
+    async fn let_time_pass(&self, by: Duration) {
+        let_ttls_pass(&mut self.server.admin(), &self.settings.key_prefix, by);
     }
 }
 

@@ -20,6 +20,12 @@ use crate::support::fakes::{self, ALICE, LEAD1, LEAD2, audit_kinds, t0, user};
 #[async_trait]
 pub trait Backend: Send + Sync {
     async fn client(&self) -> Arc<dyn Store>;
+
+    /// Lets `by` pass on the backend's own clock, for what it expires by that clock
+    /// (Redis's key TTLs). The memory store keeps time by its writes: nothing to do.
+    async fn let_time_pass(&self, by: std::time::Duration) {
+        let _ = by;
+    }
 }
 
 pub struct Memory(Arc<MemoryStore>);
@@ -611,6 +617,7 @@ macro_rules! store_contract {
                 an_expired_lease_goes_to_another_worker_with_its_progress,
             );
             $crate::lifecycle_contract!($backend);
+            $crate::retention_contract!($backend);
         }
     };
 }

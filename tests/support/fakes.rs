@@ -80,8 +80,24 @@ pub const GROUP_MEMBER: &str = "U02DBA0001";
 pub const ADMIN: &str = "U05ONCALL1";
 
 /// A small catalog: `payments-db` (1 approval, users and a group), `ledger` (2
-/// approvals), `grafana` (self-approval allowed); Alice by address, Carol by pod.
+/// approvals), `grafana` (self-approval allowed); Alice by address, Carol by pod; the
+/// default caps on one person's requests.
 pub fn catalog() -> Catalog {
+    catalog_with(AccessConfig::default())
+}
+
+/// The same catalog without the caps on one person's requests, for loads that come
+/// from one person (the benches).
+pub fn uncapped_catalog() -> Catalog {
+    catalog_with(AccessConfig {
+        max_pending_per_requester: 0,
+        max_requests_per_hour: 0,
+        ..AccessConfig::default()
+    })
+}
+
+/// The catalog above with `access` (and its admin) as the `[access]` settings.
+fn catalog_with(access: AccessConfig) -> Catalog {
     let target = |name: &str, required: i64, self_ok: bool| TargetConfig {
         description: format!("{name} for tests"),
         pod_selector: labels(&[("app", name)]),
@@ -109,7 +125,7 @@ pub fn catalog() -> Catalog {
     let lead = by_address(LEAD1, "lead", "10.8.0.21");
     let access = AccessConfig {
         admins: vec![ADMIN.to_owned()],
-        ..AccessConfig::default()
+        ..access
     };
     Catalog::build(
         &access,
@@ -220,6 +236,11 @@ impl TestApp {
 }
 
 pub fn test_app(store: Arc<dyn Store>) -> TestApp {
+    test_app_with(store, catalog())
+}
+
+/// The same over another catalog.
+pub fn test_app_with(store: Arc<dyn Store>, catalog: Catalog) -> TestApp {
     let enforcer = Arc::new(MemoryCluster::new());
     let notifier = RecordingNotifier::new();
     let clock = Arc::new(ManualClock::new(t0()));
@@ -227,7 +248,7 @@ pub fn test_app(store: Arc<dyn Store>) -> TestApp {
         groups: HashMap::from([("S02DBAS001".parse().unwrap(), vec![user(GROUP_MEMBER)])]),
     };
     let app = App::new(
-        Arc::new(catalog()),
+        Arc::new(catalog),
         Ports {
             store: store.clone(),
             enforcer: enforcer.clone(),

@@ -382,3 +382,29 @@ fn spawn(mut cmd: Command, log: fs::File) -> Child {
         Err(e) => panic!("cannot start redis-server: {e}"),
     }
 }
+
+/// Moves every key TTL under `prefix` on `admin`'s server on by `by`, deleting the
+/// keys whose TTL it reaches: what Redis's clock does when `by` passes, without
+/// waiting for it.
+pub fn let_ttls_pass(admin: &mut redis::Connection, prefix: &str, by: std::time::Duration) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(admin)
+        .expect("KEYS");
+    let by = i64::try_from(by.as_millis()).expect("a duration in ms");
+    for key in keys {
+        let left: i64 = redis::cmd("PTTL").arg(&key).query(admin).expect("PTTL");
+        if left <= 0 {
+            continue;
+        }
+        let _: i64 = if left <= by {
+            redis::cmd("DEL").arg(&key).query(admin).expect("DEL")
+        } else {
+            redis::cmd("PEXPIRE")
+                .arg(&key)
+                .arg(left - by)
+                .query(admin)
+                .expect("PEXPIRE")
+        };
+    }
+}

@@ -14,6 +14,7 @@ use jitbot::adapters::http::{HttpState, router};
 use jitbot::adapters::memory::{MemoryCluster, MemoryStore};
 use jitbot::adapters::slack::SlackNotifier;
 use jitbot::app::{App, ManualClock};
+use jitbot::core::catalog::Catalog;
 use jitbot::core::ports::{Clock, Previewer, Store};
 use jitbot::core::request::AccessRequest;
 use jitbot::settings::{Secret, Secrets, Settings};
@@ -190,6 +191,11 @@ impl SlackWorld {
     }
 
     pub async fn start_with_store(store: Arc<dyn Store>) -> SlackWorld {
+        Self::start_with(store, fakes::catalog()).await
+    }
+
+    /// The same over another catalog (e.g. without the caps on one person's requests).
+    pub async fn start_with(store: Arc<dyn Store>, catalog: Catalog) -> SlackWorld {
         let slack = FakeSlack::start(
             TOKEN,
             &[APPROVALS, AUDIT],
@@ -217,7 +223,7 @@ impl SlackWorld {
         };
         let Assembly {
             app, slack: parts, ..
-        } = startup::assemble(&settings, fakes::catalog(), &secrets, overrides)
+        } = startup::assemble(&settings, catalog, &secrets, overrides)
             .await
             .unwrap();
         let SlackParts { api, notifier, .. } = parts.expect("a bot token is set");

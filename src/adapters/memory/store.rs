@@ -2,17 +2,26 @@
 //! It has the same semantics as the Redis store (the same contract tests run against
 //! both), but nothing survives a restart and only one replica may use it. Its Slack
 //! outbox lives beside the requests (see the `outbox` module).
+//!
+//! Retention: a finished request, its history and its notes are dropped `retention`
+//! after the transition that ended it, counted by the store's writes: each write at
+//! `now` (create, transition, audit) first drops what ended `retention` before `now`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::outbox::MemoryOutbox;
 use crate::core::ids::{RequestId, SlackUserId};
-use crate::core::ports::{AuditEvent, Claim, Outbox, OutboxClaim, OutgoingId, Store, StoreError};
+use crate::core::ports::{
+    AuditEvent, Claim, DEFAULT_RETENTION, Outbox, OutboxClaim, OutgoingId, Store, StoreError,
+    has_ended,
+};
 use crate::core::request::{AccessRequest, State, Transition};
+use crate::core::submission::limits::{Activity, Waiting};
+use crate::core::ttl::Ttl;
 
 #[derive(Default)]
 struct Inner {
@@ -31,6 +40,8 @@ struct Inner {
     forget: BTreeSet<(DateTime<Utc>, String)>,
     /// Every event recorded since delivery opened, until it is delivered.
     outbox: MemoryOutbox,
+    /// Finished requests and when retention drops them, soonest first.
+    ending: BTreeSet<(DateTime<Utc>, RequestId)>,
 }
 
 impl Inner {
@@ -49,6 +60,20 @@ impl Inner {
         }
     }
 
+    /// Drops every finished request whose retention ran out at or before `now`.
+    fn forget_ended(&mut self, now: DateTime<Utc>) {
+        while let Some((at, id)) = self.ending.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.ending.pop_first();
+            self.disarm(&id);
+            self.requests.remove(&id);
+            self.history.remove(&id);
+            self.annotations.remove(&id);
+        }
+    }
+
     fn record(&mut self, event: &AuditEvent) {
         self.history
             .entry(event.request_id.clone())
@@ -59,14 +84,31 @@ impl Inner {
 }
 
 /// Requests, timers and audit in one mutex.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// How long a finished request is kept after it ended; `None`: for ever.
+    retention: Option<TimeDelta>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_retention(DEFAULT_RETENTION)
+    }
 }
 
 impl MemoryStore {
+    /// A store that keeps finished requests for [`DEFAULT_RETENTION`].
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// A store that keeps finished requests for `retention` after they end (`0s`:
+    /// for ever).
+    pub fn with_retention(retention: Ttl) -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            retention: (retention.as_secs() > 0).then(|| retention.as_delta()),
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -81,6 +123,7 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn create(&self, req: &AccessRequest, event: &AuditEvent) -> Result<(), StoreError> {
         let mut s = self.lock()?;
+        s.forget_ended(event.at);
         if s.requests.contains_key(&req.id) {
             return Err(StoreError::Exists(req.id.clone()));
         }
@@ -107,6 +150,12 @@ impl Store for MemoryStore {
         s.requests.insert(id.clone(), t.request.clone());
         s.arm(&t.request);
         s.record(event);
+        if let Some(retention) = self.retention
+            && has_ended(t.request.state)
+        {
+            s.ending.insert((event.at + retention, id.clone()));
+        }
+        s.forget_ended(event.at);
         Ok(())
     }
 
@@ -192,7 +241,9 @@ impl Store for MemoryStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.lock()?.record(event);
+        let mut s = self.lock()?;
+        s.forget_ended(event.at);
+        s.record(event);
         Ok(())
     }
 
@@ -244,6 +295,35 @@ impl Store for MemoryStore {
         s.remembered.insert(key.to_owned(), until);
         s.forget.insert((until, key.to_owned()));
         Ok(true)
+    }
+
+    async fn activity_of(
+        &self,
+        user: &SlackUserId,
+        since: DateTime<Utc>,
+    ) -> Result<Activity, StoreError> {
+        let s = self.lock()?;
+        let mut mine: Vec<&AccessRequest> = s
+            .requests
+            .values()
+            .filter(|r| &r.requester == user)
+            .collect();
+        mine.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(Activity {
+            pending: mine
+                .iter()
+                .filter(|r| r.state == State::Pending)
+                .map(|r| Waiting {
+                    id: r.id.clone(),
+                    made_at: r.created_at,
+                })
+                .collect(),
+            recent: mine
+                .iter()
+                .map(|r| r.created_at)
+                .filter(|t| *t >= since)
+                .collect(),
+        })
     }
 }
 

@@ -23,6 +23,12 @@
 //! The audit stream is also the Slack outbox: its consumer group `slack` hands each
 //! event to one delivery worker (see the `outbox` module).
 //!
+//! Retention: the transition that ends a request (Denied, Lapsed, Cancelled, Failed,
+//! Expired, Revoked) sets its `req:`, `history:` and `notes:` keys to expire
+//! `retention` later, by Redis's own clock, and trims the indexes and the audit
+//! stream of what is older (see [`scripts`]). Listings skip an index entry whose
+//! request is gone. Pending, Approved and Active requests never expire.
+//!
 //! The `json` field is what `load` reads; `version` and `state` are copies the scripts
 //! compare without decoding JSON. A request has a timer in exactly one of `due` and
 //! `claims` while it can still move, and in neither once it has ended. Every write is
@@ -49,6 +55,7 @@
 
 mod connection;
 mod outbox;
+mod retention;
 mod scripts;
 mod seal;
 mod sentinel;
@@ -66,7 +73,7 @@ use chrono::{DateTime, Utc};
 use redis::{ErrorKind, RedisError};
 
 use crate::core::ids::{RequestId, SlackUserId};
-use crate::core::ports::StoreError;
+use crate::core::ports::{DEFAULT_RETENTION, StoreError};
 use crate::core::request::State;
 
 use connection::RedisConnection;
@@ -97,6 +104,9 @@ pub struct RedisSettings {
     /// With Sentinel: send `REDIS_URL`'s user and password to the sentinels too (for
     /// sentinels with `requirepass` or ACL users), not only to Redis. Default false.
     pub sentinel_auth: bool,
+    /// How long a finished request, its history and its notes are kept after it
+    /// ended; `None`: for ever. Default 90 days.
+    pub retention: Option<Duration>,
 }
 
 impl Default for RedisSettings {
@@ -108,6 +118,7 @@ impl Default for RedisSettings {
             response_timeout: Duration::from_secs(2),
             state_key: None,
             sentinel_auth: false,
+            retention: Some(DEFAULT_RETENTION.as_std()),
         }
     }
 }
@@ -133,6 +144,8 @@ pub struct RedisStore {
     scripts: Arc<Scripts>,
     audit_maxlen: u64,
     state_key: Option<StateKey>,
+    /// `RedisSettings::retention` in ms; `None`: finished requests are kept.
+    retention_ms: Option<u64>,
     /// Bound on one call, reconnecting included.
     call_timeout: Duration,
     /// Where Redis is, without credentials, for messages.
@@ -174,6 +187,10 @@ impl RedisStore {
             scripts: Arc::new(Scripts::new()),
             audit_maxlen: settings.audit_maxlen,
             state_key: settings.state_key.clone(),
+            retention_ms: settings
+                .retention
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .filter(|ms| *ms > 0),
             call_timeout,
             endpoint,
             mode,

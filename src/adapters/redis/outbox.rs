@@ -14,8 +14,9 @@
 //! (`XCLAIM … JUSTID`), so `XPENDING` shows who has what; `ack` is `XACK` plus
 //! dropping its lease and progress.
 //!
-//! The stream is trimmed (`MAXLEN ~ store.audit_maxlen`) whatever the group has read:
-//! a backlog longer than that loses its oldest events. An unread one is skipped
+//! The stream is trimmed (`MAXLEN ~ store.audit_maxlen`, and `MINID ~` of events older
+//! than `store.retention` when a request ends) whatever the group has read: a backlog
+//! longer or older than that loses its oldest events. An unread one is skipped
 //! silently by the group; a claimed one is found gone at its next claim and counted
 //! as lost. Each request's own history keeps every event either way.
 

@@ -35,9 +35,14 @@ return 'OK'
 /// (Rust computes `due_at()`), drops any claim on it and appends the event.
 ///
 /// KEYS: request hash, due, claims, from-state index, to-state index, audit stream,
-/// history.
+/// history; then notes, requester index, and the pending, approved and active state
+/// indexes, for [`RETAIN_ENDED`].
 /// ARGV: id, stored version expected, new version, from state, new state,
-/// created ms, request JSON, due ms (`""`: no timer), event JSON, audit MAXLEN.
+/// created ms, request JSON, due ms (`""`: no timer), event JSON, audit MAXLEN;
+/// then retention ms (`""`: the request goes on, or retention is off) and the
+/// retention cutoff in unix ms.
+///
+/// The script ends with [`RETAIN_ENDED`] (see `Scripts::new`).
 const TRANSITION: &str = r"
 local stored = redis.call('HMGET', KEYS[1], 'version', 'state')
 if not stored[1] then return 'NOT_FOUND' end
@@ -56,6 +61,40 @@ else
 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[9])
 redis.call('RPUSH', KEYS[7], ARGV[9])
+";
+
+/// The end of `TRANSITION`: retention, when the transition ends the request. Its hash,
+/// history and notes expire `retention` from now, by Redis's clock (`PEXPIRE`). The
+/// indexes lose the finished requests made before the cutoff (the transition's
+/// `now` minus retention, in the created-at ms the indexes are scored by): the
+/// new state's index all of them, the requester's index those in none of the live
+/// states' indexes (64 per write, oldest first). The audit stream loses the events
+/// from before the same cutoff (its ids are unix ms too; `XTRIM MINID ~`, whole nodes
+/// at a time, at most 10,000 entries per write: far more than one write adds). The
+/// cutoff comes from the transition's `now`, not Redis's `TIME`, so the script needs
+/// no rights beyond reading and writing jitbot's keys.
+///
+/// A finished request made more than `retention` before it ended (a grant extended
+/// for months) leaves the listings before its hash expires; `load` still finds it.
+const RETAIN_ENDED: &str = r"
+if ARGV[11] ~= '' then
+  local keep = tonumber(ARGV[11])
+  redis.call('PEXPIRE', KEYS[1], keep)
+  redis.call('PEXPIRE', KEYS[7], keep)
+  redis.call('PEXPIRE', KEYS[8], keep)
+  local before = '(' .. ARGV[12]
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', before)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', before, 'LIMIT', 0, 64)
+  for _, id in ipairs(old) do
+    if not redis.call('ZSCORE', KEYS[10], id) and not redis.call('ZSCORE', KEYS[11], id)
+        and not redis.call('ZSCORE', KEYS[12], id) then
+      redis.call('ZREM', KEYS[9], id)
+    end
+  end
+  if tonumber(ARGV[12]) > 0 then
+    redis.call('XTRIM', KEYS[6], 'MINID', '~', ARGV[12])
+  end
+end
 return 'OK'
 ";
 
@@ -99,18 +138,30 @@ return 'OK'
 ";
 
 /// Appends an event that is not a transition to the stream and the request's history.
+/// The history then expires with its request (see [`RETAIN_ENDED`]), or, for a request
+/// that is not stored (gone, or never known), `retention` from now.
 ///
-/// KEYS: audit stream, history. ARGV: event JSON, audit MAXLEN.
+/// KEYS: audit stream, history, request hash. ARGV: event JSON, audit MAXLEN,
+/// retention ms (`""`: off).
 const APPEND_AUDIT: &str = r"
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[1])
+local left = redis.call('PTTL', KEYS[3])
+if left > 0 then
+  redis.call('PEXPIRE', KEYS[2], left)
+elseif left == -2 and ARGV[3] ~= '' then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 return 'OK'
 ";
 
 /// Remembers a note about an existing request (KEYS: request, notes; ARGV: key, value).
+/// The notes of a finished request expire with it (see [`RETAIN_ENDED`]).
 const ANNOTATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOT_FOUND' end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then redis.call('PEXPIRE', KEYS[2], left) end
 return 'OK'
 ";
 
@@ -129,7 +180,7 @@ impl Scripts {
     pub fn new() -> Self {
         Scripts {
             create: Script::new(CREATE),
-            transition: Script::new(TRANSITION),
+            transition: Script::new(&format!("{TRANSITION}{RETAIN_ENDED}")),
             claim_due: Script::new(CLAIM_DUE),
             release: Script::new(RELEASE),
             append_audit: Script::new(APPEND_AUDIT),

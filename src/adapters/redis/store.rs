@@ -11,6 +11,7 @@ use super::{RedisStore, ms_ceil, ms_floor, timer_arg};
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::ports::{AuditEvent, Claim, Store, StoreError};
 use crate::core::request::{AccessRequest, State, Transition};
+use crate::core::submission::limits::Activity;
 
 fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
@@ -181,6 +182,7 @@ impl Store for RedisStore {
         let Some(previous) = req.version.checked_sub(1) else {
             return Err(StoreError::Conflict(req.id.clone()));
         };
+        let (keep, cutoff) = self.retention_args(req.state, event.at);
         let (json, event) = (self.sealed(req)?, encode(event)?);
         let mut inv = self.scripts.transition.prepare_invoke();
         inv.key(self.keys.request(&req.id))
@@ -190,6 +192,11 @@ impl Store for RedisStore {
             .key(self.keys.state(req.state))
             .key(self.keys.audit())
             .key(self.keys.history(&req.id))
+            .key(self.keys.notes(&req.id))
+            .key(self.keys.requester(&req.requester))
+            .key(self.keys.state(State::Pending))
+            .key(self.keys.state(State::Approved))
+            .key(self.keys.state(State::Active))
             .arg(req.id.as_str())
             .arg(previous)
             .arg(req.version)
@@ -200,6 +207,7 @@ impl Store for RedisStore {
             .arg(timer_arg(req.due_at()))
             .arg(event)
             .arg(self.audit_maxlen);
+        inv.arg(keep).arg(cutoff);
         let answer: String = self.run("transition", &inv).await?;
         status(&answer, &req.id)
     }
@@ -334,8 +342,14 @@ impl Store for RedisStore {
         let mut inv = self.scripts.append_audit.prepare_invoke();
         inv.key(self.keys.audit())
             .key(self.keys.history(&event.request_id))
+            .key(self.keys.request(&event.request_id))
             .arg(json)
-            .arg(self.audit_maxlen);
+            .arg(self.audit_maxlen)
+            .arg(
+                self.retention_ms
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
+            );
         let answer: String = self.run("append_audit", &inv).await?;
         status(&answer, &event.request_id)
     }
@@ -413,5 +427,13 @@ impl Store for RedisStore {
             })
             .await?;
         Ok(set.is_some())
+    }
+
+    async fn activity_of(
+        &self,
+        user: &SlackUserId,
+        since: DateTime<Utc>,
+    ) -> Result<Activity, StoreError> {
+        self.read_activity(user, since).await
     }
 }

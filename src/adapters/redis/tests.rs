@@ -173,4 +173,5 @@ fn defaults_are_documented_values() {
     assert_eq!(d.connect_timeout, Duration::from_secs(5));
     assert_eq!(d.response_timeout, Duration::from_secs(2));
     assert!(!d.sentinel_auth);
+    assert_eq!(d.retention, Some(Duration::from_secs(90 * 24 * 3600)));
 }

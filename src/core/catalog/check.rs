@@ -95,6 +95,8 @@ pub(super) fn check_access(a: &AccessConfig, p: &mut Problems) -> Limits {
         expiry_warning: a.expiry_warning,
         reason_min_chars: a.reason_min_chars,
         admins,
+        max_pending_per_requester: a.max_pending_per_requester,
+        max_requests_per_hour: a.max_requests_per_hour,
     }
 }
 

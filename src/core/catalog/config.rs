@@ -27,6 +27,10 @@ pub struct AccessConfig {
     pub widest_ipv6_prefix: u8,
     /// Slack users who may revoke any grant.
     pub admins: Vec<String>,
+    /// Most requests of one person that may wait for approval at once; 0: no cap.
+    pub max_pending_per_requester: u32,
+    /// Most requests one person may make in an hour, whatever becomes of them; 0: no cap.
+    pub max_requests_per_hour: u32,
 }
 
 impl Default for AccessConfig {
@@ -40,6 +44,8 @@ impl Default for AccessConfig {
             widest_ipv4_prefix: 24,
             widest_ipv6_prefix: 64,
             admins: Vec::new(),
+            max_pending_per_requester: 3,
+            max_requests_per_hour: 20,
         }
     }
 }

@@ -199,6 +199,10 @@ pub struct Limits {
     pub expiry_warning: Ttl,
     pub reason_min_chars: usize,
     pub admins: Vec<SlackUserId>,
+    /// Most of one person's requests waiting for approval at once; 0: no cap.
+    pub max_pending_per_requester: u32,
+    /// Most requests one person may make in an hour; 0: no cap.
+    pub max_requests_per_hour: u32,
 }
 
 /// The checked catalog: the only place namespaces, selectors, ports and sources come
