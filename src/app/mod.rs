@@ -91,6 +91,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// Wakes this replica's sweep when a use case arms a timer before its plan.
     alarm: Arc<Alarm>,
+    /// Turns for [`App::preview`] (see [`queries::PREVIEW_CONCURRENCY`]).
+    previews: Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a use case did not do what was asked. `Display` is a sentence for the person
@@ -136,6 +138,7 @@ impl App {
             config,
             metrics: Arc::new(Metrics::new()),
             alarm: Arc::new(Alarm::default()),
+            previews: Arc::new(tokio::sync::Semaphore::new(queries::PREVIEW_CONCURRENCY)),
         }
     }
 

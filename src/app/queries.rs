@@ -16,6 +16,9 @@ use crate::core::request::{AccessRequest, State};
 /// cluster gets an "unknown" rather than holding the approval card back.
 const PREVIEW_BUDGET: Duration = Duration::from_secs(2);
 
+/// Previews asking the cluster at once, per replica.
+pub const PREVIEW_CONCURRENCY: usize = 4;
+
 /// What does not answer, for readiness.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
@@ -41,8 +44,12 @@ impl App {
 
     /// What the cluster says about `req`'s grant, for its approval card: one plain line
     /// such as "default-deny present, 4 pods". `None` when this app has no previewer.
+    /// At most [`PREVIEW_CONCURRENCY`] previews ask the cluster at a time, so a burst
+    /// of requests queues its previews instead of flooding the API server; the
+    /// budget counts from when a preview's turn comes.
     pub async fn preview(&self, req: &AccessRequest) -> Option<String> {
         let previewer = self.previewer.as_ref()?;
+        let _turn = self.previews.acquire().await.ok()?;
         match tokio::time::timeout(PREVIEW_BUDGET, previewer.preview(req)).await {
             Ok(line) => Some(line),
             Err(_) => {

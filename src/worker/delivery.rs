@@ -1,5 +1,6 @@
 //! The Slack delivery loop: rounds of [`Courier::deliver_once`]. It runs a round when
-//! this replica writes an event (the [`DeliveryBell`] rings), every `poll` for events
+//! this replica writes an event (the [`DeliveryBell`] rings; it then gathers for
+//! [`GATHER`] so a burst goes out in batches), every `poll` for events
 //! other replicas wrote, and at once again after a round that filled its batch. When
 //! Slack fails it backs off on the app's clock ([`BACKOFF_START`] doubling up to
 //! [`BACKOFF_MAX`], and never sooner than Slack's Retry-After), so a test that moves
@@ -19,6 +20,11 @@ use crate::app::{Courier, DeliveryBell, DeliveryReport};
 pub const BACKOFF_START: TimeDelta = TimeDelta::seconds(1);
 /// The longest wait between two attempts while Slack (or the store) keeps failing.
 pub const BACKOFF_MAX: TimeDelta = TimeDelta::seconds(60);
+
+/// How long a rung bell waits for more events before the next round, so that a
+/// burst is claimed and delivered in batches (one claim for many events) rather than
+/// a round per event competing with the requests being answered.
+pub const GATHER: Duration = Duration::from_millis(10);
 
 /// How long to wait after a round, and what the next failure waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +101,10 @@ pub async fn delivery_loop(
         let stop = match next {
             Next::Now => false,
             Next::Idle => tokio::select! {
-                _ = bell.rung() => false,
+                _ = bell.rung() => {
+                    tokio::time::sleep(GATHER).await;
+                    false
+                }
                 _ = tokio::time::sleep(poll) => false,
                 changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
             },
