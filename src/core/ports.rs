@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{Namespace, RequestId, SlackGroupId, SlackUserId};
 use super::request::{AccessRequest, AuditKind, State, Transition};
-use super::submission::limits::{Activity, Waiting};
+use super::submission::limits::Activity;
 use super::ttl::Ttl;
 
 pub use super::outbox::{DeliveryError, Outbox, OutboxClaim, Outgoing, OutgoingId, Progress};
@@ -177,21 +177,7 @@ pub trait Store: Outbox + Send + Sync {
     ) -> Result<Activity, StoreError> {
         let mut mine = self.list_by_requester(user).await?;
         mine.reverse();
-        Ok(Activity {
-            pending: mine
-                .iter()
-                .filter(|r| r.state == State::Pending)
-                .map(|r| Waiting {
-                    id: r.id.clone(),
-                    made_at: r.created_at,
-                })
-                .collect(),
-            recent: mine
-                .iter()
-                .map(|r| r.created_at)
-                .filter(|t| *t >= since)
-                .collect(),
-        })
+        Ok(Activity::of(&mine, since))
     }
 }
 

@@ -20,7 +20,7 @@ use crate::core::ports::{
     has_ended,
 };
 use crate::core::request::{AccessRequest, State, Transition};
-use crate::core::submission::limits::{Activity, Waiting};
+use crate::core::submission::limits::Activity;
 use crate::core::ttl::Ttl;
 
 #[derive(Default)]
@@ -309,21 +309,7 @@ impl Store for MemoryStore {
             .filter(|r| &r.requester == user)
             .collect();
         mine.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(Activity {
-            pending: mine
-                .iter()
-                .filter(|r| r.state == State::Pending)
-                .map(|r| Waiting {
-                    id: r.id.clone(),
-                    made_at: r.created_at,
-                })
-                .collect(),
-            recent: mine
-                .iter()
-                .map(|r| r.created_at)
-                .filter(|t| *t >= since)
-                .collect(),
-        })
+        Ok(Activity::of(mine, since))
     }
 }
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use super::Refusal;
 use crate::core::catalog::Limits;
 use crate::core::ids::RequestId;
+use crate::core::request::{AccessRequest, State};
 
 /// The span `access.max_requests_per_hour` counts over.
 pub fn rate_window() -> TimeDelta {
@@ -38,6 +39,28 @@ pub struct Activity {
     /// When each of their requests made since the instant asked about was made,
     /// whatever became of it (a withdrawn request still counts), oldest first.
     pub recent: Vec<DateTime<Utc>>,
+}
+
+impl Activity {
+    /// The activity in one person's `requests`, given oldest first, since `since`.
+    pub fn of<'a>(
+        requests: impl IntoIterator<Item = &'a AccessRequest>,
+        since: DateTime<Utc>,
+    ) -> Self {
+        let mut activity = Activity::default();
+        for r in requests {
+            if r.state == State::Pending {
+                activity.pending.push(Waiting {
+                    id: r.id.clone(),
+                    made_at: r.created_at,
+                });
+            }
+            if r.created_at >= since {
+                activity.recent.push(r.created_at);
+            }
+        }
+        activity
+    }
 }
 
 /// Whether one more request from a person with `activity` fits the caps at `now`;
