@@ -178,6 +178,15 @@ impl Notifier for SlackNotifier {
     }
 }
 
+/// The approval card as `req` stands, with the preview the app noted for it.
+fn card_of(req: &AccessRequest, notes: &BTreeMap<String, String>) -> blocks::Message {
+    blocks::card(
+        req,
+        &blocks::policy_yaml(req),
+        notes.get(PREVIEW_NOTE).map(String::as_str),
+    )
+}
+
 /// Whether an event changes what the approval card shows.
 fn changes_card(kind: AuditKind) -> bool {
     !matches!(
@@ -236,11 +245,7 @@ impl Inner {
             return Ok(());
         };
         let channel = target.approval_channel.to_string();
-        let card = blocks::card(
-            req,
-            &blocks::policy_yaml(req),
-            notes.get(PREVIEW_NOTE).map(String::as_str),
-        );
+        let card = card_of(req, notes);
         self.step(
             req,
             progress,
@@ -273,11 +278,7 @@ impl Inner {
         if changes_card(event.kind)
             && let Some((channel, ts)) = place(notes, CARD)
         {
-            let card = blocks::card(
-                req,
-                &blocks::policy_yaml(req),
-                notes.get(PREVIEW_NOTE).map(String::as_str),
-            );
+            let card = card_of(req, notes);
             self.step(
                 req,
                 progress,
