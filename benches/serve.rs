@@ -384,6 +384,7 @@ fn config_toml(
         r#"
 [server]
 listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 [access]
 expiry_warning = "0s"
 max_pending_per_requester = 0

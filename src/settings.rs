@@ -32,17 +32,21 @@ pub struct Settings {
     pub requesters: Vec<RequesterConfig>,
 }
 
-/// `[server]`: the HTTP listener.
+/// `[server]`: the HTTP listeners.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ServerSettings {
+    /// Slack's endpoints and the probes.
     pub listen: String,
+    /// `/metrics` (and the probes again), apart from the port Slack reaches.
+    pub metrics_listen: String,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: "0.0.0.0:8080".to_owned(),
+            metrics_listen: "0.0.0.0:9090".to_owned(),
         }
     }
 }

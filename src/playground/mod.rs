@@ -328,6 +328,7 @@ impl Standin {
         settings.slack.audit_channel = self.audit.clone();
         // jitbot's own endpoints stay on a free loopback port; only the page is public.
         settings.server.listen = "127.0.0.1:0".to_owned();
+        settings.server.metrics_listen = "127.0.0.1:0".to_owned();
         settings.store.key_prefix = REDIS_KEY_PREFIX.to_owned();
         Secrets {
             slack_bot_token: Some(Secret::new(self.token.clone())),

@@ -53,6 +53,7 @@ async fn serve_answers_health_readiness_and_metrics_and_exits_0_on_sigterm() {
             r#"
 [server]
 listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 [slack]
 api_url = "{api}"
 [log]

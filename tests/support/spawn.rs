@@ -37,6 +37,7 @@ pub struct World<'a> {
 pub fn settings(world: &World<'_>) -> Settings {
     let mut s = Settings::default();
     s.server.listen = "127.0.0.1:0".to_owned();
+    s.server.metrics_listen = "127.0.0.1:0".to_owned();
     s.slack.api_url = world.slack_api_url.to_owned();
     s.slack.audit_channel = AUDIT.to_owned();
     s.store.key_prefix = world.key_prefix.to_owned();
