@@ -385,6 +385,7 @@ fn config_toml(
 [server]
 listen = "127.0.0.1:0"
 metrics_listen = "127.0.0.1:0"
+drain_delay = "0s"
 [access]
 expiry_warning = "0s"
 max_pending_per_requester = 0

@@ -22,6 +22,39 @@ struct ErrorKind {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabel {
+    dependency: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+/// A dependency whose health `/readyz` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    /// Redis (or the memory store, which always answers).
+    Store,
+    /// The Kubernetes API server.
+    Cluster,
+}
+
+impl Dependency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dependency::Store => "store",
+            Dependency::Cluster => "cluster",
+        }
+    }
+}
+
 /// Which path ended a grant's access in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RevocationPath {
@@ -69,6 +102,50 @@ pub struct Metrics {
     outbox_backlog: Gauge,
     outbox_lost: Counter,
     kube_errors: Family<ErrorKind, Counter>,
+    operations: Operations,
+}
+
+/// The metrics that say how this replica itself fares, apart from the grants.
+struct Operations {
+    signature_rejections: Family<ReasonLabel, Counter>,
+    store_errors: Family<ErrorKind, Counter>,
+    dependency_up: Family<DependencyLabel, Gauge>,
+}
+
+impl Operations {
+    fn register(r: &mut Registry) -> Self {
+        let build_info: Family<VersionLabel, Gauge> = registered(
+            r,
+            "build_info",
+            "Always 1; its label is the version of jitbot running",
+            Family::default(),
+        );
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        Operations {
+            signature_rejections: registered(
+                r,
+                "signature_rejections",
+                "Requests to the Slack endpoints refused for their signature, by reason (missing, bad_timestamp, stale, mismatch)",
+                Family::default(),
+            ),
+            store_errors: registered(
+                r,
+                "store_errors",
+                "Calls to the store (Redis) that failed, by kind (unavailable, timeout, corrupt, tampered)",
+                Family::default(),
+            ),
+            dependency_up: registered(
+                r,
+                "dependency_up",
+                "1 when the dependency (store, cluster) answered this replica's last readiness check, 0 when not",
+                Family::default(),
+            ),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -162,6 +239,7 @@ impl Metrics {
                 "Kubernetes API errors by kind",
                 Family::default(),
             ),
+            operations: Operations::register(&mut r),
             registry: r,
         }
     }
@@ -255,6 +333,33 @@ impl Metrics {
         self.kube_errors.get_or_create(&ErrorKind { kind }).inc();
     }
 
+    /// A request to a Slack endpoint was refused for its signature (`reason`: one of
+    /// a fixed set).
+    pub fn signature_rejected(&self, reason: &'static str) {
+        self.operations
+            .signature_rejections
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// A store call failed with `kind` (one of a fixed set).
+    pub fn store_error(&self, kind: &'static str) {
+        self.operations
+            .store_errors
+            .get_or_create(&ErrorKind { kind })
+            .inc();
+    }
+
+    /// Whether `dependency` answered the last readiness check.
+    pub fn set_dependency_up(&self, dependency: Dependency, up: bool) {
+        self.operations
+            .dependency_up
+            .get_or_create(&DependencyLabel {
+                dependency: dependency.as_str(),
+            })
+            .set(i64::from(up));
+    }
+
     /// The Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -275,6 +380,10 @@ mod tests {
         m.slack_error("rate_limited");
         m.kube_error("unavailable");
         m.set_active(3);
+        m.signature_rejected("stale");
+        m.store_error("unavailable");
+        m.set_dependency_up(Dependency::Store, false);
+        m.set_dependency_up(Dependency::Cluster, true);
         m.revoked_after_expiry(
             RevocationPath::Guard,
             DateTime::UNIX_EPOCH,
@@ -287,6 +396,15 @@ mod tests {
             "jitbot_kubernetes_api_errors_total{kind=\"unavailable\"} 1",
             "jitbot_active_grants 3",
             "jitbot_revocation_lag_seconds_count{path=\"guard\"} 1",
+            "jitbot_signature_rejections_total{reason=\"stale\"} 1",
+            "jitbot_store_errors_total{kind=\"unavailable\"} 1",
+            "jitbot_dependency_up{dependency=\"store\"} 0",
+            "jitbot_dependency_up{dependency=\"cluster\"} 1",
+            concat!(
+                "jitbot_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -40,6 +40,9 @@ pub struct ServerSettings {
     pub listen: String,
     /// `/metrics` (and the probes again), apart from the port Slack reaches.
     pub metrics_listen: String,
+    /// How long a replica told to stop keeps answering while unready, so load
+    /// balancers take it out before it stops accepting.
+    pub drain_delay: Ttl,
 }
 
 impl Default for ServerSettings {
@@ -47,6 +50,7 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: "0.0.0.0:8080".to_owned(),
             metrics_listen: "0.0.0.0:9090".to_owned(),
+            drain_delay: Ttl::from_secs(5),
         }
     }
 }

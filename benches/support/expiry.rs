@@ -287,7 +287,7 @@ pub struct Outage {
     /// Their states in the store at the end of that wait.
     pub states: BTreeMap<String, usize>,
     pub recover: Duration,
-    /// jitbot's `/readyz` answered 200 again this long after SIGCONT.
+    /// jitbot's `/readyz` said the store answers again this long after SIGCONT.
     pub ready_after: Option<Duration>,
 }
 
@@ -564,12 +564,14 @@ async fn outage(
     }
 }
 
-/// How long after `since` jitbot's `/readyz` answered 200, if within `patience`.
+/// How long after `since` jitbot's `/readyz` said the store answers, if within
+/// `patience`.
 async fn ready_within(bench: &Bench, since: Instant, patience: Duration) -> Option<Duration> {
     let url = format!("{}/readyz", bench.jitbot.base);
     while since.elapsed() < patience {
         if let Ok(r) = bench.http.get(&url).send().await
             && r.status().is_success()
+            && r.text().await.is_ok_and(|body| body.contains("store: ok"))
         {
             return Some(since.elapsed());
         }
@@ -681,7 +683,7 @@ async fn floor(plan: &Plan, bench: &Bench, grants: &Grants, namespace: &Namespac
 async fn metrics(bench: &Bench) -> Vec<(String, f64)> {
     let text = match bench
         .http
-        .get(format!("{}/metrics", bench.jitbot.base))
+        .get(format!("{}/metrics", bench.jitbot.metrics_base))
         .send()
         .await
     {
@@ -796,8 +798,8 @@ pub fn print(plan: &Plan, r: &Report, idle: Memory) {
             ),
         },
         match o.ready_after {
-            Some(d) => format!("200 again {:.1} s after", d.as_secs_f64()),
-            None => "NOT ready within 30 s".to_owned(),
+            Some(d) => format!("store: ok again {:.1} s after", d.as_secs_f64()),
+            None => "store NOT ok within 30 s".to_owned(),
         }
     );
     println!(

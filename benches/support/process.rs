@@ -18,6 +18,8 @@ pub struct Jitbot {
     pub pid: u32,
     /// `http://127.0.0.1:<port>`, from its "jitbot is listening" log line.
     pub base: String,
+    /// Where `/metrics` answers (`server.metrics_listen`), from the same line.
+    pub metrics_base: String,
     pub log: PathBuf,
 }
 
@@ -50,15 +52,16 @@ impl Jitbot {
         let mut child = cmd.spawn().expect("start jitbot serve");
         let pid = child.id();
         let deadline = Instant::now() + Duration::from_secs(30);
-        let base = loop {
+        let (base, metrics_base) = loop {
             let text = fs::read_to_string(&log).unwrap_or_default();
-            let addr = text.lines().find_map(|line| {
+            let addrs = text.lines().find_map(|line| {
                 let json: serde_json::Value = serde_json::from_str(line).ok()?;
+                let at = |field: &str| json[field].as_str().map(|a| format!("http://{a}"));
                 (json["message"] == "jitbot is listening")
-                    .then(|| json["addr"].as_str().map(str::to_owned))?
+                    .then(|| Some((at("addr")?, at("metrics_addr")?)))?
             });
-            if let Some(addr) = addr {
-                break format!("http://{addr}");
+            if let Some(addrs) = addrs {
+                break addrs;
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("jitbot serve exited ({status}) before listening:\n{text}");
@@ -73,6 +76,7 @@ impl Jitbot {
             child: Some(child),
             pid,
             base,
+            metrics_base,
             log,
         }
     }

@@ -13,6 +13,7 @@
 mod alarm;
 mod clock;
 mod deliver;
+mod health;
 pub mod lifecycle;
 mod limits;
 mod notes;
@@ -30,6 +31,7 @@ pub use clock::{ManualClock, SystemClock};
 pub use deliver::{
     Courier, CourierConfig, DELIVERY_CONCURRENCY, DeliveryBell, DeliveryReport, RoundStatus,
 };
+pub use health::{Beat, Health, bound_for};
 pub use lifecycle::Decision;
 pub use notes::StoreNotes;
 pub use queries::Readiness;
@@ -93,6 +95,8 @@ pub struct App {
     alarm: Arc<Alarm>,
     /// Turns for [`App::preview`] (see [`queries::PREVIEW_CONCURRENCY`]).
     previews: Arc<tokio::sync::Semaphore>,
+    /// This replica's loops and whether it is stopping.
+    health: Arc<Health>,
 }
 
 /// Why a use case did not do what was asked. `Display` is a sentence for the person
@@ -139,6 +143,7 @@ impl App {
             metrics: Arc::new(Metrics::new()),
             alarm: Arc::new(Alarm::default()),
             previews: Arc::new(tokio::sync::Semaphore::new(queries::PREVIEW_CONCURRENCY)),
+            health: Arc::new(Health::default()),
         }
     }
 
@@ -177,6 +182,11 @@ impl App {
 
     pub fn config(&self) -> &AppConfig {
         &self.config
+    }
+
+    /// This replica's loops and whether it is stopping (`/healthz`, `/readyz`).
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// This replica's sweep alarm.

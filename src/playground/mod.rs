@@ -236,7 +236,7 @@ impl Playground {
         &self.engine.clock
     }
 
-    /// Where jitbot's own endpoints (`/slack/…`, `/healthz`, `/metrics`) listen.
+    /// Where jitbot's own endpoints (`/slack/…`, `/healthz`, `/readyz`) listen.
     pub fn jitbot_addr(&self) -> SocketAddr {
         self.application.addr
     }

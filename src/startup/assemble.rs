@@ -83,7 +83,7 @@ pub async fn assemble(
     let metrics = Arc::new(Metrics::new());
     let store = match overrides.store {
         Some(store) => store,
-        None => open_store(settings, secrets).await?,
+        None => open_store(settings, secrets, &metrics).await?,
     };
     let (cluster, kube) =
         cluster_ports(settings, &catalog, overrides.cluster, overrides.kube_client).await?;

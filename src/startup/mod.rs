@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::adapters::http::{HttpState, router};
+use crate::adapters::http::{HttpState, metrics_router, router};
 use crate::adapters::kube::{KubeEnforcer, KubeSettings};
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::redis::{RedisSettings, RedisStore, RedisTarget, StateKey};
@@ -29,6 +29,7 @@ use crate::adapters::slack::SlackNotifier;
 use crate::app::App;
 use crate::core::catalog::Catalog;
 use crate::core::ports::Store;
+use crate::metrics::Metrics;
 use crate::settings::{LogFormat, LogSettings, Secrets, Settings, WorkerSettings};
 use crate::worker;
 pub use assemble::{Assembly, ClusterPorts, Overrides, SlackParts, assemble};
@@ -107,8 +108,13 @@ pub fn state_key(secrets: &Secrets) -> anyhow::Result<StateKey> {
     Ok(StateKey::new(current, secrets.state_key_previous.clone())?)
 }
 
-/// Opens the store: Redis when a URL is given, memory (with a warning) otherwise.
-pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store: Redis when a URL is given (counting its failed calls in
+/// `metrics`), memory (with a warning) otherwise.
+pub async fn open_store(
+    settings: &Settings,
+    secrets: &Secrets,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn Store>> {
     match &secrets.redis_url {
         Some(url) => {
             let s = &settings.store;
@@ -131,7 +137,7 @@ pub async fn open_store(settings: &Settings, secrets: &Secrets) -> anyhow::Resul
                 store.mode(),
                 store.endpoint()
             );
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_metrics(metrics.clone())))
         }
         None => {
             warn!(
@@ -160,13 +166,18 @@ pub fn describe_store(secrets: &Secrets) -> Result<String, String> {
 
 /// A running jitbot.
 pub struct Application {
+    /// Slack's endpoints and the probes (`server.listen`).
     pub addr: SocketAddr,
+    /// `/metrics` and the probes (`server.metrics_listen`).
+    pub metrics_addr: SocketAddr,
     pub app: App,
     pub notifier: SlackNotifier,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     background: TaskTracker,
+    /// How long a stopping replica keeps answering, unready, before it drains.
+    drain_delay: Duration,
 }
 
 impl Application {
@@ -195,15 +206,11 @@ impl Application {
             bail!("jitbot cannot start: Slack credentials are missing");
         };
 
-        let listener = tokio::net::TcpListener::bind(&settings.server.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (server.listen)",
-                    settings.server.listen
-                )
-            })?;
+        let listener = bind(&settings.server.listen, "server.listen").await?;
+        let metrics_listener =
+            bind(&settings.server.metrics_listen, "server.metrics_listen").await?;
         let addr = listener.local_addr()?;
+        let metrics_addr = metrics_listener.local_addr()?;
         let background = TaskTracker::new();
         let state = Arc::new(HttpState {
             app: app.clone(),
@@ -213,7 +220,13 @@ impl Application {
         });
         let (shutdown, stopped) = watch::channel(false);
         let server = serve(listener, router(state), stopped.clone(), "the HTTP server");
-        let mut workers = vec![delivery];
+        let metrics_server = serve(
+            metrics_listener,
+            metrics_router(app.clone()),
+            stopped.clone(),
+            "the metrics server",
+        );
+        let mut workers = vec![delivery, metrics_server];
         if !no_workers {
             workers.extend(start_workers(
                 &app,
@@ -222,22 +235,31 @@ impl Application {
                 &stopped,
             ));
         }
-        info!(%addr, "jitbot is listening");
+        info!(%addr, %metrics_addr, "jitbot is listening");
         Ok(Application {
             addr,
+            metrics_addr,
             app,
             notifier,
             shutdown,
             server,
             workers,
             background,
+            drain_delay: settings.server.drain_delay.as_std(),
         })
     }
 
-    /// Runs until SIGTERM or Ctrl-C, then stops gracefully.
+    /// Runs until SIGTERM or Ctrl-C, then turns unready, keeps answering for
+    /// `server.drain_delay` (while load balancers take this replica out) and stops
+    /// gracefully.
     pub async fn run_until_signal(self) -> anyhow::Result<()> {
         shutdown_signal().await;
-        info!("stopping: no new requests; finishing what is in flight");
+        self.app.health().stop();
+        info!(
+            drain_delay = ?self.drain_delay,
+            "stopping: unready now; answering for the drain delay, then finishing what is in flight"
+        );
+        tokio::time::sleep(self.drain_delay).await;
         self.stop().await;
         Ok(())
     }
@@ -246,6 +268,7 @@ impl Application {
     /// (bounded), stops the workers and waits (bounded) for the Slack outbox to drain;
     /// what is left stays in the outbox for the next replica.
     pub async fn stop(self) {
+        self.app.health().stop();
         let _ = self.shutdown.send(true);
         let grace = Duration::from_secs(25);
         if tokio::time::timeout(grace, self.server).await.is_err() {
@@ -272,6 +295,13 @@ impl Application {
             task.abort();
         }
     }
+}
+
+/// Binds `address`, the value of the setting `setting`.
+async fn bind(address: &str, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} ({setting})"))
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets requests in flight
@@ -309,7 +339,10 @@ fn start_workers(
             app.metrics().clone(),
             removals,
         );
-        workers.push(tokio::spawn(guard.run(stopped.clone())));
+        let (owner, until) = (app.clone(), stopped.clone());
+        workers.push(tokio::spawn(async move {
+            owner.health().run("expiry guard", guard.run(until)).await;
+        }));
         workers.push(tokio::spawn(worker::guard_audit_loop(
             app.clone(),
             removed,

@@ -73,6 +73,9 @@ pub async fn delivery_loop(
     let app = courier.app().clone();
     let batch = courier.config().batch;
     let mut backoff = BACKOFF_START;
+    // Slack's Retry-After may rightly keep it waiting for any time: only its ending
+    // counts against liveness.
+    let _beat = app.health().follow("slack delivery", None);
     loop {
         if *shutdown.borrow() {
             break;

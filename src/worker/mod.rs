@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::app::{App, AppError, SweepReport};
+use crate::app::{App, AppError, Beat, SweepReport, bound_for};
 use crate::core::expiry::Removal;
 pub use delivery::delivery_loop;
 
@@ -30,11 +30,13 @@ const STORE_RETRY: TimeDelta = TimeDelta::seconds(1);
 /// timer another replica armed. A sweep that filled its batch is followed at once by
 /// another, so a burst of expiries is not spread over several wake-ups.
 pub async fn sweep_loop(app: App, ceiling: Duration, mut shutdown: watch::Receiver<bool>) {
+    let beat = app.health().follow("sweep", Some(bound_for(ceiling)));
     let ceiling = TimeDelta::from_std(ceiling).unwrap_or(TimeDelta::MAX);
     loop {
         if *shutdown.borrow() {
             break;
         }
+        beat.beat();
         app.alarm().waking();
         match sweep_due(&app).await {
             Ok(report) => debug!(?report, "sweep done"),
@@ -90,6 +92,7 @@ pub async fn guard_audit_loop(
     mut removals: mpsc::Receiver<Removal>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let _beat = app.health().follow("expiry guard audit", None);
     loop {
         let removal = tokio::select! {
             removal = removals.recv() => match removal {
@@ -122,17 +125,19 @@ pub async fn guard_audit_loop(
 
 /// Runs `reconcile_once` at once and then every `every` until `shutdown` turns true.
 pub async fn reconcile_loop(app: App, every: Duration, shutdown: watch::Receiver<bool>) {
-    repeat("reconcile", every, shutdown, || {
+    let beat = app.health().follow("reconcile", Some(bound_for(every)));
+    repeat("reconcile", every, &beat, shutdown, || {
         app.reconcile_once(app.now())
     })
     .await;
 }
 
-/// Runs `step` at once and then every `every`; a failed step is logged and retried at
-/// the next tick.
+/// Runs `step` at once and then every `every`, beating `beat` each time; a failed
+/// step is logged and retried at the next tick.
 async fn repeat<F, Fut, R>(
     name: &'static str,
     every: Duration,
+    beat: &Beat<'_>,
     mut shutdown: watch::Receiver<bool>,
     step: F,
 ) where
@@ -150,6 +155,7 @@ async fn repeat<F, Fut, R>(
         if *shutdown.borrow() {
             break;
         }
+        beat.beat();
         match step().await {
             Ok(report) => debug!(?report, "{name} done"),
             Err(e) => warn!(error = %e, "{name} failed; retrying next interval"),

@@ -199,7 +199,7 @@ const STORE_DOWN: &str = "jitbot cannot reach its state store right now, so noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_a_request_with_redis_stopped_gets_plain_words_and_changes_nothing() {
-    let (s, _clock, _app, slack) = replica_and_slack().await;
+    let (s, _clock, app, slack) = replica_and_slack().await;
     s.redis.stop();
     let (status, answer) = tokio::time::timeout(
         Duration::from_secs(30),
@@ -223,6 +223,35 @@ async fn fail_closed_a_request_with_redis_stopped_gets_plain_words_and_changes_n
     assert!(
         s.slack.messages(APPROVALS).is_empty(),
         "no approval card for a request that was not stored"
+    );
+    // The replica stays ready (it answers Slack, in plain words) and alive; the
+    // probe's body and the metrics say the store is down.
+    let http = reqwest::Client::new();
+    let get =
+        |addr: std::net::SocketAddr, path: &str| http.get(format!("http://{addr}{path}")).send();
+    let ready = get(app.addr, "/readyz").await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(
+        ready.text().await.unwrap(),
+        "ready\nstore: unreachable (see the log)\ncluster: ok\n"
+    );
+    assert_eq!(
+        get(app.addr, "/healthz").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let metrics = get(app.metrics_addr, "/metrics")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("jitbot_dependency_up{dependency=\"store\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("jitbot_store_errors_total{kind=\"unavailable\"}"),
+        "{metrics}"
     );
     assert!(
         s.policies()

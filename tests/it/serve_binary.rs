@@ -54,6 +54,7 @@ async fn serve_answers_health_readiness_and_metrics_and_exits_0_on_sigterm() {
 [server]
 listen = "127.0.0.1:0"
 metrics_listen = "127.0.0.1:0"
+drain_delay = "3s"
 [slack]
 api_url = "{api}"
 [log]
@@ -83,30 +84,60 @@ format = "json"
             let _ = tx.send(line);
         }
     });
-    let mut addr = None;
+    let mut addrs = None;
     let mut seen = Vec::new();
-    while addr.is_none() {
+    while addrs.is_none() {
         let line = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("no listening line in {seen:#?}"));
         let json: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         if json["message"] == "jitbot is listening" {
-            addr = json["addr"].as_str().map(str::to_owned);
+            let at = |field: &str| format!("http://{}", json[field].as_str().unwrap());
+            addrs = Some((at("addr"), at("metrics_addr")));
         }
         seen.push(line);
     }
-    let base = format!("http://{}", addr.unwrap());
+    let (base, metrics_base) = addrs.unwrap();
+    assert_ne!(base, metrics_base, "metrics listen apart from Slack's port");
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).send();
-    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let healthz = get("/healthz").await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    let loops = healthz.text().await.unwrap();
+    for running in [
+        "sweep: running",
+        "reconcile: running",
+        "expiry guard: running",
+    ] {
+        assert!(loops.contains(running), "{loops}");
+    }
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), 200);
     assert_eq!(
-        get("/readyz").await.unwrap().status(),
-        200,
+        ready.text().await.unwrap(),
+        "ready\nstore: ok\ncluster: ok\n",
         "memory store and the API server answer"
     );
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert_eq!(
+        get("/metrics").await.unwrap().status(),
+        404,
+        "no metrics on the port Slack reaches"
+    );
+    let metrics = http
+        .get(format!("{metrics_base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("jitbot_active_grants"), "{metrics}");
+    assert!(
+        metrics.contains("jitbot_dependency_up{dependency=\"store\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("jitbot_build_info{version="), "{metrics}");
     assert!(
         seen.iter().any(|l| l.contains("state lives in memory")),
         "the memory store warns at start"
@@ -117,6 +148,23 @@ format = "json"
         .status()
         .unwrap();
     assert!(status.success());
+    // Unready at once, while it still answers for the drain delay.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let stopping = loop {
+        let r = get("/readyz")
+            .await
+            .expect("it still answers while draining");
+        if r.status() == 503 {
+            break r.text().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz still 200 after SIGTERM"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert!(stopping.starts_with("stopping"), "{stopping}");
+    assert_eq!(get("/healthz").await.unwrap().status(), 200, "still alive");
     let exited = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()

@@ -1,5 +1,6 @@
 //! The HTTP surface: Slack's slash commands and interactions (signature checked
-//! before anything reads the body), health, readiness and metrics.
+//! before anything reads the body) with the probes on one listener, and `/metrics`
+//! (with the probes again) on another, so a NetworkPolicy can tell them apart.
 //!
 //! Slack wants an answer within 3 seconds, so handlers answer at once and do slow
 //! work (the cluster, Slack's Web API) in the background, reporting back through the
@@ -25,6 +26,7 @@ use crate::adapters::slack::SlackApi;
 use crate::app::{App, Readiness};
 use crate::core::secret::Secret;
 use crate::core::ttl::Ttl;
+use crate::metrics::Dependency;
 
 /// Largest body accepted from Slack; larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -39,50 +41,107 @@ pub struct HttpState {
     pub background: TaskTracker,
 }
 
-/// The whole router, so tests can serve it on port 0.
+/// Slack's endpoints and the probes: what Slack (through the ingress) and the
+/// kubelet reach. Tests serve it on port 0.
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/slack/commands", post(commands::handle))
         .route("/slack/interactions", post(interactions::handle))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz::<Arc<HttpState>>))
+        .route("/readyz", get(readyz::<Arc<HttpState>>))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-/// Ready when the store and the cluster both answer; otherwise 503 saying which not.
-async fn readyz(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
-    let Readiness { store, cluster } = state.app.readiness().await;
-    let mut down = Vec::new();
-    if let Err(e) = store {
-        warn!(error = %e, "not ready: the store does not answer");
-        down.push("store unreachable");
-    }
-    if let Err(e) = cluster {
-        warn!(error = %e, "not ready: the cluster does not answer");
-        down.push("cluster unreachable");
-    }
-    if down.is_empty() {
-        (StatusCode::OK, "ready".to_owned())
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, down.join(", "))
+/// `/metrics` and the probes, for the monitoring namespace (`server.metrics_listen`).
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz::<App>))
+        .route("/readyz", get(readyz::<App>))
+        .with_state(app)
+}
+
+/// Alive while every background loop runs and comes round (see
+/// [`crate::app::Health`]); 503 naming the loops that do not. A dependency outage
+/// never fails it: restarting would not bring Redis back.
+async fn healthz<S: AsApp>(State(state): State<S>) -> (StatusCode, String) {
+    match state.app().health().liveness() {
+        Ok(loops) => (StatusCode::OK, lines("ok", &loops)),
+        Err(dead) => {
+            warn!(loops = %dead.join("; "), "not alive: a background loop is stuck or gone");
+            (StatusCode::SERVICE_UNAVAILABLE, lines("not alive", &dead))
+        }
     }
 }
 
-async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+/// Ready while this replica answers Slack, which it does (with a plain "temporarily
+/// unavailable" of its own) while Redis or the API server is down; 503 once it is
+/// stopping, so traffic leaves before it drains. The body and
+/// `jitbot_dependency_up` say which dependency answers.
+async fn readyz<S: AsApp>(State(state): State<S>) -> (StatusCode, String) {
+    let app = state.app();
+    if app.health().is_stopping() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping: this replica finishes what is in flight and takes no new requests\n"
+                .to_owned(),
+        );
+    }
+    let Readiness { store, cluster } = app.readiness().await;
+    let mut said = Vec::new();
+    for (dependency, answer) in [(Dependency::Store, store), (Dependency::Cluster, cluster)] {
+        app.metrics().set_dependency_up(dependency, answer.is_ok());
+        let name = dependency.as_str();
+        match answer {
+            Ok(()) => said.push(format!("{name}: ok")),
+            Err(e) => {
+                warn!(error = %e, "the {name} does not answer; Slack is told jitbot is temporarily unavailable");
+                said.push(format!("{name}: unreachable (see the log)"));
+            }
+        }
+    }
+    (StatusCode::OK, lines("ready", &said))
+}
+
+fn lines(head: &str, rest: &[String]) -> String {
+    let mut text = format!("{head}\n");
+    for line in rest {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+/// Both routers' states lead to the app.
+trait AsApp: Clone + Send + Sync + 'static {
+    fn app(&self) -> &App;
+}
+
+impl AsApp for Arc<HttpState> {
+    fn app(&self) -> &App {
+        &self.app
+    }
+}
+
+impl AsApp for App {
+    fn app(&self) -> &App {
+        self
+    }
+}
+
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
     (
         [(
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.app.metrics().encode(),
+        app.metrics().encode(),
     )
 }
 
 /// Checks Slack's signature on a raw body; `Err` is the status to answer (401, no
-/// detail), and the reason is logged.
-/// Checks Slack's signature; on success, the signature itself, which names this exact
+/// detail), and the reason is logged and counted. On success, the signature itself, which names this exact
 /// request (its timestamp and body) for [`first_sight`].
 fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<String, StatusCode> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -96,9 +155,21 @@ fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<Stri
     )
     .map_err(|e| {
         warn!(error = %e, "refused a request that is not signed by Slack");
+        state.app.metrics().signature_rejected(rejection(&e));
         StatusCode::UNAUTHORIZED
     })?;
     Ok(signature.unwrap_or_default().trim().to_owned())
+}
+
+/// The fixed label a refused signature is counted under.
+fn rejection(e: &signature::SignatureError) -> &'static str {
+    use signature::SignatureError as E;
+    match e {
+        E::Missing => "missing",
+        E::BadTimestamp(_) => "bad_timestamp",
+        E::Stale(_) => "stale",
+        E::Mismatch => "mismatch",
+    }
 }
 
 /// How long a signed request is remembered: as long as its timestamp would pass the

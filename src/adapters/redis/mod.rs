@@ -152,6 +152,8 @@ pub struct RedisStore {
     endpoint: String,
     /// One server, Redis Cluster or Redis Sentinel, for messages.
     mode: &'static str,
+    /// Where failed calls are counted (`jitbot_store_errors_total`), once shared.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -194,7 +196,27 @@ impl RedisStore {
             call_timeout,
             endpoint,
             mode,
+            metrics: None,
         })
+    }
+
+    /// Counts failed calls, by kind, in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Counts `e` by kind and hands it back.
+    fn counted(&self, e: StoreError) -> StoreError {
+        if let Some(m) = &self.metrics {
+            m.store_error(match &e {
+                StoreError::Unavailable(why) if why.contains("did not answer") => "timeout",
+                StoreError::Unavailable(_) => "unavailable",
+                StoreError::Tampered { .. } => "tampered",
+                _ => "corrupt",
+            });
+        }
+        e
     }
 
     /// One server, Redis Cluster or Redis Sentinel.
@@ -224,11 +246,11 @@ impl RedisStore {
         };
         match tokio::time::timeout(self.call_timeout, attempts).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.error(what, &e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Ok(Err(e)) => Err(self.counted(self.error(what, &e))),
+            Err(_) => Err(self.counted(StoreError::Unavailable(format!(
                 "Redis at {} did not answer {what} within {:?}",
                 self.endpoint, self.call_timeout
-            ))),
+            )))),
         }
     }
 

@@ -50,6 +50,10 @@ impl RedisStore {
     /// The request behind a stored value, once its seal verifies. A request stored
     /// under another id is refused too.
     fn opened(&self, id: &RequestId, stored: &str) -> Result<AccessRequest, StoreError> {
+        self.verified(id, stored).map_err(|e| self.counted(e))
+    }
+
+    fn verified(&self, id: &RequestId, stored: &str) -> Result<AccessRequest, StoreError> {
         let json = match &self.state_key {
             Some(key) => key.open(id, stored)?,
             None => stored,
