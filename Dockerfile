@@ -13,6 +13,6 @@ RUN cargo build --release --locked --bin jitbot
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/jitbot /usr/local/bin/jitbot
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/jitbot"]
 CMD ["serve"]
