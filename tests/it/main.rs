@@ -21,5 +21,6 @@ mod serve_binary;
 mod slack_http;
 mod store_contract;
 mod submission_limits;
+mod tamper_guard;
 mod trust;
 mod workers;
