@@ -10,6 +10,7 @@ mod grants_cli;
 mod kube_enforcer;
 mod lifecycle_contract;
 mod manifests;
+mod monitoring;
 mod outbox;
 mod playground;
 mod reconcile;
