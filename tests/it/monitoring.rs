@@ -9,10 +9,6 @@
 //! Families without samples print nothing, not even `# TYPE`, so [`sampled`] records a
 //! sample of each, with every value of its fixed labels, through the public methods.
 //! The shape of the alerts, the dashboard and the kustomization is in [`shape`].
-//!
-//! Four metrics are being added alongside these manifests: see [`NEW_METRICS`]. The
-//! tests that need them exported, [`the_new_metrics_are_exported`] and
-//! `shape::the_deployment_names_the_port_the_pod_monitor_scrapes`, fail until then.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -25,7 +21,7 @@ mod samples;
 mod shape;
 
 use promql::{Exported, printed_labels, used};
-use samples::{GUARD_OUTCOMES, KUBE_KINDS, NEW_LABELS, NEW_METRICS, sampled};
+use samples::{GUARD_OUTCOMES, KUBE_KINDS, SIGNATURE_REASONS, STORE_KINDS, sampled};
 
 const RULES: &str = "manifests/monitoring/prometheusrule.yaml";
 const DASHBOARD: &str = "manifests/monitoring/grafana-dashboard.json";
@@ -127,8 +123,7 @@ fn every_query() -> Vec<(String, String, String)> {
     out
 }
 
-/// Checks `where_`'s expression against `exported`; names in NEW_METRICS are checked
-/// against [`NEW_LABELS`] instead when `exported` does not list them yet.
+/// Checks `where_`'s expression against `exported`.
 fn check_query(where_: &str, expr: &str, prints: &str, exported: &Exported) -> Vec<String> {
     let mut problems = Vec::new();
     let u = used(expr);
@@ -137,13 +132,6 @@ fn check_query(where_: &str, expr: &str, prints: &str, exported: &Exported) -> V
     for metric in &u.metrics {
         if let Some(labels) = exported.series.get(metric) {
             labels_here.extend(labels.keys().cloned());
-        } else if NEW_METRICS.contains(&metric.as_str()) {
-            labels_here.extend(
-                NEW_LABELS
-                    .iter()
-                    .filter(|(m, _, _)| m == metric)
-                    .map(|(_, l, _)| l.to_string()),
-            );
         } else {
             problems.push(format!("{where_}: jitbot exports no {metric}"));
         }
@@ -163,16 +151,8 @@ fn check_query(where_: &str, expr: &str, prints: &str, exported: &Exported) -> V
                     continue;
                 }
             },
-            None => match NEW_LABELS
-                .iter()
-                .find(|(m, l, _)| m == metric && l == label)
-            {
-                Some((_, _, values)) => values.map(|v| v.iter().map(|s| s.to_string()).collect()),
-                None => {
-                    problems.push(format!("{where_}: {metric} has no label {label}"));
-                    continue;
-                }
-            },
+            // Already reported as not exported.
+            None => continue,
         };
         if let Some(fixed) = fixed
             && !fixed.contains(value)
@@ -244,43 +224,16 @@ fn the_check_catches_a_metric_or_label_jitbot_does_not_have() {
     );
 }
 
-/// NEW_METRICS: passes once they are exported and sampled in [`sample_new_metrics`].
-#[test]
-fn the_new_metrics_are_exported() {
-    let exported = Exported::parse(&sampled().encode());
-    let mut problems = Vec::new();
-    for metric in NEW_METRICS {
-        match exported.series.get(*metric) {
-            None => problems.push(format!("jitbot does not export {metric} yet")),
-            Some(labels) => {
-                for (_, label, values) in NEW_LABELS.iter().filter(|(m, _, _)| m == metric) {
-                    let have = labels.get(*label).cloned().unwrap_or_default();
-                    if have.is_empty() {
-                        problems.push(format!("{metric} has no label {label}"));
-                    }
-                    if let Some(values) = values {
-                        let want: BTreeSet<String> = values.iter().map(|v| v.to_string()).collect();
-                        if have != want {
-                            problems.push(format!(
-                                "{metric}{{{label}}}: emits {have:?}, the alerts expect {want:?}"
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
 #[test]
 fn the_string_labels_are_the_ones_the_code_passes() {
-    // GUARD_OUTCOMES and KUBE_KINDS are strings at the call sites, not a type the test
+    // These are strings at the call sites, not a type the test
     // can enumerate: each must be a literal where it is passed.
     for (file, values) in [
         ("src/adapters/kube/guard.rs", GUARD_OUTCOMES),
         ("src/adapters/kube/guard.rs", KUBE_KINDS),
         ("src/app/mod.rs", KUBE_KINDS),
+        ("src/adapters/http/mod.rs", SIGNATURE_REASONS),
+        ("src/adapters/redis/mod.rs", STORE_KINDS),
     ] {
         let code = read(file);
         for v in values {

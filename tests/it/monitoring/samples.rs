@@ -1,48 +1,16 @@
-//! A `Metrics` with a sample in every family, and the metrics being added alongside
-//! the monitoring manifests ([`NEW_METRICS`]).
+//! A `Metrics` with a sample in every family, each fixed label value once.
 
 use chrono::{DateTime, TimeDelta};
 
 use jitbot::adapters::slack::SlackError;
 use jitbot::core::request::{AccessRequest, AuditKind, State, Transition};
-use jitbot::metrics::{Metrics, RevocationPath};
+use jitbot::metrics::{Dependency, Metrics, RevocationPath};
 
-/// NEW_METRICS: exported once the metrics added alongside these manifests are merged
-/// (`jitbot_build_info{version}`, `jitbot_signature_rejections_total{reason}`,
-/// `jitbot_store_errors_total{kind}`, `jitbot_dependency_up{dependency}`). Until then
-/// `the_new_metrics_are_exported` fails and the other tests leave these names to it.
-pub(super) const NEW_METRICS: &[&str] = &[
-    "jitbot_build_info",
-    "jitbot_signature_rejections_total",
-    "jitbot_store_errors_total",
-    "jitbot_dependency_up",
-];
-
-/// NEW_METRICS: the labels of [`NEW_METRICS`] and their fixed values (`None`: any
-/// value, such as a version).
-pub(super) const NEW_LABELS: &[(&str, &str, Option<&[&str]>)] = &[
-    ("jitbot_build_info", "version", None),
-    (
-        "jitbot_signature_rejections_total",
-        "reason",
-        Some(&["missing", "bad_timestamp", "stale", "mismatch"]),
-    ),
-    (
-        "jitbot_store_errors_total",
-        "kind",
-        Some(&["unavailable", "tampered", "other"]),
-    ),
-    (
-        "jitbot_dependency_up",
-        "dependency",
-        Some(&["store", "cluster"]),
-    ),
-];
-
-/// NEW_METRICS: after the merge, record here one sample of each labelled metric of
-/// [`NEW_METRICS`] with every fixed value of [`NEW_LABELS`], through its public method,
-/// as [`sampled`] does for the others (e.g. each signature rejection reason once).
-fn sample_new_metrics(_m: &Metrics) {}
+/// What the HTTP surface passes to `Metrics::signature_rejected`
+/// (`src/adapters/http/mod.rs`).
+pub(super) const SIGNATURE_REASONS: &[&str] = &["missing", "bad_timestamp", "stale", "mismatch"];
+/// What the Redis store passes to `Metrics::store_error` (`src/adapters/redis/mod.rs`).
+pub(super) const STORE_KINDS: &[&str] = &["unavailable", "timeout", "corrupt", "tampered"];
 
 /// What the expiry guard passes to `Metrics::guard_delete` (`src/adapters/kube/guard.rs`).
 pub(super) const GUARD_OUTCOMES: &[&str] = &["deleted", "already_handled", "failed"];
@@ -154,6 +122,14 @@ pub(super) fn sampled() -> Metrics {
         m.kube_error(kind);
     }
     m.outbox_lost(1);
-    sample_new_metrics(&m);
+    for reason in SIGNATURE_REASONS {
+        m.signature_rejected(reason);
+    }
+    for kind in STORE_KINDS {
+        m.store_error(kind);
+    }
+    for dependency in [Dependency::Store, Dependency::Cluster] {
+        m.set_dependency_up(dependency, true);
+    }
     m
 }

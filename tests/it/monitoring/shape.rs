@@ -192,8 +192,7 @@ fn the_pod_monitor_selects_jitbots_pods() {
     assert_eq!(endpoint["path"], "/metrics");
 }
 
-/// NEW_METRICS (with the deployment's own changes): passes once the Deployment names
-/// the container port of `server.metrics_listen` `metrics`.
+/// The Deployment names the container port of `server.metrics_listen` `metrics`.
 #[test]
 fn the_deployment_names_the_port_the_pod_monitor_scrapes() {
     let m = pod_monitor();
