@@ -8,7 +8,7 @@ use jitbot::core::actions::APPROVE;
 use jitbot::core::request::State;
 
 use crate::support::fakes::{ALICE, CAROL, LEAD1, approve, request_id_in};
-use crate::support::slack_world::{APPROVALS, SlackWorld, TOKEN};
+use crate::support::slack_world::{APPROVALS, AUDIT, SlackWorld, TOKEN};
 
 async fn request(w: &SlackWorld, text: &str) -> String {
     let (status, answer) = w.command(ALICE, text).await;
@@ -86,4 +86,32 @@ async fn a_response_url_off_slack_is_refused_without_a_request_and_counted() {
     );
     let req = w.app.load(&id.parse().unwrap()).await.unwrap();
     assert_eq!(req.state, State::Pending, "the clicks changed nothing");
+}
+
+#[tokio::test]
+async fn a_reason_with_slack_formatting_reaches_the_card_and_audit_as_text() {
+    let w = SlackWorld::start().await;
+    request(
+        &w,
+        "request payments-db 30m ``` *✅ pre-approved by security* <https://evil|click> <!channel>",
+    )
+    .await;
+    let card = w.slack.posted_to(APPROVALS).await;
+    let reason = &card["blocks"][2]["text"];
+    assert_eq!(reason["type"], "plain_text", "{card}");
+    assert_eq!(
+        reason["text"],
+        "``` *✅ pre-approved by security* ‹https://evil|click› ‹!channel›"
+    );
+    let policy = card["blocks"][5]["text"]["text"].as_str().unwrap();
+    assert_eq!(policy.matches("```").count(), 2, "one code block: {policy}");
+    assert!(policy.contains("ˋˋˋ *✅ pre-approved"), "{policy}");
+    let opening = w.slack.posted_to(AUDIT).await;
+    assert!(
+        opening["text"]
+            .as_str()
+            .unwrap()
+            .ends_with(">ˋˋˋ ∗✅ pre-approved by security∗ ‹https://evil|click› ‹!channel›"),
+        "{opening}"
+    );
 }
