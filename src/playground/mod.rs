@@ -16,6 +16,7 @@
 //! prefix, so a playground never touches a real jitbot's keys). The page at `/` plays
 //! Slack's client ([`server`]); nothing here changes how jitbot itself behaves.
 
+mod hosts;
 pub mod inbound;
 pub mod people;
 mod server;
@@ -35,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::adapters::memory::DRY_RUN_PREVIEW;
-pub use server::allowed_host;
+pub use hosts::allowed_host;
 pub use slack_standin::{SlackStandin, StandinConfig};
 pub use view::ChannelInfo;
 
@@ -230,7 +231,7 @@ impl Playground {
         ));
 
         let (shutdown, stopped) = watch::channel(false);
-        let allowed = server::Allowed::for_listener(addr, &options.allow_hosts);
+        let allowed = hosts::Allowed::for_listener(addr, &options.allow_hosts);
         let page = server::router(engine.clone(), allowed);
         let server = startup::serve(
             listener,
