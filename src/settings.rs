@@ -11,6 +11,7 @@ use std::path::Path;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::slack::endpoint::api_url_problem;
 use crate::core::catalog::{AccessConfig, Catalog, Problem, RequesterConfig, TargetConfig};
 use crate::core::netpol::ListScope;
 use crate::core::ports::DEFAULT_RETENTION;
@@ -303,6 +304,7 @@ impl Settings {
     fn check(
         (settings, mut problems): (Settings, Vec<Problem>),
     ) -> Result<(Settings, Catalog), SettingsError> {
+        problems.extend(settings.problems());
         match settings.catalog() {
             Ok(catalog) if problems.is_empty() => Ok((settings, catalog)),
             Ok(_) => Err(SettingsError::Invalid(problems)),
@@ -363,6 +365,18 @@ impl Settings {
             })
             .collect();
         Ok((settings, problems))
+    }
+
+    /// Problems with settings outside the catalog.
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Some(message) = api_url_problem(&self.slack.api_url) {
+            problems.push(Problem {
+                path: "slack.api_url".to_owned(),
+                message,
+            });
+        }
+        problems
     }
 
     pub fn catalog(&self) -> Result<Catalog, SettingsError> {

@@ -76,3 +76,24 @@ fn the_caps_and_retention_are_settings_with_documented_defaults() {
     assert_eq!(catalog.limits.max_requests_per_hour, 5);
     assert_eq!(s.store.retention, Ttl::from_hours(7 * 24));
 }
+
+#[test]
+fn a_plain_http_api_url_is_refused_unless_it_is_loopback() {
+    let with = |url: &str| HashMap::from([("JITBOT__SLACK__API_URL".to_owned(), url.to_owned())]);
+    let err = Settings::load_checked(None, &with("http://slack.example.corp/api/")).unwrap_err();
+    assert_eq!(err.problems().len(), 1, "{err}");
+    assert_eq!(err.problems()[0].path, "slack.api_url");
+    assert!(err.problems()[0].message.contains("in clear"), "{err}");
+    for fine in [
+        "https://slack.com/api/",
+        "https://slack-gov.com/api/",
+        "http://127.0.0.1:41234/api/",
+        "http://localhost:41234/api/",
+    ] {
+        assert!(Settings::load_checked(None, &with(fine)).is_ok(), "{fine}");
+    }
+    assert!(
+        Settings::load_checked(None, &HashMap::new()).is_ok(),
+        "the default is https"
+    );
+}

@@ -64,6 +64,10 @@ pub struct PlaygroundArgs {
     /// Apply policies to the cluster from the kubeconfig instead of a dry run.
     #[arg(long)]
     pub kube: bool,
+    /// Also answer to this name (repeatable), besides loopback and the listening
+    /// address: e.g. the machine's name with `--listen 0.0.0.0:8080`.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]", value_parser = playground::allowed_host)]
+    pub allow_hosts: Vec<String>,
     /// Without it, the example catalog built into jitbot is used.
     #[command(flatten)]
     pub config: ConfigArg,
@@ -197,6 +201,7 @@ fn playground(args: &PlaygroundArgs, env: &HashMap<String, String>) -> ExitCode 
     let options = playground::Options {
         listen: args.listen.clone(),
         kube: args.kube,
+        allow_hosts: args.allow_hosts.clone(),
         running_clock: true,
         start: Utc::now(),
         redis_url: Secrets::from_vars(env).redis_url,

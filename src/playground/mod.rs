@@ -9,12 +9,14 @@
 //!   `--kube`, the real cluster from the kubeconfig);
 //! - the clock: a [`ManualClock`] that starts at the real time, runs along with it,
 //!   and jumps forward on request, after which the sweep and the reconciler run at once
-//!   so expiry can be watched without waiting.
+//!   so expiry can be watched without waiting (not with `--kube`: a reconcile of the
+//!   real cluster at a future time would end real grants early).
 //!
 //! The store is the memory one, or Redis when `REDIS_URL` is set (under its own key
 //! prefix, so a playground never touches a real jitbot's keys). The page at `/` plays
 //! Slack's client ([`server`]); nothing here changes how jitbot itself behaves.
 
+mod hosts;
 pub mod inbound;
 pub mod people;
 mod server;
@@ -34,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::adapters::memory::DRY_RUN_PREVIEW;
+pub use hosts::allowed_host;
 pub use slack_standin::{SlackStandin, StandinConfig};
 pub use view::ChannelInfo;
 
@@ -65,6 +68,10 @@ pub struct Options {
     pub listen: String,
     /// Use the cluster from the kubeconfig instead of the dry run.
     pub kube: bool,
+    /// More names the page answers to (`HOST` or `HOST:PORT`, checked by
+    /// [`allowed_host`]), besides loopback and its own address: e.g. the machine's
+    /// name when it listens on `0.0.0.0`.
+    pub allow_hosts: Vec<String>,
     /// Whether the clock runs along with the wall clock between jumps (tests keep it
     /// still, so every time they see is one they set).
     pub running_clock: bool,
@@ -116,7 +123,12 @@ pub struct Engine {
     workspace: Workspace,
     channels: Vec<ChannelInfo>,
     facts: Facts,
+    /// Whether the clock may jump forward: not against a real cluster.
+    clock_jumps: bool,
 }
+
+/// Why the clock does not jump with `--kube`.
+pub const NO_JUMPS_WITH_KUBE: &str = "with --kube the clock cannot jump: the sweep and the reconciler would run against the real cluster at a future time and delete grants that are still due to run; wait for the time to pass instead";
 
 impl Engine {
     /// The page's side of a running jitbot and its stand-in Slack.
@@ -125,6 +137,7 @@ impl Engine {
         standin: Standin,
         clock: Arc<ManualClock>,
         facts: Facts,
+        clock_jumps: bool,
     ) -> Engine {
         let jitbot = format!("http://{}", application.addr);
         Engine {
@@ -136,6 +149,7 @@ impl Engine {
             workspace: standin.workspace,
             channels: standin.channels,
             facts,
+            clock_jumps,
         }
     }
 
@@ -143,9 +157,21 @@ impl Engine {
         &self.facts
     }
 
+    /// Whether the clock may jump forward, or why not.
+    pub fn may_jump(&self) -> Result<(), &'static str> {
+        if self.clock_jumps {
+            Ok(())
+        } else {
+            Err(NO_JUMPS_WITH_KUBE)
+        }
+    }
+
     /// Moves the clock forward, then runs one sweep and one reconcile at the new time
     /// and waits until Slack has been told, so the page shows the outcome at once.
+    /// Refused with `--kube` ([`NO_JUMPS_WITH_KUBE`]).
     pub async fn advance(&self, by: TimeDelta) -> Result<Value, AppError> {
+        self.may_jump()
+            .map_err(|why| AppError::Invalid(why.to_owned()))?;
         self.clock.advance(by);
         let now = self.clock.now();
         let sweep = self.app.sweep_once(now).await?;
@@ -196,10 +222,17 @@ impl Playground {
         };
         let application = Application::build(&settings, catalog, &secrets, overrides).await?;
         let facts = Facts::of(&options, cluster_words);
-        let engine = Arc::new(Engine::new(&application, standin, clock.clone(), facts));
+        let engine = Arc::new(Engine::new(
+            &application,
+            standin,
+            clock.clone(),
+            facts,
+            !options.kube,
+        ));
 
         let (shutdown, stopped) = watch::channel(false);
-        let page = server::router(engine.clone(), server::allowed_hosts(addr));
+        let allowed = hosts::Allowed::for_listener(addr, &options.allow_hosts);
+        let page = server::router(engine.clone(), allowed);
         let server = startup::serve(
             listener,
             page,

@@ -5,11 +5,12 @@
 //! stand-in.
 //!
 //! Anyone who can reach this server can act as any person in the catalog, so it
-//! answers only requests addressed to a loopback name (no DNS rebinding from a web
-//! page) and takes JSON only (a cross-site form cannot send it without a preflight,
-//! which it never grants).
+//! answers only requests addressed to a name it knows: loopback names, its own
+//! address, and the names given with `--allow-host` (no DNS rebinding from a web
+//! page, whatever address it listens on). A POST that says where it comes from
+//! (`Origin`) must come from one of those names ([`super::hosts`]), and it takes JSON only (a
+//! cross-site form cannot send it without a preflight, which it never grants).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Engine;
+use super::hosts::{Allowed, only_allowed};
 use super::inbound::Click;
 use crate::core::ids::SlackUserId;
 
@@ -35,7 +37,7 @@ const APP_JS: &str = include_str!("page/app.js");
 /// Longest `/jit` text the page forwards; Slack's own limit is far below this.
 const MAX_TEXT: usize = 4000;
 
-pub(super) fn router(engine: Arc<Engine>, allowed_hosts: Option<Vec<String>>) -> Router {
+pub(super) fn router(engine: Arc<Engine>, allowed: Allowed) -> Router {
     let asset = |body: &'static str, kind: &'static str| {
         get(move || async move {
             (
@@ -47,7 +49,7 @@ pub(super) fn router(engine: Arc<Engine>, allowed_hosts: Option<Vec<String>>) ->
             )
         })
     };
-    let hosts = Arc::new(allowed_hosts);
+    let allowed = Arc::new(allowed);
     Router::new()
         .route("/", asset(INDEX, "text/html; charset=utf-8"))
         .route("/assets/page.css", asset(CSS, "text/css; charset=utf-8"))
@@ -68,52 +70,10 @@ pub(super) fn router(engine: Arc<Engine>, allowed_hosts: Option<Vec<String>>) ->
         .route("/playground/click", post(click))
         .route("/playground/advance", post(advance))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
-            let hosts = hosts.clone();
-            async move { only_loopback_hosts(&hosts, req, next).await }
+            let allowed = allowed.clone();
+            async move { only_allowed(&allowed, req, next).await }
         }))
         .with_state(engine)
-}
-
-/// The `Host` headers the page answers: its own address, and the loopback names for
-/// it. `None` (any) when it listens on every interface, where no list can be right.
-pub(super) fn allowed_hosts(addr: SocketAddr) -> Option<Vec<String>> {
-    let port = addr.port();
-    if addr.ip().is_unspecified() {
-        return None;
-    }
-    let mut names = vec![match addr {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
-    }];
-    if addr.ip().is_loopback() {
-        names.extend(["localhost", "127.0.0.1", "[::1]"].map(str::to_owned));
-    }
-    let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
-    // Browsers leave the default port out of the Host header.
-    if port == 80 {
-        hosts.extend(names);
-    }
-    Some(hosts)
-}
-
-async fn only_loopback_hosts(hosts: &Option<Vec<String>>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if hosts
-        .as_ref()
-        .is_none_or(|list| list.iter().any(|h| h == host))
-    {
-        next.run(req).await
-    } else {
-        (
-            StatusCode::MISDIRECTED_REQUEST,
-            "the playground answers only on the address it printed",
-        )
-            .into_response()
-    }
 }
 
 fn refuse(message: impl Into<String>) -> Response {
@@ -233,6 +193,9 @@ struct Forward {
 
 /// Moves the playground's clock forward and runs the sweep and the reconciler at once.
 async fn advance(State(engine): State<Arc<Engine>>, Json(f): Json<Forward>) -> Response {
+    if let Err(why) = engine.may_jump() {
+        return (StatusCode::CONFLICT, Json(json!({ "error": why }))).into_response();
+    }
     if !(1..=24 * 60).contains(&f.minutes) {
         return refuse("move the clock by 1 minute to 24 hours");
     }

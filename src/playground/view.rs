@@ -85,6 +85,7 @@ impl Engine {
         json!({
             "now": self.app.now(),
             "facts": self.facts,
+            "clock_jumps": self.clock_jumps,
             "users": self.workspace.people,
             "channels": channels,
             "dms": dms,

@@ -39,3 +39,15 @@ test('typed text never becomes markup', () => {
   assert.ok(html.includes('&lt;img src=x onerror=alert(1)&gt;'), html);
   assert.ok(html.includes('&quot;q&quot;'), html);
 });
+
+test('a reason jitbot made inert shows as typed, and the policy stays one code block', () => {
+  // What blocks.rs `inert` and `fenced` send for a reason full of Slack's marks.
+  const inert = 'ˋˋˋ ∗✅ pre-approved by security∗ ‹https://evil|click› ‹!here› ˍxˍ ∼y∼ ˋzˋ &amp; co';
+  assert.equal(render('>' + inert, ctx),
+    '<blockquote>ˋˋˋ ∗✅ pre-approved by security∗ ‹https://evil|click› ‹!here› ˍxˍ ∼y∼ ˋzˋ &amp; co</blockquote>');
+  const card = '*Policy to apply*\n```metadata:\n  annotations:\n    jitbot.dev/reason: \'ˋˋˋ *✅ ok*\'\nkind: NetworkPolicy```';
+  const html = render(card, ctx);
+  assert.equal(html.match(/<pre/g).length, 1, html);
+  assert.ok(html.includes('jitbot.dev/reason: &#39;ˋˋˋ *✅ ok*&#39;\nkind: NetworkPolicy</pre>'), html);
+  assert.ok(!html.includes('<b>✅'), html);
+});

@@ -162,6 +162,30 @@ fn check_config_names_every_problem_and_exits_2() {
 }
 
 #[test]
+fn check_config_refuses_a_plain_http_api_url_off_this_machine() {
+    let example = repo("config/example.toml");
+    let check = |api_url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_jitbot"))
+            .args(["check-config", "--config", example.to_str().unwrap()])
+            .env_remove("JITBOT_CONFIG")
+            .env_remove("REDIS_URL")
+            .env("JITBOT__SLACK__API_URL", api_url)
+            .output()
+            .unwrap()
+    };
+    let clear = check("http://slack.example.corp/api/");
+    assert_eq!(clear.status.code(), Some(2));
+    let err = text(&clear.stderr);
+    assert!(
+        err.contains("slack.api_url: `http://slack.example.corp/api/` is plain http")
+            && err.contains("bot token"),
+        "{err}"
+    );
+    let local = check("http://127.0.0.1:3000/api/");
+    assert!(local.status.success(), "{}", text(&local.stderr));
+}
+
+#[test]
 fn render_prints_the_policy_for_every_example_target() {
     let config = repo("config/example.toml");
     for target in [

@@ -12,11 +12,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use jitbot::adapters::slack::{SlackApi, SlackError};
+use jitbot::core::ports::Clock;
 use jitbot::playground::slack_standin::{SlackStandin, StandinConfig};
 use jitbot::playground::{DRY_RUN_PREVIEW, EXAMPLE_CONFIG, Options, Playground};
 use jitbot::settings::Settings;
 
 use crate::support::fakes::{request_id_in, t0};
+use crate::support::kube::server;
 
 const ALICE: &str = "U0ALICE001";
 const CAROL: &str = "U0CAROL001";
@@ -30,11 +32,17 @@ const REQUEST: &str = "request payments-db 30m INC-4411 replica lag";
 
 /// A playground on the built-in example catalog, its clock still at `t0()`.
 async fn playground() -> Playground {
+    playground_on("127.0.0.1:0", &[]).await
+}
+
+/// The same, listening on `listen` and answering to the `allow_hosts` names too.
+async fn playground_on(listen: &str, allow_hosts: &[&str]) -> Playground {
     let (settings, catalog) = Settings::load_checked_toml(EXAMPLE_CONFIG, &HashMap::new())
         .expect("the example catalog is valid");
     let options = Options {
-        listen: "127.0.0.1:0".to_owned(),
+        listen: listen.to_owned(),
         kube: false,
+        allow_hosts: allow_hosts.iter().map(|h| h.to_string()).collect(),
         running_clock: false,
         start: t0(),
         redis_url: None,
@@ -369,6 +377,74 @@ async fn the_page_is_self_contained_and_answers_only_its_own_address() {
     pg.stop().await;
 }
 
+/// GETs the page's state with `host` in the Host header.
+async fn state_as(pg: &Playground, host: &str) -> StatusCode {
+    let url = format!("http://127.0.0.1:{}/playground/state", pg.addr.port());
+    let res = reqwest::Client::new().get(url).header("host", host);
+    res.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn on_every_interface_the_page_answers_only_loopback_and_allowed_names() {
+    let pg = playground_on("0.0.0.0:0", &["jitbot-play.example"]).await;
+    let port = pg.addr.port();
+    for foreign in [
+        "attacker.example".to_owned(),
+        format!("attacker.example:{port}"),
+        format!("0.0.0.0:{port}"),
+        format!("jitbot-play.example:{}", port.wrapping_add(1)),
+    ] {
+        assert_eq!(
+            state_as(&pg, &foreign).await,
+            StatusCode::MISDIRECTED_REQUEST,
+            "{foreign}"
+        );
+    }
+    for known in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "jitbot-play.example".to_owned(),
+        format!("JITBOT-PLAY.example:{port}"),
+    ] {
+        assert_eq!(state_as(&pg, &known).await, StatusCode::OK, "{known}");
+    }
+    pg.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_from_another_sites_page_is_refused() {
+    let pg = playground().await;
+    let url = format!("http://{}/playground/command", pg.addr);
+    let typed = json!({ "user": ALICE, "text": REQUEST });
+    let from = |origin: String| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("origin", origin)
+            .json(&typed)
+    };
+    for foreign in [
+        "https://attacker.example".to_owned(),
+        "null".to_owned(),
+        format!("http://{}.attacker.example", pg.addr),
+    ] {
+        let res = from(foreign.clone()).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{foreign}");
+    }
+    let advance = reqwest::Client::new()
+        .post(format!("http://{}/playground/advance", pg.addr))
+        .header("origin", "https://attacker.example")
+        .json(&json!({ "minutes": 10 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advance.status(), StatusCode::FORBIDDEN);
+    assert!(pg.slack().ephemerals().is_empty(), "nothing was typed");
+    assert_eq!(pg.clock().now(), t0(), "the clock did not move");
+    let own = from(format!("http://{}", pg.addr)).send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK, "the page's own origin");
+    pg.stop().await;
+}
+
 /// Stops the playground process however the test ends.
 struct Running(std::process::Child);
 
@@ -379,18 +455,21 @@ impl Drop for Running {
     }
 }
 
-#[tokio::test]
-async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jitbot"))
-        .args(["playground", "--listen", "127.0.0.1:0"])
+/// Starts `jitbot playground <args>` with `env` and returns it with the URL it printed.
+fn spawn_playground(args: &[&str], env: &[(&str, &std::path::Path)]) -> (Running, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jitbot"));
+    cmd.arg("playground")
+        .args(args)
         .env_remove("JITBOT_CONFIG")
         .env_remove("REDIS_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _running = Running(child);
+    let running = Running(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -402,6 +481,12 @@ async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
         .strip_prefix("jitbot playground: open ")
         .unwrap_or_else(|| panic!("no URL in {first:?}"))
         .to_owned();
+    (running, url)
+}
+
+#[tokio::test]
+async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
+    let (_running, url) = spawn_playground(&["--listen", "127.0.0.1:0"], &[]);
     let state: Value = reqwest::get(format!("{url}playground/state"))
         .await
         .unwrap()
@@ -410,4 +495,76 @@ async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
         .unwrap();
     assert_eq!(state["users"][0]["id"], ALICE);
     assert_eq!(state["channels"][0]["id"], DB_APPROVALS);
+    assert_eq!(state["clock_jumps"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_kube_the_clock_does_not_jump() {
+    let kubeconfig = &server().kubeconfig;
+    let (_running, url) = spawn_playground(
+        &["--listen", "127.0.0.1:0", "--kube"],
+        &[("KUBECONFIG", kubeconfig)],
+    );
+    let http = reqwest::Client::new();
+    let state: Value = http
+        .get(format!("{url}playground/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["clock_jumps"], false, "the page hides +10 min");
+    let before = state["now"].clone();
+    let refused = http
+        .post(format!("{url}playground/advance"))
+        .json(&json!({ "minutes": 10 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let said: Value = refused.json().await.unwrap();
+    assert!(
+        said["error"]
+            .as_str()
+            .unwrap()
+            .contains("with --kube the clock cannot jump"),
+        "{said}"
+    );
+    let state: Value = http
+        .get(format!("{url}playground/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (before, after) = (
+        before
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        state["now"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+    );
+    assert!(
+        after - before < chrono::TimeDelta::minutes(5),
+        "the clock did not jump: {before} then {after}"
+    );
+}
+
+#[test]
+fn a_bad_allow_host_is_refused_before_anything_starts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jitbot"))
+        .args(["playground", "--allow-host", "http://play.example.com"])
+        .env_remove("JITBOT_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("is not HOST or HOST:PORT"), "{said}");
 }

@@ -105,9 +105,13 @@ async fn forged_stale_unsigned_and_oversized_requests_are_refused_and_store_noth
     let forged = signature::sign("not-the-secret", &now.to_string(), body.as_bytes());
     let stale_ts = (now - 6 * 60).to_string();
     let stale = signature::sign(SECRET, &stale_ts, body.as_bytes());
+    // The far end of i64: `now - ts` would overflow were it not saturated.
+    let min_ts = i64::MIN.to_string();
+    let min = signature::sign(SECRET, &min_ts, body.as_bytes());
     let cases = [
         (Some(now.to_string()), Some(forged)),
         (Some(stale_ts), Some(stale)),
+        (Some(min_ts), Some(min)),
         (None, None),
     ];
     for (ts, sig) in cases {

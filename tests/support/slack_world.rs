@@ -46,6 +46,9 @@ pub struct SlackWorld {
     pub enforcer: Arc<MemoryCluster>,
     pub clock: Arc<ManualClock>,
     pub notifier: SlackNotifier,
+    /// The work jitbot does after an ack (answers through `response_url`s): close it
+    /// and wait to know every answer has been sent or refused.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 impl std::ops::Deref for SlackWorld {
@@ -156,6 +159,17 @@ impl InboundSlack {
     /// the request id, or `<id>@<round>` for an extension), by `user`; each click has
     /// a `trigger_id` of its own.
     pub fn click_body(&self, user: &str, action: &str, id: &str, respond_as: &str) -> String {
+        self.click_body_answered_at(user, action, id, &self.response_url(respond_as))
+    }
+
+    /// The same click with any `response_url` (one that is not Slack's, say).
+    pub fn click_body_answered_at(
+        &self,
+        user: &str,
+        action: &str,
+        id: &str,
+        response_url: &str,
+    ) -> String {
         let trigger_id = next_trigger_id();
         let request = id.split('@').next().unwrap_or(id);
         ButtonClick {
@@ -168,7 +182,7 @@ impl InboundSlack {
             channel_name: "db-approvals",
             message_ts: "1700000000.000101",
             trigger_id: &trigger_id,
-            response_url: &self.response_url(respond_as),
+            response_url,
             action_id: action,
             block_id: &format!("decision:{request}"),
             value: id,
@@ -227,11 +241,12 @@ impl SlackWorld {
             .await
             .unwrap();
         let SlackParts { api, notifier, .. } = parts.expect("a bot token is set");
+        let background = tokio_util::task::TaskTracker::new();
         let state = Arc::new(HttpState {
             app: app.clone(),
             signing_secret: Secret::new(SECRET),
             slack: api,
-            background: tokio_util::task::TaskTracker::new(),
+            background: background.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -245,6 +260,7 @@ impl SlackWorld {
             enforcer,
             clock,
             notifier,
+            background,
         }
     }
 }

@@ -112,6 +112,7 @@ async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent, signature: &s
                     Err(e) => sentence(&e),
                 };
                 if let Err(e) = state.slack.respond(&url, &text, false).await {
+                    state.app.metrics().slack_error(e.kind());
                     warn!(request_id = %id, error = %e, "could not report the revoke back to Slack");
                 }
             });

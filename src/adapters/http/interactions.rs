@@ -117,6 +117,7 @@ async fn answer(state: &HttpState, response_url: Option<&str>, text: &str, done:
     if let Some(url) = response_url
         && let Err(e) = state.slack.respond(url, text, done).await
     {
+        state.app.metrics().slack_error(e.kind());
         warn!(error = %e, "could not answer a button click");
     }
 }

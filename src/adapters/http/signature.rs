@@ -30,6 +30,18 @@ pub enum SignatureError {
     Mismatch,
 }
 
+impl SignatureError {
+    /// A fixed label for metrics: `missing`, `bad_timestamp`, `stale` or `mismatch`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SignatureError::Missing => "missing",
+            SignatureError::BadTimestamp(_) => "bad_timestamp",
+            SignatureError::Stale(_) => "stale",
+            SignatureError::Mismatch => "mismatch",
+        }
+    }
+}
+
 /// The expected signature of a request.
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
@@ -88,8 +100,10 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp(timestamp.chars().take(20).collect()))?;
-    let skew = now.timestamp() - ts;
-    if skew.abs() > MAX_SKEW_SECS {
+    // A timestamp from the far ends of i64 must not overflow the subtraction or the
+    // absolute value: saturate, then compare the magnitude unsigned.
+    let skew = now.timestamp().saturating_sub(ts);
+    if skew.unsigned_abs() > MAX_SKEW_SECS.unsigned_abs() {
         return Err(SignatureError::Stale(skew));
     }
     let expected = sign(secret, timestamp.trim(), body);
@@ -189,5 +203,67 @@ mod tests {
             verify(SECRET, Some("soon"), Some(SIG), BODY.as_bytes(), now),
             Err(SignatureError::BadTimestamp(_))
         ));
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale_not_a_panic() {
+        let now = at(1_531_420_618);
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1] {
+            let ts = ts.to_string();
+            let err = verify(SECRET, Some(&ts), Some(SIG), BODY.as_bytes(), now)
+                .expect_err("a timestamp this far away is refused");
+            assert!(matches!(err, SignatureError::Stale(_)), "{ts}: {err:?}");
+        }
+        assert_eq!(
+            verify(
+                SECRET,
+                Some(&i64::MIN.to_string()),
+                Some(SIG),
+                BODY.as_bytes(),
+                now
+            ),
+            Err(SignatureError::Stale(i64::MAX))
+        );
+        assert_eq!(
+            verify(
+                SECRET,
+                Some(&i64::MAX.to_string()),
+                Some(SIG),
+                BODY.as_bytes(),
+                now
+            ),
+            Err(SignatureError::Stale(1_531_420_618 - i64::MAX))
+        );
+    }
+
+    #[test]
+    fn a_clock_at_the_ends_of_i64_does_not_overflow_either() {
+        // chrono cannot hold i64::MIN seconds; its extremes stand in for a clock far off.
+        for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+                let ts = ts.to_string();
+                assert!(matches!(
+                    verify(SECRET, Some(&ts), Some(SIG), BODY.as_bytes(), now),
+                    Err(SignatureError::Stale(_))
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn each_refusal_has_a_fixed_reason() {
+        let now = at(1_531_420_618);
+        let reason = |ts: Option<&str>, sig: Option<&str>, now| {
+            verify(SECRET, ts, sig, BODY.as_bytes(), now)
+                .expect_err("refused")
+                .reason()
+        };
+        assert_eq!(reason(None, Some(SIG), now), "missing");
+        assert_eq!(reason(Some("soon"), Some(SIG), now), "bad_timestamp");
+        assert_eq!(
+            reason(Some(TS), Some(SIG), at(1_531_420_618 + 301)),
+            "stale"
+        );
+        assert_eq!(reason(Some(TS), Some("v0=00"), now), "mismatch");
     }
 }

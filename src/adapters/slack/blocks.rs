@@ -1,6 +1,11 @@
 //! Every message jitbot shows in Slack, as Block Kit JSON: the approval card (whose
 //! footer follows the request's state), the requester's DMs and the audit lines. All
 //! of it stays inside Slack's limits, which `check_limits` enforces in tests.
+//!
+//! Text a person typed (a reason, a denial or revoke note) cannot format, link, ping
+//! or end a code block: the card shows the reason as a `plain_text` object, and
+//! wherever only mrkdwn is possible (message text, context lines, the policy's code
+//! block) it goes through [`inert`] or [`fenced`].
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -27,6 +32,40 @@ pub fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Slack's mrkdwn marks and the look-alikes that stand in for them in typed text.
+/// mrkdwn has no backslash escape, and a zero-width space beside a mark makes Slack
+/// apply it even inside a word rather than stopping it, so look-alikes are what works.
+const LOOK_ALIKES: [(char, char); 4] = [
+    ('*', '\u{2217}'), // ∗ asterisk operator
+    ('_', '\u{02CD}'), // ˍ modifier letter low macron
+    ('~', '\u{223C}'), // ∼ tilde operator
+    ('`', '\u{02CB}'), // ˋ modifier letter grave accent
+];
+
+fn look_alike(c: char) -> char {
+    LOOK_ALIKES
+        .iter()
+        .find(|(mark, _)| *mark == c)
+        .map_or(c, |(_, like)| *like)
+}
+
+/// Typed text for a mrkdwn field: [`escape`]d (so no `<…>` link or mention) and with
+/// `*`, `_`, `~` and `` ` `` swapped for look-alikes (so no bold, italics, strike or
+/// code). [`crate::core::command::sanitise`] has already broken `@here` and friends.
+pub fn inert(s: &str) -> String {
+    escape(s).chars().map(look_alike).collect()
+}
+
+/// Text for the inside of a ```` ``` ```` code block, where Slack applies no formatting
+/// but three backticks end the block: backticks become look-alikes, the rest is
+/// [`escape`]d.
+pub fn fenced(s: &str) -> String {
+    escape(s)
+        .chars()
+        .map(|c| if c == '`' { look_alike(c) } else { c })
+        .collect()
+}
+
 fn mention(user: &impl std::fmt::Display) -> String {
     format!("<@{user}>")
 }
@@ -37,7 +76,11 @@ fn hhmm(t: DateTime<Utc>) -> String {
 
 /// Escapes `s` and cuts it to `max` characters, never inside an `&…;` entity.
 fn fit(s: &str, max: usize) -> String {
-    let escaped = escape(s);
+    cut_escaped(escape(s), max)
+}
+
+/// Cuts already escaped text to `max` characters, never inside an `&…;` entity.
+fn cut_escaped(escaped: String, max: usize) -> String {
     if escaped.chars().count() <= max {
         return escaped;
     }
@@ -53,6 +96,16 @@ fn fit(s: &str, max: usize) -> String {
 
 fn section(text: String) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
+}
+
+/// A section whose text Slack shows as typed: no formatting, links or mentions.
+fn plain_section(text: &str, max: usize) -> Value {
+    let mut shown: String = text.chars().take(max).collect();
+    if shown.len() < text.len() {
+        shown.pop();
+        shown.push('…');
+    }
+    json!({ "type": "section", "text": { "type": "plain_text", "text": shown, "emoji": false } })
 }
 
 fn context(text: String) -> Value {
@@ -86,12 +139,12 @@ pub fn card(req: &AccessRequest, policy_yaml: &str, preview: Option<&str>) -> Me
     let mut blocks = vec![
         json!({ "type": "header", "text": { "type": "plain_text", "text": format!("Access request: {}", req.target) } }),
         section(format!(
-            "{} asks for *{}* of access to *{}*.\n>{}",
+            "{} asks for *{}* of access to *{}*:",
             mention(&req.requester),
             req.duration,
             req.target,
-            fit(req.reason.as_str(), 2500)
         )),
+        plain_section(req.reason.as_str(), 2500),
         json!({ "type": "section", "fields": [
             { "type": "mrkdwn", "text": format!("*Namespace*\n{}", req.scope.namespace) },
             { "type": "mrkdwn", "text": format!("*Pods*\n`{}`", fit(&selector.join(", "), 1800)) },
@@ -106,7 +159,7 @@ pub fn card(req: &AccessRequest, policy_yaml: &str, preview: Option<&str>) -> Me
         )),
         section(format!(
             "*Policy to apply*\n```{}```",
-            fit(policy_yaml, YAML_ROOM)
+            cut_escaped(fenced(policy_yaml), YAML_ROOM)
         )),
     ];
     blocks.extend(footer(req));
@@ -243,7 +296,7 @@ fn ended_at(req: &AccessRequest) -> String {
 fn end_reason(req: &AccessRequest) -> String {
     req.end_reason
         .as_deref()
-        .map(|w| format!(": {}", escape(w)))
+        .map(|w| format!(": {}", inert(w)))
         .unwrap_or_default()
 }
 
@@ -320,7 +373,7 @@ pub fn audit_opening(req: &AccessRequest) -> String {
         req.target,
         escape(&req.source.to_string()),
         req.id,
-        escape(req.reason.as_str())
+        inert(req.reason.as_str())
     )
 }
 
@@ -334,7 +387,7 @@ pub fn audit_reply(event: &AuditEvent) -> String {
     format!(
         "{who}*{}*: {}",
         event.kind.as_str().replace('_', " "),
-        escape(&event.detail)
+        inert(&event.detail)
     )
 }
 

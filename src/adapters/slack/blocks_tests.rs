@@ -203,3 +203,144 @@ fn an_extension_card_asks_about_that_extension_and_its_buttons_carry_its_round()
     assert!(said.contains("for 1h more"), "{said}");
     assert!(!said.contains("30m"), "the original duration: {said}");
 }
+
+/// A reason that would close the policy's code block, fake a bold endorsement, make a
+/// link and ping the channel, were it shown as mrkdwn.
+const FORMATTING: &str =
+    "``` *✅ pre-approved by security* <https://evil|click> <!here> <!channel> _x_ ~y~ `z` & co";
+
+/// What [`sanitise`](crate::core::command::sanitise) keeps of it: `<`/`>` are already
+/// look-alikes, the marks are still there.
+const CLEANED: &str =
+    "``` *✅ pre-approved by security* ‹https://evil|click› ‹!here› ‹!channel› _x_ ~y~ `z` & co";
+
+/// The same in a mrkdwn field: escaped, with look-alike marks.
+const INERT: &str = "ˋˋˋ ∗✅ pre-approved by security∗ ‹https://evil|click› ‹!here› ‹!channel› ˍxˍ ∼y∼ ˋzˋ &amp; co";
+
+fn formatting_request() -> AccessRequest {
+    AccessRequest::test().seed(7).reason(FORMATTING).build()
+}
+
+/// Every mrkdwn text object in `blocks`.
+fn mrkdwn_texts(blocks: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if o.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                    out.push(o["text"].as_str().unwrap_or("").to_owned());
+                }
+                o.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(blocks, &mut out);
+    out
+}
+
+#[test]
+fn the_cards_reason_is_plain_text() {
+    let req = formatting_request();
+    assert_eq!(req.reason.as_str(), CLEANED);
+    let m = card(&req, &policy_yaml(&req), None);
+    assert_eq!(
+        m.blocks[2],
+        json!({ "type": "section", "text": { "type": "plain_text", "text": CLEANED, "emoji": false } })
+    );
+    assert_eq!(
+        m.blocks[1]["text"]["text"],
+        format!(
+            "<@{}> asks for *30m* of access to *payments-db*:",
+            req.requester
+        )
+    );
+    // Outside the policy's code block (where Slack formats nothing: see below).
+    let texts = mrkdwn_texts(&m.blocks);
+    let outside = texts.iter().filter(|t| !t.starts_with("*Policy to apply*"));
+    for text in outside {
+        for raw in [
+            "*✅",
+            "<https://evil",
+            "<!here>",
+            "<!channel>",
+            "_x_",
+            "~y~",
+            "`z`",
+        ] {
+            assert!(!text.contains(raw), "{raw:?} reached mrkdwn: {text}");
+        }
+    }
+    check_limits(&m).unwrap();
+}
+
+#[test]
+fn the_reason_cannot_end_the_policys_code_block() {
+    let req = formatting_request();
+    let yaml = policy_yaml(&req);
+    assert!(
+        yaml.contains("```"),
+        "the reason is in the annotation: {yaml}"
+    );
+    let m = card(&req, &yaml, None);
+    let policy = m.blocks[5]["text"]["text"].as_str().unwrap();
+    assert!(policy.starts_with("*Policy to apply*\n```"), "{policy}");
+    assert!(policy.ends_with("```"), "{policy}");
+    assert_eq!(policy.matches("```").count(), 2, "one code block: {policy}");
+    assert!(policy.contains("jitbot.dev/reason"), "{policy}");
+    assert!(
+        policy.contains("ˋˋˋ *✅ pre-approved by security*"),
+        "{policy}"
+    );
+    assert_eq!(fenced("a ``` b & <c>"), "a ˋˋˋ b &amp; &lt;c&gt;");
+}
+
+#[test]
+fn audit_lines_and_dms_show_typed_text_inert() {
+    let req = formatting_request();
+    assert_eq!(
+        audit_opening(&req),
+        format!(
+            "<@{}> requested *30m* of *payments-db* from 10.8.0.14/32 · `{}`\n>{INERT}",
+            req.requester, req.id
+        )
+    );
+    let event = request::fixtures::requested(&req, &format!("30m for payments-db: {CLEANED}"));
+    assert_eq!(
+        audit_reply(&event),
+        format!(
+            "<@{}> · *requested*: 30m for payments-db: {INERT}",
+            req.requester
+        )
+    );
+    let active = AccessRequest::test().seed(8).active().build();
+    let revoked = request::apply(
+        &active,
+        &Event::Revoke {
+            by: approver("U01DBLEAD1"),
+            reason: Some(CLEANED.to_owned()),
+        },
+        t0(),
+    )
+    .unwrap();
+    let event = AuditEvent::of(&revoked, None, t0(), "revoked");
+    let dm = direct_message(&revoked.request, &event).unwrap();
+    assert!(dm.text.contains(&format!(": {INERT} (`")), "{}", dm.text);
+    let footer = card(&revoked.request, "", None).blocks;
+    let last = footer.as_array().unwrap().last().unwrap();
+    assert!(
+        last["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with(INERT),
+        "{last}"
+    );
+}
+
+#[test]
+fn inert_text_keeps_plain_words_as_they_are() {
+    assert_eq!(inert("INC-4411 replica lag"), "INC-4411 replica lag");
+    assert_eq!(inert("a*b_c~d`e"), "a∗bˍc∼dˋe");
+    assert_eq!(inert("<@U1> & <!here>"), "&lt;@U1&gt; &amp; &lt;!here&gt;");
+}

@@ -3,10 +3,13 @@
 //! rate control, which waits out a 429's `Retry-After` and tries again.
 //!
 //! The API URL is configurable (GovSlack, tests); a loopback `http://` URL works
-//! because the connector accepts both schemes.
+//! because the connector accepts both schemes (settings refuse `http://` elsewhere:
+//! see [`endpoint`]). Answers through a `response_url` go without the bot token, and
+//! only to Slack's hooks hosts (or the loopback stand-in the API URL names).
 
 pub mod blocks;
 mod directory;
+pub mod endpoint;
 mod notifier;
 
 use std::sync::Arc;
@@ -17,8 +20,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
+use tracing::warn;
 
 pub use directory::SlackDirectory;
+use endpoint::ResponseUrls;
 pub use notifier::{SlackNotifier, SlackNotifierConfig};
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
@@ -40,6 +45,9 @@ pub enum SlackError {
         method: &'static str,
         detail: String,
     },
+    /// A `response_url` that is not Slack's: nothing was sent.
+    #[error("refused to post to a response_url: {why}")]
+    RefusedUrl { why: &'static str },
 }
 
 impl SlackError {
@@ -49,6 +57,7 @@ impl SlackError {
             SlackError::Api { .. } => "api_error",
             SlackError::RateLimited { .. } => "rate_limited",
             SlackError::Transport { .. } => "transport",
+            SlackError::RefusedUrl { .. } => "refused_url",
         }
     }
 
@@ -66,6 +75,7 @@ impl SlackError {
                     | "request_timeout"
             ),
             SlackError::RateLimited { .. } | SlackError::Transport { .. } => true,
+            SlackError::RefusedUrl { .. } => false,
         }
     }
 
@@ -92,6 +102,8 @@ impl SlackError {
 pub struct SlackApi {
     client: Arc<SlackClient<Connector>>,
     token: SlackApiToken,
+    /// Which `response_url`s [`SlackApi::respond`] posts to.
+    response_urls: ResponseUrls,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +127,7 @@ impl SlackApi {
         Ok(SlackApi {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_owned())),
+            response_urls: ResponseUrls::for_api_url(api_url),
         })
     }
 
@@ -188,26 +201,41 @@ impl SlackApi {
         Ok(answer.users.into_iter().map(|u| u.to_string()).collect())
     }
 
-    /// Answers a slash command or an interaction through its `response_url`.
+    /// Answers a slash command or an interaction through its `response_url`, without
+    /// the bot token (a `response_url` needs none). One that is not Slack's is refused
+    /// without a request: it came inside the request, and a forged one must not make
+    /// jitbot post anywhere.
     pub async fn respond(
         &self,
         response_url: &str,
         text: &str,
         replace_original: bool,
     ) -> Result<(), SlackError> {
-        let url = response_url.parse().map_err(|e| SlackError::Transport {
-            method: "response_url",
-            detail: format!("bad URL: {e}"),
+        let url = self.response_urls.accept(response_url).map_err(|why| {
+            warn!(
+                why,
+                "refused to answer through a response_url that is not Slack's; nothing was sent"
+            );
+            SlackError::RefusedUrl { why }
         })?;
         let body = json!({
             "response_type": "ephemeral",
             "replace_original": replace_original,
             "text": text,
         });
-        let session = self.client.open_session(&self.token);
-        session
-            .http_session_api
-            .http_post_uri::<_, Value>(url, &body, None)
+        let span = tracing::debug_span!("Slack response_url");
+        // The connector's own call with no token: the same TLS, 429 handling and
+        // answer parsing as every Web API call, minus the Authorization header.
+        let context = SlackClientApiCallContext {
+            rate_control_params: None,
+            token: None,
+            tracing_span: &span,
+            is_sensitive_url: true,
+        };
+        self.client
+            .http_api
+            .connector
+            .http_post_uri::<_, Value>(url, &body, context)
             .await
             .map(|_| ())
             .map_err(|e| SlackError::from_client("response_url", e))

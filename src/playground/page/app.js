@@ -54,6 +54,11 @@
       $('facts').textContent = 'the playground does not answer: is it still running?';
       return;
     }
+    // Against a real cluster (--kube) the clock does not jump: the button stays off.
+    if (state.clock_jumps === false && !$('advance').hidden) {
+      $('advance').hidden = true;
+      $('clock').title = 'With --kube the clock runs with real time only: jumping ahead would end real grants early.';
+    }
     const key = JSON.stringify([state.users, state.channels, state.dms, state.ephemeral, state.cluster, state.requests]);
     if (key !== drawn) {
       drawn = key;

@@ -53,6 +53,10 @@ pub struct Call {
     /// When the call arrived (for benchmarks timing Slack traffic).
     #[serde(skip)]
     pub at: std::time::Instant,
+    /// The `Authorization` header it carried, if any: the bot token on a Web API call,
+    /// nothing on a `response_url` post. Never shown on the page.
+    #[serde(skip)]
+    pub authorization: Option<String>,
 }
 
 /// What the stand-in starts with.

@@ -23,13 +23,21 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The `Authorization` header as it arrived.
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
 /// Records a call and takes the answer scripted for it, if any.
-fn record(shared: &Shared, method: &str, body: Value) -> Option<Scripted> {
+fn record(shared: &Shared, method: &str, headers: &HeaderMap, body: Value) -> Option<Scripted> {
     shared.change(|w| {
         w.calls.push(Call {
             method: method.to_owned(),
             body,
             at: std::time::Instant::now(),
+            authorization: authorization(headers),
         });
         w.scripted.get_mut(method).and_then(|q| q.pop_front())
     })
@@ -82,7 +90,7 @@ fn answer(State(shared): St, method: String, headers: HeaderMap, body: Value) ->
     if refused(&shared) {
         return (StatusCode::SERVICE_UNAVAILABLE, "Slack is unavailable").into_response();
     }
-    match record(&shared, &method, body.clone()) {
+    match record(&shared, &method, &headers, body.clone()) {
         Some(Scripted::RateLimited { retry_after_secs }) => {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -187,9 +195,14 @@ fn web_method(
 
 /// A post to a `response_url`. One the stand-in handed out for a person shows to that
 /// person alone, or replaces the clicked message when `replace_original` is set.
-async fn respond(State(shared): St, Path(name): Path<String>, body: Bytes) -> Response {
+async fn respond(
+    State(shared): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    record(&shared, &format!("respond:{name}"), body.clone());
+    record(&shared, &format!("respond:{name}"), &headers, body.clone());
     let now = shared.clock.now();
     let text = body["text"].as_str().unwrap_or("").to_owned();
     shared.change(|w| {
