@@ -207,7 +207,12 @@ fn slack_side(
     );
     // Replaced by the delivery loop once the app exists (see `start_delivery`).
     let delivery = tokio::spawn(async {});
-    let directory = SlackDirectory::new(api.clone(), clock.clone(), s.usergroup_cache_ttl);
+    let directory = SlackDirectory::new(
+        api.clone(),
+        clock.clone(),
+        s.usergroup_cache_ttl,
+        metrics.clone(),
+    );
     Ok(SlackSide {
         parts: Some(SlackParts {
             api,

@@ -232,7 +232,7 @@ fn the_string_labels_are_the_ones_the_code_passes() {
         ("src/adapters/kube/guard.rs", GUARD_OUTCOMES),
         ("src/adapters/kube/guard.rs", KUBE_KINDS),
         ("src/app/mod.rs", KUBE_KINDS),
-        ("src/adapters/http/mod.rs", SIGNATURE_REASONS),
+        ("src/adapters/http/signature.rs", SIGNATURE_REASONS),
         ("src/adapters/redis/mod.rs", STORE_KINDS),
     ] {
         let code = read(file);

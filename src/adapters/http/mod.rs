@@ -155,21 +155,10 @@ fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<Stri
     )
     .map_err(|e| {
         warn!(error = %e, "refused a request that is not signed by Slack");
-        state.app.metrics().signature_rejected(rejection(&e));
+        state.app.metrics().signature_rejected(e.reason());
         StatusCode::UNAUTHORIZED
     })?;
     Ok(signature.unwrap_or_default().trim().to_owned())
-}
-
-/// The fixed label a refused signature is counted under.
-fn rejection(e: &signature::SignatureError) -> &'static str {
-    use signature::SignatureError as E;
-    match e {
-        E::Missing => "missing",
-        E::BadTimestamp(_) => "bad_timestamp",
-        E::Stale(_) => "stale",
-        E::Mismatch => "mismatch",
-    }
 }
 
 /// How long a signed request is remembered: as long as its timestamp would pass the

@@ -11,12 +11,14 @@ use super::SlackApi;
 use crate::core::ids::{SlackGroupId, SlackUserId};
 use crate::core::ports::{Clock, Directory, NotifyError};
 use crate::core::ttl::Ttl;
+use crate::metrics::Metrics;
 
 /// Resolves user groups, caching each answer for `ttl`.
 pub struct SlackDirectory {
     api: SlackApi,
     clock: Arc<dyn Clock>,
     ttl: Ttl,
+    metrics: Arc<Metrics>,
     cache: Mutex<HashMap<SlackGroupId, Cached>>,
 }
 
@@ -24,11 +26,13 @@ pub struct SlackDirectory {
 type Cached = (DateTime<Utc>, Vec<SlackUserId>);
 
 impl SlackDirectory {
-    pub fn new(api: SlackApi, clock: Arc<dyn Clock>, ttl: Ttl) -> Self {
+    /// Failed lookups are counted in `metrics` by kind.
+    pub fn new(api: SlackApi, clock: Arc<dyn Clock>, ttl: Ttl, metrics: Arc<Metrics>) -> Self {
         SlackDirectory {
             api,
             clock,
             ttl,
+            metrics,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -47,11 +51,10 @@ impl Directory for SlackDirectory {
         {
             return Ok(members.clone());
         }
-        let raw = self
-            .api
-            .group_members(group.as_str())
-            .await
-            .map_err(|e| NotifyError(e.to_string()))?;
+        let raw = self.api.group_members(group.as_str()).await.map_err(|e| {
+            self.metrics.slack_error(e.kind());
+            NotifyError(e.to_string())
+        })?;
         // Ids Slack returns that do not parse cannot approve anything.
         let members: Vec<SlackUserId> = raw.iter().filter_map(|u| u.parse().ok()).collect();
         self.cache

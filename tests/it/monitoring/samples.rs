@@ -6,8 +6,8 @@ use jitbot::adapters::slack::SlackError;
 use jitbot::core::request::{AccessRequest, AuditKind, State, Transition};
 use jitbot::metrics::{Dependency, Metrics, RevocationPath};
 
-/// What the HTTP surface passes to `Metrics::signature_rejected`
-/// (`src/adapters/http/mod.rs`).
+/// What `SignatureError::reason` gives `Metrics::signature_rejected`
+/// (`src/adapters/http/signature.rs`).
 pub(super) const SIGNATURE_REASONS: &[&str] = &["missing", "bad_timestamp", "stale", "mismatch"];
 /// What the Redis store passes to `Metrics::store_error` (`src/adapters/redis/mod.rs`).
 pub(super) const STORE_KINDS: &[&str] = &["unavailable", "timeout", "corrupt", "tampered"];
@@ -81,12 +81,16 @@ fn every_slack_error() -> Vec<SlackError> {
             method: "chat.postMessage",
             detail: "connection refused".to_owned(),
         },
+        SlackError::RefusedUrl {
+            why: "not Slack's hooks host",
+        },
     ];
     for e in &errors {
         match e {
             SlackError::Api { .. }
             | SlackError::RateLimited { .. }
-            | SlackError::Transport { .. } => {}
+            | SlackError::Transport { .. }
+            | SlackError::RefusedUrl { .. } => {}
         }
     }
     errors
