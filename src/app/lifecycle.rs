@@ -8,7 +8,7 @@ use super::{App, AppError, CONFLICT_RETRIES};
 use crate::core::command::Reason;
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
-use crate::core::ports::{AuditEvent, PREVIEW_NOTE, Ready, StoreError};
+use crate::core::ports::{AuditEvent, EnforceError, PREVIEW_NOTE, Ready, StoreError};
 use crate::core::request::{
     self, AccessRequest, AuditKind, Event, Round, State, Transition, TransitionError,
 };
@@ -21,6 +21,28 @@ use crate::core::ttl::Ttl;
 pub enum Decision {
     Approve,
     Deny { note: Option<String> },
+}
+
+/// What a revoke did: the grant ended in the store, and whether the cluster then let
+/// go of its policy (when it did not, the reconciler and the expiry guard delete it).
+#[derive(Debug)]
+pub struct Revocation {
+    pub transition: Transition,
+    /// Why the cluster did not delete the policy, if it did not.
+    pub policy: Result<(), String>,
+}
+
+impl Revocation {
+    /// What the person who revoked is told.
+    pub fn sentence(&self) -> String {
+        let id = &self.transition.request.id;
+        match &self.policy {
+            Ok(()) => format!("Revoked `{id}`: the policy is gone."),
+            Err(_) => format!(
+                "Revoked `{id}`: it has ended, but the cluster did not delete its policy just now; jitbot's reconciler deletes it on its next pass, and the audit thread says why."
+            ),
+        }
+    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -129,7 +151,7 @@ impl App {
         id: &RequestId,
         user: &SlackUserId,
         reason: Option<Reason>,
-    ) -> Result<Transition, AppError> {
+    ) -> Result<Revocation, AppError> {
         let req = self.load(id).await?;
         let actor = self.actor(user, &req).await;
         let event = Event::Revoke {
@@ -137,8 +159,15 @@ impl App {
             reason: reason.map(|r| r.to_string()),
         };
         let t = self.step(id, &event, Some(user), self.now()).await?;
-        self.remove_policies(&t.request, self.now()).await;
-        Ok(t)
+        let policy = self
+            .remove_policies(&t.request, self.now())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        Ok(Revocation {
+            transition: t,
+            policy,
+        })
     }
 
     /// Asks for more time on an active grant; approvers must approve it again.
@@ -207,7 +236,7 @@ impl App {
             Ok(t) => {
                 if t.request.state == State::Failed {
                     // Part of the grant may have been applied (e.g. ingress but not egress).
-                    self.remove_policies(&t.request, now).await;
+                    let _ = self.remove_policies(&t.request, now).await;
                 }
                 Ok(t.request)
             }
@@ -215,7 +244,7 @@ impl App {
             Err(AppError::Refused(TransitionError::WrongState { state, .. })) => {
                 let current = self.load(&req.id).await?;
                 if state != State::Active && applied.is_ok() {
-                    self.remove_policies(&current, now).await;
+                    let _ = self.remove_policies(&current, now).await;
                 }
                 Ok(current)
             }
@@ -232,7 +261,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<AccessRequest, AppError> {
         warn!(request_id = %req.id, error = %untrusted, "refusing to apply a stored request that does not match the catalog");
-        self.remove_policies(&req, now).await;
+        let _ = self.remove_policies(&req, now).await;
         self.reject(&req, now, untrusted.to_string()).await;
         let event = Event::ApplyFailed {
             reason: format!("nothing was applied: {untrusted}"),
@@ -287,15 +316,16 @@ impl App {
     }
 
     /// Deletes a request's policies: how many this call deleted (none when another
-    /// path was first), or `None` when deleting failed, after raising an audit alert;
-    /// the reconciler deletes any policy whose request is not Active.
+    /// path was first), or why deleting failed, after logging it and raising an audit
+    /// alert (so callers with nobody to tell may drop the error); the reconciler
+    /// deletes any policy whose request is not Active.
     pub(crate) async fn remove_policies(
         &self,
         req: &AccessRequest,
         now: DateTime<Utc>,
-    ) -> Option<usize> {
+    ) -> Result<usize, EnforceError> {
         match self.ports.enforcer.revoke(&netpol::policy_refs(req)).await {
-            Ok(deleted) => Some(deleted),
+            Ok(deleted) => Ok(deleted),
             Err(e) => {
                 self.count_kube_error(&e);
                 warn!(request_id = %req.id, error = %e, "deleting the policy failed; the reconciler will retry");
@@ -305,7 +335,7 @@ impl App {
                     format!("deleting the NetworkPolicy failed: {e}; retrying"),
                 )
                 .await;
-                None
+                Err(e)
             }
         }
     }
@@ -342,7 +372,7 @@ impl App {
     /// Ends an Active grant on jitbot's own word (see [`Event::Withdraw`]): deletes
     /// its policy and records the end, which tells the requester why.
     pub(crate) async fn withdraw(&self, req: &AccessRequest, why: String, now: DateTime<Utc>) {
-        self.remove_policies(req, now).await;
+        let _ = self.remove_policies(req, now).await;
         let event = Event::Withdraw { reason: why };
         if let Err(e) = self.step(&req.id, &event, None, now).await {
             warn!(request_id = %req.id, error = %e, "cannot record the end of a withdrawn grant; its policy is deleted");

@@ -32,7 +32,7 @@ pub use deliver::{
     Courier, CourierConfig, DELIVERY_CONCURRENCY, DeliveryBell, DeliveryReport, RoundStatus,
 };
 pub use health::{Beat, Health, bound_for};
-pub use lifecycle::Decision;
+pub use lifecycle::{Decision, Revocation};
 pub use notes::StoreNotes;
 pub use queries::Readiness;
 pub use reconcile::{REMOVED_OUTSIDE, ReconcileReport};

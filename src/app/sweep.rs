@@ -121,7 +121,7 @@ impl App {
             State::Active if req.expires_at.is_some_and(|at| at <= now) => {
                 // Access ends in the cluster first; if that fails the claim stays
                 // taken until its lease runs out, then another sweep tries again.
-                let Some(deleted) = self.remove_policies(&req, now).await else {
+                let Ok(deleted) = self.remove_policies(&req, now).await else {
                     return Err(AppError::Internal(
                         "deleting the NetworkPolicy failed".to_owned(),
                     ));

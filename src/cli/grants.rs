@@ -125,12 +125,19 @@ pub(super) fn revoke(
         anyhow::Ok(result)
     };
     match block_on(work) {
-        Ok(Ok(Ok(t))) => {
+        Ok(Ok(Ok(revocation))) => {
+            let req = &revocation.transition.request;
             println!(
                 "revoked {}: {} for {} has ended",
-                t.request.id, t.request.target, t.request.requester
+                req.id, req.target, req.requester
             );
-            ExitCode::SUCCESS
+            let Err(why) = &revocation.policy else {
+                return ExitCode::SUCCESS;
+            };
+            eprintln!(
+                "but its NetworkPolicy is still in the cluster: {why}. A serving jitbot's reconciler deletes it on its next pass (worker.reconcile_interval); to delete it now, run this command where jitbot's own credentials are (kubectl -n jitbot exec deploy/jitbot -- jitbot grants revoke …)"
+            );
+            ExitCode::FAILURE
         }
         Ok(Ok(Err(e))) => {
             eprintln!("{e}");

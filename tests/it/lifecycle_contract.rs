@@ -224,10 +224,42 @@ pub async fn revoke_removes_access_and_only_permitted_people_may(b: &dyn Backend
         .revoke(&req.id, &user(ALICE), Some(Reason::new("done", 0).unwrap()))
         .await
         .unwrap();
-    assert_eq!(done.request.state, State::Revoked);
+    assert_eq!(done.transition.request.state, State::Revoked);
+    assert_eq!(done.policy, Ok(()));
     assert!(t.enforcer.live_names().is_empty());
     // The expiry timer of a revoked grant never fires.
     assert_eq!(t.sweep(t0() + TimeDelta::hours(5)).await.claimed, 0);
+}
+
+pub async fn a_revoke_the_cluster_refuses_ends_the_grant_and_says_so(b: &dyn Backend) {
+    let t = test_app(b.client().await);
+    let req = active(&t.app, "payments-db", ALICE, LEAD1).await;
+    t.enforcer
+        .fail_next_revokes([EnforceError::Refused("forbidden".to_owned())]);
+    let done = t.app.revoke(&req.id, &user(ALICE), None).await.unwrap();
+    assert_eq!(done.transition.request.state, State::Revoked);
+    assert!(done.policy.as_ref().unwrap_err().contains("forbidden"));
+    assert!(
+        done.sentence().contains("did not delete its policy"),
+        "{}",
+        done.sentence()
+    );
+    assert_eq!(
+        t.enforcer.live_names().len(),
+        1,
+        "the policy is still there"
+    );
+    assert!(
+        t.audit_kinds(&req.id)
+            .await
+            .contains(&AuditKind::RevokeFailing)
+    );
+    // The reconciler deletes the policy of a grant that is no longer Active.
+    t.app
+        .reconcile_once(t0() + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert!(t.enforcer.live_names().is_empty());
 }
 
 pub async fn extension_is_approved_again_and_moves_the_policy_expiry(b: &dyn Backend) {
@@ -306,6 +338,7 @@ macro_rules! lifecycle_contract {
             an_apply_the_cluster_gives_up_on_ends_failed,
             an_apply_interrupted_by_a_crash_is_finished_by_a_sweep,
             revoke_removes_access_and_only_permitted_people_may,
+            a_revoke_the_cluster_refuses_ends_the_grant_and_says_so,
             extension_is_approved_again_and_moves_the_policy_expiry,
             slack_being_down_never_blocks_the_lifecycle,
             a_failed_delete_keeps_the_grant_due_and_raises_an_alert,

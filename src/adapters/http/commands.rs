@@ -108,7 +108,7 @@ async fn answer(state: &Arc<HttpState>, event: &SlackCommandEvent, signature: &s
             in_background(state, async move {
                 let state = worker;
                 let text = match state.app.revoke(&id, &user, reason).await {
-                    Ok(_) => format!("Revoked `{id}`: the policy is gone."),
+                    Ok(revocation) => revocation.sentence(),
                     Err(e) => sentence(&e),
                 };
                 if let Err(e) = state.slack.respond(&url, &text, false).await {

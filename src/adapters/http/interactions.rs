@@ -92,7 +92,7 @@ async fn act(
             let reason = Reason::new("revoked from the expiry warning", 0).ok();
             app.revoke(&id, user, reason)
                 .await
-                .map(|_| Some(format!("Revoked `{id}`: the policy is gone.")))
+                .map(|revocation| Some(revocation.sentence()))
         }
         other => {
             debug!(action = other, "ignored a click on an unknown action");
