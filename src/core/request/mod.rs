@@ -357,6 +357,33 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    /// Every kind, in declaration order (for whoever must cover them all, such as
+    /// the metrics test).
+    pub const ALL: [AuditKind; 19] = {
+        use AuditKind::*;
+        [
+            Requested,
+            ApprovalRecorded,
+            Approved,
+            Denied,
+            Lapsed,
+            Cancelled,
+            Activated,
+            Failed,
+            Expired,
+            Revoked,
+            ExtensionRequested,
+            ExtensionApprovalRecorded,
+            ExtensionDenied,
+            Extended,
+            ExpiryWarned,
+            PolicyRemoved,
+            PolicyReapplied,
+            RevokeFailing,
+            RecordRejected,
+        ]
+    };
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditKind::Requested => "requested",

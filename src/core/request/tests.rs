@@ -538,3 +538,37 @@ fn jitbot_withdraws_an_active_grant_with_its_reason() {
     assert_eq!(t.request.end_reason, Some(reason));
     assert_eq!(t.request.due_at(), None);
 }
+
+#[test]
+fn audit_kind_all_lists_every_kind_once_in_order() {
+    // Exhaustive: a new kind does not compile here until it has a place; give it
+    // the next one and put it at the end of `ALL`.
+    fn place(k: AuditKind) -> usize {
+        use AuditKind::*;
+        match k {
+            Requested => 0,
+            ApprovalRecorded => 1,
+            Approved => 2,
+            Denied => 3,
+            Lapsed => 4,
+            Cancelled => 5,
+            Activated => 6,
+            Failed => 7,
+            Expired => 8,
+            Revoked => 9,
+            ExtensionRequested => 10,
+            ExtensionApprovalRecorded => 11,
+            ExtensionDenied => 12,
+            Extended => 13,
+            ExpiryWarned => 14,
+            PolicyRemoved => 15,
+            PolicyReapplied => 16,
+            RevokeFailing => 17,
+            RecordRejected => 18,
+        }
+    }
+    for (i, k) in AuditKind::ALL.iter().enumerate() {
+        assert_eq!(place(*k), i, "{k:?}");
+    }
+    assert_eq!(place(AuditKind::RecordRejected) + 1, AuditKind::ALL.len());
+}

@@ -17,56 +17,6 @@ pub(super) const GUARD_OUTCOMES: &[&str] = &["deleted", "already_handled", "fail
 /// What jitbot passes to `Metrics::kube_error` (`src/app/mod.rs`, the guard).
 pub(super) const KUBE_KINDS: &[&str] = &["unavailable", "refused"];
 
-fn every_audit_kind() -> Vec<AuditKind> {
-    use AuditKind::*;
-    let kinds = vec![
-        Requested,
-        ApprovalRecorded,
-        Approved,
-        Denied,
-        Lapsed,
-        Cancelled,
-        Activated,
-        Failed,
-        Expired,
-        Revoked,
-        ExtensionRequested,
-        ExtensionApprovalRecorded,
-        ExtensionDenied,
-        Extended,
-        ExpiryWarned,
-        PolicyRemoved,
-        PolicyReapplied,
-        RevokeFailing,
-        RecordRejected,
-    ];
-    // A kind added to jitbot fails to compile here until it is listed above.
-    for k in &kinds {
-        match k {
-            Requested
-            | ApprovalRecorded
-            | Approved
-            | Denied
-            | Lapsed
-            | Cancelled
-            | Activated
-            | Failed
-            | Expired
-            | Revoked
-            | ExtensionRequested
-            | ExtensionApprovalRecorded
-            | ExtensionDenied
-            | Extended
-            | ExpiryWarned
-            | PolicyRemoved
-            | PolicyReapplied
-            | RevokeFailing
-            | RecordRejected => {}
-        }
-    }
-    kinds
-}
-
 fn every_slack_error() -> Vec<SlackError> {
     let errors = vec![
         SlackError::Api {
@@ -105,7 +55,7 @@ pub(super) fn sampled() -> Metrics {
     let req = AccessRequest::test().build();
     let now = req.created_at + TimeDelta::minutes(1);
     m.requested();
-    for kind in every_audit_kind() {
+    for kind in AuditKind::ALL {
         let t = Transition {
             from: State::Pending,
             kind,
