@@ -498,6 +498,12 @@ async fn the_binary_starts_with_the_built_in_catalog_and_prints_its_url() {
     assert_eq!(state["clock_jumps"], true);
 }
 
+/// What the page reads of the playground at `url`.
+async fn page_state(http: &reqwest::Client, url: &str) -> Value {
+    let res = http.get(format!("{url}playground/state")).send().await;
+    res.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_kube_the_clock_does_not_jump() {
     let kubeconfig = &server().kubeconfig;
@@ -506,14 +512,7 @@ async fn with_kube_the_clock_does_not_jump() {
         &[("KUBECONFIG", kubeconfig)],
     );
     let http = reqwest::Client::new();
-    let state: Value = http
-        .get(format!("{url}playground/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = page_state(&http, &url).await;
     assert_eq!(state["clock_jumps"], false, "the page hides +10 min");
     let before = state["now"].clone();
     let refused = http
@@ -531,14 +530,7 @@ async fn with_kube_the_clock_does_not_jump() {
             .contains("with --kube the clock cannot jump"),
         "{said}"
     );
-    let state: Value = http
-        .get(format!("{url}playground/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = page_state(&http, &url).await;
     let (before, after) = (
         before
             .as_str()
