@@ -69,7 +69,10 @@ fn account(args: &RbacArgs) -> Result<Account, Vec<String>> {
         });
     match (namespace, name) {
         (Ok(namespace), Ok(name)) => Ok(Account { namespace, name }),
-        (namespace, name) => Err([namespace.err(), name.err()].into_iter().flatten().collect()),
+        (namespace, name) => Err([namespace.err(), name.err()]
+            .into_iter()
+            .flatten()
+            .collect()),
     }
 }
 
@@ -92,8 +95,7 @@ fn header(args: &RbacArgs) -> Vec<String> {
             .to_owned(),
         "each pod source's, where a grant's egress companion goes) one Role and RoleBinding:"
             .to_owned(),
-        "NetworkPolicies create, patch (server-side apply), delete, list and watch (the"
-            .to_owned(),
+        "NetworkPolicies create, patch (server-side apply), delete, list and watch (the".to_owned(),
         "reconciler, the expiry guard, previews); pods list (previews count them). Nothing"
             .to_owned(),
         "else, and nothing cluster-scoped: jitbot never reads Namespaces. Each namespace must"

@@ -242,8 +242,8 @@ mod tests {
             "pod source of carol"
         );
         let yaml = to_yaml(&catalog(), &account(), &["made by a test".to_owned()]).unwrap();
-        assert_eq!(yaml.matches("kind: Role\n").count(), 3, "{yaml}");
-        assert_eq!(yaml.matches("kind: RoleBinding\n").count(), 3, "{yaml}");
+        assert_eq!(yaml.matches("\nkind: Role\n").count(), 3, "{yaml}");
+        assert_eq!(yaml.matches("\nkind: RoleBinding\n").count(), 3, "{yaml}");
         assert!(yaml.starts_with("# made by a test\n---\n"), "{yaml}");
         let order: Vec<usize> = ["# bastion:", "# payments:", "# streaming:"]
             .iter()
