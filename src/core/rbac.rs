@@ -165,7 +165,7 @@ pub fn to_yaml(
 ) -> Result<String, serde_json::Error> {
     let mut out = String::new();
     for line in header {
-        out.push_str(&format!("# {line}").trim_end().to_owned());
+        out.push_str(format!("# {line}").trim_end());
         out.push('\n');
     }
     out.push_str("---\n");

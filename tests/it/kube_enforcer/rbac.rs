@@ -205,6 +205,13 @@ async fn the_generated_roles_run_every_flow_and_nothing_outside_the_catalog() {
         status_code(there.list(&ListParams::default()).await),
         Err(403)
     );
+    let params = WatchParams::default()
+        .labels(netpol::MANAGED_SELECTOR)
+        .timeout(1);
+    assert_eq!(
+        status_code(there.watch_metadata(&params, "0").await),
+        Err(403)
+    );
     let created = there
         .create(&PostParams::default(), &policy_in(&elsewhere))
         .await;
@@ -249,4 +256,89 @@ async fn the_generated_roles_run_every_flow_and_nothing_outside_the_catalog() {
     assert_eq!(status_code(pod), Err(403));
     let one_policy: Api<NetworkPolicy> = Api::namespaced(sa, target_ns.as_str());
     assert_eq!(status_code(one_policy.get("anything").await), Err(403));
+}
+
+/// `manifests/overlays/cluster-scope/clusterrole.yaml` bound to ServiceAccount `name`
+/// (a test's own, so that the cluster-wide rights do not reach the test above).
+fn cluster_role_for(name: &str) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/overlays/cluster-scope/clusterrole.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs[1]["kind"], "ClusterRoleBinding");
+    docs[1]["metadata"]["name"] = name.into();
+    docs[1]["subjects"][0]["name"] = name.into();
+    docs.iter()
+        .map(|d| serde_yaml::to_string(d).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[tokio::test]
+async fn the_cluster_scope_overlay_lets_jitbot_find_and_delete_its_policies_anywhere() {
+    let c = super::cluster().await;
+    let stale = c.another_namespace("stale").await;
+    let name = format!("jitbot-cluster-{}", &c.namespace.as_str()[2..]);
+    let config = jitbot::core::catalog::TargetConfig {
+        namespace: c.namespace.to_string(),
+        ..jitbot::core::catalog::fixtures::target_config("payments-db")
+    };
+    let catalog =
+        jitbot::core::catalog::Catalog::build(&Default::default(), &[config], &[]).unwrap();
+    let account = Account {
+        namespace: "jitbot".parse().unwrap(),
+        name: name.clone(),
+    };
+    ensure_namespace(&c.client, "jitbot").await;
+    kubectl_apply(&rbac::to_yaml(&catalog, &account, &[]).unwrap());
+    kubectl_apply(&cluster_role_for(&name));
+    let sa = as_account(&c.client, "jitbot", &name).await;
+
+    // A jitbot policy left in a namespace the catalog no longer names.
+    let left = policy_in(&stale);
+    let admin: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), stale.as_str());
+    admin.create(&PostParams::default(), &left).await.unwrap();
+
+    let settings = KubeSettings {
+        scope: ListScope::Cluster,
+        ..fast()
+    };
+    let jitbot = KubeEnforcer::new(sa.clone(), settings, catalog.namespaces());
+    let found = jitbot.list_managed().await.unwrap();
+    assert!(found.iter().any(|p| p.metadata.name == left.metadata.name));
+    let everywhere: Api<NetworkPolicy> = Api::all(sa.clone());
+    let params = WatchParams::default()
+        .labels(netpol::MANAGED_SELECTOR)
+        .timeout(1);
+    assert!(everywhere.watch_metadata(&params, "0").await.is_ok());
+    assert_eq!(
+        jitbot
+            .revoke(&super::refs(std::slice::from_ref(&left)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        admin
+            .get_opt(left.metadata.name.as_deref().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Applying stays where the catalog's Roles allow it.
+    jitbot.apply(&grant(&c.namespace)).await.unwrap();
+    match jitbot.apply(&grant(&stale)).await {
+        Err(EnforceError::Refused(why)) => assert!(why.contains("403"), "{why}"),
+        other => panic!("applying outside the catalog should be refused, got {other:?}"),
+    }
+    let namespaces: Api<KubeNamespace> = Api::all(sa);
+    assert_eq!(
+        status_code(namespaces.list(&ListParams::default()).await),
+        Err(403)
+    );
 }

@@ -116,3 +116,49 @@ fn the_cluster_scope_overlay_adds_a_cluster_role_and_sets_the_scope() {
     let (default, _) = Settings::load_checked(None, &HashMap::new()).unwrap();
     assert_eq!(default.kubernetes.scope, ListScope::Catalog);
 }
+
+#[test]
+fn a_bad_catalog_or_account_name_exits_2_listing_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[targets]]\nname = \"db\"\ndescription = \"\"\nnamespace = \"Not_A_Namespace\"\n\
+         pod_selector = {}\nports = [{ port = 70000 }]\ndefault_duration = \"30m\"\n\
+         max_duration = \"1h\"\napprovers = [\"U01DBLEAD1\"]\napproval_channel = \"C03DBAPPRV\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_jitbot"))
+            .arg("rbac")
+            .args(args)
+            .env_remove("JITBOT_CONFIG")
+            .output()
+            .expect("the jitbot binary runs")
+    };
+    let out = run(&["--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    for path in [
+        "targets[0].namespace",
+        "targets[0].pod_selector",
+        "targets[0].ports[0].port",
+    ] {
+        assert!(stderr.contains(path), "{path} missing from: {stderr}");
+    }
+
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/base/jitbot.toml");
+    let out = run(&[
+        "--config",
+        shipped,
+        "--namespace",
+        "Jit",
+        "--service-account",
+        "a_b",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--namespace: `Jit`"), "{stderr}");
+    assert!(stderr.contains("--service-account: `a_b`"), "{stderr}");
+}
