@@ -22,7 +22,7 @@ fi
 # tests start themselves (tests/support/kube.rs). build.sh installs etcd-server (and
 # golang-go when it has to compile) and builds the apiserver once, about 5 minutes;
 # afterwards it finds the cached binary and returns at once. The RBAC test applies
-# manifests/base/rbac.yaml with kubectl: without one installed, build it from the same source.
+# the Roles `jitbot rbac` generates with kubectl: without one installed, build it from the same source.
 realk8s=(kube-apiserver)
 command -v kubectl >/dev/null || realk8s+=(kubectl)
 scripts/realk8s/build.sh "${realk8s[@]}"

@@ -3,6 +3,7 @@
 //! success, 2 on a problem the user can fix (with every problem listed), 1 otherwise.
 
 mod grants;
+mod rbac;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -54,6 +55,8 @@ pub enum Command {
     Grants(GrantsCommand),
     /// Run the whole flow in a browser, with no Slack workspace and no cluster.
     Playground(PlaygroundArgs),
+    /// Print the namespaced Roles and RoleBindings the catalog needs, as YAML.
+    Rbac(rbac::RbacArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +143,7 @@ pub fn run(cli: Cli) -> ExitCode {
             config,
         }) => grants::revoke(&config, &id, &by, reason.as_deref(), &env),
         Command::Playground(args) => playground(&args, &env),
+        Command::Rbac(args) => rbac::rbac(&args, &env),
     }
 }
 

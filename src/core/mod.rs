@@ -1,6 +1,6 @@
 //! The pure core: identifiers, the catalog, the `/jit` grammar and the checks a request
 //! must pass against the catalog, the request lifecycle (with test-data builders), the
-//! NetworkPolicy rendering and the cluster preview's verdict, what a policy's own
+//! NetworkPolicy rendering and the cluster preview's verdict, the RBAC a catalog needs, what a policy's own
 //! expiry says and what the reconciler decides about it, the Slack buttons' action ids
 //! and the ports (traits) the app drives, the Slack outbox's among them. Nothing in here does I/O or imports an I/O
 //! crate (tokio, redis, kube, axum, slack-morphism); CI checks it.
@@ -14,6 +14,7 @@ pub mod netpol;
 pub mod outbox;
 pub mod ports;
 pub mod preview;
+pub mod rbac;
 pub mod reconcile;
 pub mod request;
 pub mod secret;

@@ -1,6 +1,6 @@
 //! The Kubernetes adapter against a real kube-apiserver: applying rendered grants,
 //! revoking them, listing what is ours. Failures through the fault proxy, previews and
-//! the shipped RBAC live in the submodules.
+//! the RBAC `jitbot rbac` generates live in the submodules.
 
 mod faults;
 mod preview;

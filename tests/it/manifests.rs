@@ -1,12 +1,18 @@
 //! The shipped manifests agree with the code: the config they mount passes
 //! check-config, the ports, probes and paths they name are the ones jitbot serves, and
-//! the Slack app manifest asks for exactly the scopes and URLs jitbot uses.
+//! the Slack app manifest asks for exactly the scopes and URLs jitbot uses. The
+//! submodules hold the security-facing parts: RBAC, Pod Security and the network
+//! peers, and the Redis password and ACL.
 
 use std::path::Path;
 
 use serde_yaml::Value;
 
 use jitbot::settings::Settings;
+
+mod rbac;
+mod redis;
+mod security;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()

@@ -345,9 +345,15 @@ async fn writes_follow_the_master_the_sentinel_names() {
     assert_eq!(t.state_of(&before).await, State::Active);
 }
 
-/// The rights the README gives jitbot's ACL user, for keys under `prefix`.
+/// The commands the README, and manifests/redis's ACL file, give jitbot's ACL user
+/// (tests/it/manifests.rs checks both say exactly this). `-@dangerous` takes FLUSHALL,
+/// KEYS and the like back out of `@write`/`@read`, since key patterns do not hold them.
+pub const JITBOT_COMMANDS: &str =
+    "+@read +@write +@scripting +@connection -@dangerous +role +info +cluster|slots";
+
+/// Those rights for keys under `prefix`.
 fn jitbot_acl(prefix: &str, password: &str) -> Vec<String> {
-    format!("jitbot on >{password} ~{prefix}:* +@read +@write +@scripting +@connection +role +info +cluster|slots")
+    format!("jitbot on >{password} ~{prefix}:* {JITBOT_COMMANDS}")
         .split(' ')
         .map(str::to_owned)
         .collect()
@@ -365,10 +371,44 @@ async fn an_acl_user_with_the_documented_rights_runs_a_grant_to_its_end() {
         .unwrap();
     let url = format!("redis://jitbot:{PASSWORD}@127.0.0.1:{}", server.port());
     let b = Ha::on(url, server.clone()).with_prefix(&prefix);
-    let t = test_app(b.client().await);
+    let store = b.client().await;
+    store.open_outbox().await.unwrap();
+    let t = test_app(store.clone());
     let id = grant(&t, 1).await.remove(0);
-    assert_eq!(t.sweep(t0() + TimeDelta::minutes(31)).await.expired, 1);
+    let end = t0() + TimeDelta::minutes(31);
+    assert_eq!(t.sweep(end).await.expired, 1);
     assert_eq!(t.state_of(&id).await, State::Expired);
+    // Its events told in Slack, through the outbox's consumer group.
+    let lease = end + TimeDelta::minutes(2);
+    let claim = store.claim_outgoing("acl", end, lease, 100).await.unwrap();
+    assert!(!claim.events.is_empty());
+    for told in &claim.events {
+        assert!(
+            store
+                .mark_outgoing(&told.id, "acl", Some("posted"), lease)
+                .await
+                .unwrap()
+        );
+        store.ack_outgoing(&told.id).await.unwrap();
+    }
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+    // Nothing was refused along the way, not even a call whose error jitbot shrugs
+    // off (a script's pcall, a client library's CLIENT SETINFO).
+    let denied: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query(&mut server.admin())
+        .unwrap();
+    assert!(denied.is_empty(), "{denied:?}");
+    let mut as_jitbot = redis::Client::open(b.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let flushed: redis::RedisResult<()> = redis::cmd("FLUSHALL").query_async(&mut as_jitbot).await;
+    assert!(
+        flushed.is_err(),
+        "jitbot's user must not flush the database"
+    );
 
     let wrong = format!("redis://jitbot:not-{PASSWORD}@127.0.0.1:{}", server.port());
     let err = RedisStore::connect(&wrong, &b.settings).await.unwrap_err();

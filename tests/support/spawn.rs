@@ -76,11 +76,15 @@ pub fn secrets(world: &World<'_>) -> Secrets {
 
 /// Starts one jitbot replica in `world`.
 pub async fn spawn_app(world: &World<'_>, workers: bool) -> Application {
-    let settings = settings(world);
+    spawn_app_with(world, &settings(world), workers).await
+}
+
+/// The same with settings of the caller's (start from [`settings`]).
+pub async fn spawn_app_with(world: &World<'_>, settings: &Settings, workers: bool) -> Application {
     let catalog = settings.catalog().expect("the test catalog is valid");
     let clock: Arc<dyn Clock> = world.clock.clone();
     Application::build(
-        &settings,
+        settings,
         catalog,
         &secrets(world),
         Overrides {
