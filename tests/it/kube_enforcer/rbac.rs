@@ -196,7 +196,11 @@ async fn the_generated_roles_run_every_flow_and_nothing_outside_the_catalog() {
     // Revoke: both policies gone.
     let revoked = app.revoke(&req.id, &user(LEAD1), None).await.unwrap();
     assert_eq!(revoked.transition.request.state, State::Revoked);
-    assert_eq!(revoked.policy, Ok(()), "the Role lets jitbot delete its policy");
+    assert_eq!(
+        revoked.policy,
+        Ok(()),
+        "the Role lets jitbot delete its policy"
+    );
     assert!(ingress.get_opt(&name).await.unwrap().is_none());
     assert!(egress.get_opt(&egress_name).await.unwrap().is_none());
 
