@@ -164,6 +164,19 @@ pub fn describe_store(secrets: &Secrets) -> Result<String, String> {
     }
 }
 
+/// How long a stop waits for requests in flight, then for their background work,
+/// then for the Slack outbox; what is left is taken over by another replica.
+const SERVER_GRACE: Duration = Duration::from_secs(15);
+const BACKGROUND_GRACE: Duration = Duration::from_secs(10);
+const FLUSH_GRACE: Duration = Duration::from_secs(5);
+
+/// The longest a stop takes after the drain delay (the workers stop at their next
+/// step): the
+/// pod's `terminationGracePeriodSeconds` must exceed it plus `server.drain_delay`.
+pub const STOP_BOUND: Duration = SERVER_GRACE
+    .saturating_add(BACKGROUND_GRACE)
+    .saturating_add(FLUSH_GRACE);
+
 /// A running jitbot.
 pub struct Application {
     /// Slack's endpoints and the probes (`server.listen`).
@@ -270,12 +283,14 @@ impl Application {
     pub async fn stop(self) {
         self.app.health().stop();
         let _ = self.shutdown.send(true);
-        let grace = Duration::from_secs(25);
-        if tokio::time::timeout(grace, self.server).await.is_err() {
+        if tokio::time::timeout(SERVER_GRACE, self.server)
+            .await
+            .is_err()
+        {
             warn!("the HTTP server did not finish in time");
         }
         self.background.close();
-        if tokio::time::timeout(grace, self.background.wait())
+        if tokio::time::timeout(BACKGROUND_GRACE, self.background.wait())
             .await
             .is_err()
         {
@@ -288,7 +303,7 @@ impl Application {
         for w in workers {
             let _ = w.await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.notifier.flush()).await;
+        let _ = tokio::time::timeout(FLUSH_GRACE, self.notifier.flush()).await;
         drop(self.notifier);
         drop(self.app);
         if let Some(task) = notifier_task {

@@ -42,6 +42,15 @@ fn the_deployment_matches_what_jitbot_serves() {
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(deployment["spec"]["replicas"], 2);
+    // SIGTERM: unready for the drain delay, then a bounded stop, all before SIGKILL.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/base/jitbot.toml");
+    let (shipped, _) = Settings::load_checked(Some(&path), &Default::default()).unwrap();
+    let needs = shipped.server.drain_delay.as_std() + jitbot::startup::STOP_BOUND;
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        std::time::Duration::from_secs(grace) > needs,
+        "terminationGracePeriodSeconds {grace} s leaves no room for a {needs:?} stop"
+    );
     let port = container["ports"][0]["containerPort"].as_u64().unwrap();
     let listen = Settings::default().server.listen;
     assert!(listen.ends_with(&format!(":{port}")), "{listen} vs {port}");
