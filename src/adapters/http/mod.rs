@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -47,8 +47,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/slack/commands", post(commands::handle))
         .route("/slack/interactions", post(interactions::handle))
-        .route("/healthz", get(healthz::<Arc<HttpState>>))
-        .route("/readyz", get(readyz::<Arc<HttpState>>))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -57,16 +57,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
 pub fn metrics_router(app: App) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz::<App>))
-        .route("/readyz", get(readyz::<App>))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(app)
 }
 
 /// Alive while every background loop runs and comes round (see
 /// [`crate::app::Health`]); 503 naming the loops that do not. A dependency outage
 /// never fails it: restarting would not bring Redis back.
-async fn healthz<S: AsApp>(State(state): State<S>) -> (StatusCode, String) {
-    match state.app().health().liveness() {
+async fn healthz(State(app): State<App>) -> (StatusCode, String) {
+    match app.health().liveness() {
         Ok(loops) => (StatusCode::OK, lines("ok", &loops)),
         Err(dead) => {
             warn!(loops = %dead.join("; "), "not alive: a background loop is stuck or gone");
@@ -79,8 +79,7 @@ async fn healthz<S: AsApp>(State(state): State<S>) -> (StatusCode, String) {
 /// unavailable" of its own) while Redis or the API server is down; 503 once it is
 /// stopping, so traffic leaves before it drains. The body and
 /// `jitbot_dependency_up` say which dependency answers.
-async fn readyz<S: AsApp>(State(state): State<S>) -> (StatusCode, String) {
-    let app = state.app();
+async fn readyz(State(app): State<App>) -> (StatusCode, String) {
     if app.health().is_stopping() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -113,20 +112,11 @@ fn lines(head: &str, rest: &[String]) -> String {
     text
 }
 
-/// Both routers' states lead to the app.
-trait AsApp: Clone + Send + Sync + 'static {
-    fn app(&self) -> &App;
-}
-
-impl AsApp for Arc<HttpState> {
-    fn app(&self) -> &App {
-        &self.app
-    }
-}
-
-impl AsApp for App {
-    fn app(&self) -> &App {
-        self
+/// The Slack router's handlers that need only the app (the probes) take it as
+/// their state, as the metrics router's do.
+impl FromRef<Arc<HttpState>> for App {
+    fn from_ref(state: &Arc<HttpState>) -> App {
+        state.app.clone()
     }
 }
 

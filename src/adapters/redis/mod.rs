@@ -208,15 +208,19 @@ impl RedisStore {
 
     /// Counts `e` by kind and hands it back.
     fn counted(&self, e: StoreError) -> StoreError {
-        if let Some(m) = &self.metrics {
-            m.store_error(match &e {
-                StoreError::Unavailable(why) if why.contains("did not answer") => "timeout",
-                StoreError::Unavailable(_) => "unavailable",
-                StoreError::Tampered { .. } => "tampered",
-                _ => "corrupt",
-            });
-        }
+        self.count(match &e {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Tampered { .. } => "tampered",
+            _ => "corrupt",
+        });
         e
+    }
+
+    /// Counts one failed call of `kind` (a fixed set: see `jitbot_store_errors_total`).
+    fn count(&self, kind: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.store_error(kind);
+        }
     }
 
     /// One server, Redis Cluster or Redis Sentinel.
@@ -247,10 +251,13 @@ impl RedisStore {
         match tokio::time::timeout(self.call_timeout, attempts).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.counted(self.error(what, &e))),
-            Err(_) => Err(self.counted(StoreError::Unavailable(format!(
-                "Redis at {} did not answer {what} within {:?}",
-                self.endpoint, self.call_timeout
-            )))),
+            Err(_) => {
+                self.count("timeout");
+                Err(StoreError::Unavailable(format!(
+                    "Redis at {} did not answer {what} within {:?}",
+                    self.endpoint, self.call_timeout
+                )))
+            }
         }
     }
 
