@@ -6,7 +6,7 @@ use serde_yaml::Value;
 
 use jitbot::settings::Settings;
 
-use super::{docs, read};
+use super::{docs, read, strings};
 use crate::redis_ha::JITBOT_COMMANDS;
 
 fn container() -> Value {
@@ -33,12 +33,7 @@ fn the_password_comes_from_the_secret_and_the_acl_names_jitbots_prefix() {
     let c = container();
     from_secret(&c, "REDIS_PASSWORD");
     from_secret(&c, "REDISCLI_AUTH");
-    let command: Vec<&str> = c["command"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let command = strings(&c["command"]);
     assert_eq!(command[..2], ["sh", "-c"]);
     let script = command[2];
     let prefix = Settings::default().store.key_prefix;
@@ -62,14 +57,18 @@ fn the_password_comes_from_the_secret_and_the_acl_names_jitbots_prefix() {
         exec.trim(),
         "exec redis-server --aclfile /run/redis/users.acl \"$@\""
     );
-    let args: Vec<&str> = c["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = strings(&c["args"]);
     assert!(
         !args.iter().any(|a| a.contains("pass") || a.contains('$')),
+        "{args:?}"
+    );
+    // Persistence as the README's Redis section asks for it.
+    assert!(
+        args.windows(2).any(|w| w == ["--appendfsync", "everysec"]),
+        "{args:?}"
+    );
+    assert!(
+        args.windows(2).any(|w| w == ["--appendonly", "yes"]),
         "{args:?}"
     );
     let set = &docs("manifests/redis/statefulset.yaml")[0];
