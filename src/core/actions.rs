@@ -1,5 +1,6 @@
 //! The action ids of jitbot's Slack buttons: Approve and Deny on the approval card,
-//! "Revoke now" on the expiry warning. The Slack renderer puts them on the buttons and
+//! "Revoke now" on the expiry warning, "Cancel request" on the requester's
+//! acknowledgement, and the same in the App Home. The Slack renderer puts them on the buttons and
 //! the interactions endpoint dispatches clicks by them; both adapters depend on this
 //! module, never on each other. They are part of every card already posted, so a
 //! changed id would leave the buttons on those cards dead. The decision buttons'
@@ -11,6 +12,10 @@ use crate::core::request::Round;
 pub const APPROVE: &str = "jit_approve";
 pub const DENY: &str = "jit_deny";
 pub const REVOKE: &str = "jit_revoke";
+/// "Cancel request" on the requester's acknowledgement and in the App Home.
+pub const CANCEL: &str = "jit_cancel";
+/// "Extend" in the App Home: opens a small form for how much longer.
+pub const EXTEND: &str = "jit_extend";
 
 /// The value an Approve or Deny button carries: the request id for the request's own
 /// decision (as every card posted so far has it), `<id>@<round>` for an extension's,

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! request <target> <duration> [from <address>] <reason…>
+//! request              (also: empty text) opens the request form
 //! list
+//! cancel <id>
 //! revoke <id> [reason…]
 //! extend <id> <duration>
 //! targets
-//! help                 (also: empty text)
+//! help
 //! ```
 //!
 //! Parsing checks everything that can be checked without I/O: the target exists in the
@@ -25,9 +27,10 @@ use super::ttl::Ttl;
 
 /// Every form of the command on one line, for `help` and for unknown commands. One
 /// line because [`CommandError`]'s `Display` puts the usage in an inline code span.
-pub const USAGE: &str = "/jit request <target> <duration> [from <address>] <reason…> | /jit list | /jit revoke <id> [reason…] | /jit extend <id> <duration> | /jit targets | /jit help";
+pub const USAGE: &str = "/jit request <target> <duration> [from <address>] <reason…> | /jit list | /jit cancel <id> | /jit revoke <id> [reason…] | /jit extend <id> <duration> | /jit targets | /jit help";
 const REQUEST_USAGE: &str = "/jit request <target> <duration> [from <address>] <reason…>";
 const REVOKE_USAGE: &str = "/jit revoke <id> [reason…]";
+const CANCEL_USAGE: &str = "/jit cancel <id>";
 const EXTEND_USAGE: &str = "/jit extend <id> <duration>";
 const LIST_USAGE: &str = "/jit list";
 const TARGETS_USAGE: &str = "/jit targets";
@@ -39,6 +42,9 @@ const ECHO_CHARS: usize = 40;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Help,
+    /// `/jit` alone or `/jit request` alone: the request form (a Slack modal), which
+    /// asks for what the typed command would carry.
+    Form,
     Targets,
     List,
     Request {
@@ -51,6 +57,10 @@ pub enum Command {
     Revoke {
         id: RequestId,
         reason: Option<Reason>,
+    },
+    /// Withdraws one's own pending request.
+    Cancel {
+        id: RequestId,
     },
     Extend {
         id: RequestId,
@@ -142,6 +152,7 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Help => f.write_str("help"),
+            Command::Form => f.write_str("request"),
             Command::Targets => f.write_str("targets"),
             Command::List => f.write_str("list"),
             Command::Request {
@@ -163,6 +174,7 @@ impl fmt::Display for Command {
                     None => Ok(()),
                 }
             }
+            Command::Cancel { id } => write!(f, "cancel {id}"),
             Command::Extend { id, duration } => write!(f, "extend {id} {duration}"),
         }
     }
@@ -172,15 +184,17 @@ impl fmt::Display for Command {
 pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, CommandError> {
     let mut words = Words::new(text);
     let Some(first) = words.next() else {
-        return Ok(Command::Help);
+        return Ok(Command::Form);
     };
     match first.to_lowercase().as_str() {
         // Anything after `help` is ignored: people type `help request` and mean well.
         "help" => Ok(Command::Help),
         "targets" => no_arguments(words, "targets", TARGETS_USAGE, Command::Targets),
         "list" => no_arguments(words, "list", LIST_USAGE, Command::List),
+        "request" if words.rest().is_empty() => Ok(Command::Form),
         "request" => parse_request(words, catalog),
         "revoke" => parse_revoke(words),
+        "cancel" => parse_cancel(words),
         "extend" => parse_extend(words, catalog),
         _ => Err(CommandError::new(
             format!("`{}` is not a /jit command.", clip(first, ECHO_CHARS)),
@@ -445,6 +459,18 @@ fn parse_revoke(mut words: Words<'_>) -> Result<Command, CommandError> {
         Some(Reason::checked(reason, 0).map_err(err)?)
     };
     Ok(Command::Revoke { id, reason })
+}
+
+fn parse_cancel(mut words: Words<'_>) -> Result<Command, CommandError> {
+    let err = |message: String| CommandError::new(message, CANCEL_USAGE);
+    let id = take_id(&mut words, "cancel").map_err(err)?;
+    if !words.rest().is_empty() {
+        return Err(err(format!(
+            "`cancel` takes only the request's id; leave out `{}`.",
+            clip(words.rest(), ECHO_CHARS)
+        )));
+    }
+    Ok(Command::Cancel { id })
 }
 
 fn parse_extend(mut words: Words<'_>, catalog: &Catalog) -> Result<Command, CommandError> {

@@ -80,16 +80,31 @@ fn id() -> RequestId {
 }
 
 #[test]
-fn empty_text_and_help_give_help() {
-    for text in [
-        "",
-        "   ",
-        "\n\t",
-        "help",
-        "HELP",
-        "  Help me please  ",
-        "help request",
-    ] {
+fn empty_text_and_a_bare_request_open_the_form() {
+    for text in ["", "   ", "\n\t", "request", " REQUEST \n"] {
+        assert_eq!(ok(text), Command::Form, "{text:?}");
+    }
+}
+
+#[test]
+fn cancel_takes_exactly_an_id() {
+    assert_eq!(ok(&format!("cancel {ID}")), Command::Cancel { id: id() });
+    assert_eq!(
+        ok(&format!("CANCEL {}", ID.to_uppercase())),
+        Command::Cancel { id: id() }
+    );
+    let missing = parse("cancel", &catalog()).unwrap_err().to_string();
+    assert!(missing.contains("id of the request to cancel"), "{missing}");
+    assert!(missing.contains("/jit cancel <id>"), "{missing}");
+    let extra = parse(&format!("cancel {ID} now please"), &catalog())
+        .unwrap_err()
+        .to_string();
+    assert!(extra.contains("leave out `now please`"), "{extra}");
+}
+
+#[test]
+fn help_gives_help() {
+    for text in ["help", "HELP", "  Help me please  ", "help request"] {
         assert_eq!(ok(text), Command::Help, "{text:?}");
     }
 }
@@ -188,7 +203,6 @@ fn unknown_targets_get_a_suggestion_when_one_is_close() {
 #[test]
 fn request_needs_a_target_and_a_reason() {
     let u = REQUEST_USAGE;
-    assert_err("request", &["target", "/jit targets"], u);
     for text in [
         "request payments-db",
         "request payments-db 30m",
@@ -332,7 +346,9 @@ fn unknown_commands_list_every_form() {
     let e = err("foo bar");
     assert_eq!(e.message, "`foo` is not a /jit command.");
     assert_eq!(e.usage, USAGE);
-    for form in ["request", "list", "revoke", "extend", "targets", "help"] {
+    for form in [
+        "request", "list", "cancel", "revoke", "extend", "targets", "help",
+    ] {
         assert!(USAGE.contains(&format!("/jit {form}")), "{form}");
     }
     assert!(
@@ -426,7 +442,8 @@ fn commands_display_in_canonical_form() {
         (&format!("extend {ID} 90m"), &format!("extend {ID} 1h30m")),
         ("LIST", "list"),
         ("targets", "targets"),
-        ("", "help"),
+        ("", "request"),
+        (&format!("Cancel {ID}"), &format!("cancel {ID}")),
     ];
     for (text, want) in cases {
         let command = ok(text);
@@ -582,6 +599,10 @@ fn valid_command() -> impl Strategy<Value = Command> {
         2 => revoke,
         2 => extend,
         1 => Just(Command::Help),
+        1 => Just(Command::Form),
+        1 => (any::<[u8; 10]>()).prop_map(|bytes| Command::Cancel {
+            id: RequestId::from_random(bytes),
+        }),
         1 => Just(Command::List),
         1 => Just(Command::Targets),
     ]

@@ -26,6 +26,7 @@ use crate::adapters::kube::{KubeEnforcer, KubeSettings};
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::redis::{RedisSettings, RedisStore, RedisTarget, StateKey};
 use crate::adapters::slack::SlackNotifier;
+use crate::adapters::slack::inbound::Inbound;
 use crate::app::App;
 use crate::core::catalog::Catalog;
 use crate::core::ports::Store;
@@ -225,11 +226,10 @@ impl Application {
         let addr = listener.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
         let background = TaskTracker::new();
+        let inbound = Arc::new(Inbound::new(app.clone(), slack, background.clone()));
         let state = Arc::new(HttpState {
-            app: app.clone(),
+            inbound,
             signing_secret: signing.clone(),
-            slack,
-            background: background.clone(),
         });
         let (shutdown, stopped) = watch::channel(false);
         let server = serve(listener, router(state), stopped.clone(), "the HTTP server");

@@ -341,7 +341,11 @@ async fn the_other_commands_answer_ephemerally() {
     let w = SlackWorld::start().await;
     // What each command is answered with, in part.
     let answers: [(&str, &str, &[&str]); 5] = [
-        (ALICE, "", &["/jit request <target> <duration>"]),
+        (
+            ALICE,
+            "help",
+            &["/jit request <target> <duration>", "/jit cancel <id>"],
+        ),
         (ALICE, "targets", &["`payments-db`", "`ledger`"]),
         (
             ALICE,

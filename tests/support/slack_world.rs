@@ -13,6 +13,7 @@ use jitbot::adapters::http::slack_request::{ButtonClick, FORM_CONTENT_TYPE, Slas
 use jitbot::adapters::http::{HttpState, router};
 use jitbot::adapters::memory::{MemoryCluster, MemoryStore};
 use jitbot::adapters::slack::SlackNotifier;
+use jitbot::adapters::slack::inbound::Inbound;
 use jitbot::app::{App, ManualClock};
 use jitbot::core::catalog::Catalog;
 use jitbot::core::ports::{Clock, Previewer, Store};
@@ -242,11 +243,10 @@ impl SlackWorld {
             .unwrap();
         let SlackParts { api, notifier, .. } = parts.expect("a bot token is set");
         let background = tokio_util::task::TaskTracker::new();
+        let inbound = Arc::new(Inbound::new(app.clone(), api, background.clone()));
         let state = Arc::new(HttpState {
-            app: app.clone(),
+            inbound,
             signing_secret: Secret::new(SECRET),
-            slack: api,
-            background: background.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

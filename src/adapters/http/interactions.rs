@@ -1,22 +1,19 @@
-//! `POST /slack/interactions`: button clicks on approval cards (Approve, Deny) and
-//! on expiry warnings (Revoke now). The click is acknowledged at once; the decision
-//! runs after, and a refusal ("you are not an approver for payments-db") reaches the
-//! clicker alone through the interaction's `response_url`.
+//! `POST /slack/interactions`: button clicks and modal submissions over HTTP. The
+//! signature is checked, the payload read, and the answer made by
+//! [`Inbound::interaction`]: a bare 200 for a click (the work runs after it), or a
+//! modal's `response_action`.
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use slack_morphism::prelude::{SlackInteractionActionInfo, SlackInteractionEvent};
-use tracing::{debug, warn};
+use slack_morphism::prelude::SlackInteractionEvent;
+use tracing::warn;
 
-use super::{HttpState, first_sight, form_urlencoded_pairs, in_background, verified};
-use crate::app::{AppError, Decision};
-use crate::core::actions::{APPROVE, DENY, REVOKE, parse_decision_value};
-use crate::core::command::Reason;
-use crate::core::ids::SlackUserId;
+use super::{HttpState, form_urlencoded_pairs, verified};
 
 pub(super) async fn handle(
     State(state): State<Arc<HttpState>>,
@@ -41,83 +38,8 @@ pub(super) async fn handle(
             return StatusCode::BAD_REQUEST.into_response();
         }
     };
-    let SlackInteractionEvent::BlockActions(click) = event else {
-        debug!("ignored an interaction that is not a button click");
-        return StatusCode::OK.into_response();
-    };
-    let Some(user) = click
-        .user
-        .as_ref()
-        .and_then(|u| u.id.to_string().parse::<SlackUserId>().ok())
-    else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let response_url = click.response_url.as_ref().map(|u| u.0.to_string());
-    let actions = click.actions.unwrap_or_default();
-    let tracker = state.clone();
-    in_background(&tracker, async move {
-        // A replayed click (the same signed request again) changes nothing.
-        if let Err(refusal) = first_sight(&state, &signature).await {
-            answer(&state, response_url.as_deref(), &refusal, false).await;
-            return;
-        }
-        for action in &actions {
-            act(&state, &user, action, response_url.as_deref()).await;
-        }
-    });
-    StatusCode::OK.into_response()
-}
-
-async fn act(
-    state: &HttpState,
-    user: &SlackUserId,
-    action: &SlackInteractionActionInfo,
-    response_url: Option<&str>,
-) {
-    let Some((id, round)) = action.value.as_deref().and_then(parse_decision_value) else {
-        warn!(action = %action.action_id, "a button click carried no request id");
-        return;
-    };
-    let app = &state.app;
-    let result: Result<Option<String>, AppError> = match action.action_id.to_string().as_str() {
-        APPROVE => app
-            .decide(&id, user, Decision::Approve, round)
-            .await
-            .map(|_| None),
-        DENY => app
-            .decide(&id, user, Decision::Deny { note: None }, round)
-            .await
-            .map(|_| None),
-        REVOKE => {
-            let reason = Reason::new("revoked from the expiry warning", 0).ok();
-            app.revoke(&id, user, reason)
-                .await
-                .map(|revocation| Some(revocation.sentence()))
-        }
-        other => {
-            debug!(action = other, "ignored a click on an unknown action");
-            return;
-        }
-    };
-    let (text, done) = match result {
-        Ok(None) => return, // the card update says it all
-        Ok(Some(text)) => (text, true),
-        Err(e) => {
-            if let AppError::StoreUnavailable(why) | AppError::Internal(why) = &e {
-                warn!(request_id = %id, error = %why, "a button click failed");
-            }
-            (e.to_string(), false)
-        }
-    };
-    answer(state, response_url, &text, done).await;
-}
-
-/// Tells the clicker alone, through the interaction's `response_url`.
-async fn answer(state: &HttpState, response_url: Option<&str>, text: &str, done: bool) {
-    if let Some(url) = response_url
-        && let Err(e) = state.slack.respond(url, text, done).await
-    {
-        state.app.metrics().slack_error(e.kind());
-        warn!(error = %e, "could not answer a button click");
+    match state.inbound.interaction(event, signature).await.to_json() {
+        Some(body) => Json(body).into_response(),
+        None => StatusCode::OK.into_response(),
     }
 }

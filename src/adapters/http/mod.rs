@@ -1,12 +1,14 @@
-//! The HTTP surface: Slack's slash commands and interactions (signature checked
-//! before anything reads the body) with the probes on one listener, and `/metrics`
-//! (with the probes again) on another, so a NetworkPolicy can tell them apart.
+//! The HTTP surface: Slack's slash commands, interactions and events (signature
+//! checked before anything reads the body) with the probes on one listener, and
+//! `/metrics` (with the probes again) on another, so a NetworkPolicy can tell them
+//! apart.
 //!
-//! Slack wants an answer within 3 seconds, so handlers answer at once and do slow
-//! work (the cluster, Slack's Web API) in the background, reporting back through the
-//! request's `response_url` or the approval card.
+//! The handlers authenticate and decode; the answers are
+//! [`crate::adapters::slack::inbound`]'s, the same as over Socket Mode, and come
+//! within Slack's 3 seconds.
 
 mod commands;
+mod events;
 mod interactions;
 pub mod signature;
 pub mod slack_request;
@@ -19,13 +21,11 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-use crate::adapters::slack::SlackApi;
+use crate::adapters::slack::inbound::Inbound;
 use crate::app::{App, Readiness};
 use crate::core::secret::Secret;
-use crate::core::ttl::Ttl;
 use crate::metrics::Dependency;
 
 /// Largest body accepted from Slack; larger ones get 413.
@@ -33,12 +33,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the handlers need.
 pub struct HttpState {
-    pub app: App,
+    pub inbound: Arc<Inbound>,
     pub signing_secret: Secret,
-    /// For answers that come after the ack (`response_url`).
-    pub slack: SlackApi,
-    /// Work that runs after the ack; shutdown waits for it.
-    pub background: TaskTracker,
 }
 
 /// Slack's endpoints and the probes: what Slack (through the ingress) and the
@@ -47,6 +43,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/slack/commands", post(commands::handle))
         .route("/slack/interactions", post(interactions::handle))
+        .route("/slack/events", post(events::handle))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -116,7 +113,7 @@ fn lines(head: &str, rest: &[String]) -> String {
 /// their state, as the metrics router's do.
 impl FromRef<Arc<HttpState>> for App {
     fn from_ref(state: &Arc<HttpState>) -> App {
-        state.app.clone()
+        state.inbound.app().clone()
     }
 }
 
@@ -131,42 +128,26 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
 }
 
 /// Checks Slack's signature on a raw body; `Err` is the status to answer (401, no
-/// detail), and the reason is logged and counted. On success, the signature itself, which names this exact
-/// request (its timestamp and body) for [`first_sight`].
+/// detail), and the reason is logged and counted. On success, the signature itself,
+/// which names this exact request (its timestamp and body): the proof the inbound
+/// side refuses replays by.
 fn verified(state: &HttpState, headers: &HeaderMap, body: &Bytes) -> Result<String, StatusCode> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signature = header(signature::SIGNATURE_HEADER);
+    let app = state.inbound.app();
     signature::verify(
         state.signing_secret.expose(),
         header(signature::TIMESTAMP_HEADER),
         signature,
         body,
-        state.app.now(),
+        app.now(),
     )
     .map_err(|e| {
         warn!(error = %e, "refused a request that is not signed by Slack");
-        state.app.metrics().signature_rejected(e.reason());
+        app.metrics().signature_rejected(e.reason());
         StatusCode::UNAUTHORIZED
     })?;
     Ok(signature.unwrap_or_default().trim().to_owned())
-}
-
-/// How long a signed request is remembered: as long as its timestamp would pass the
-/// signature check, either side of now.
-const REPLAY_WINDOW: Ttl = Ttl::from_secs(2 * signature::MAX_SKEW_SECS as u64);
-
-/// Whether a verified request is seen for the first time. A replay (the same
-/// timestamp and signature, so the same body) is refused; so is any request while
-/// the store cannot say, since acting on it could act twice.
-async fn first_sight(state: &HttpState, signature: &str) -> Result<(), String> {
-    match state.app.first_sight(signature, REPLAY_WINDOW).await {
-        Ok(true) => Ok(()),
-        Ok(false) => {
-            warn!("refused a replay of a signed Slack request");
-            Err("jitbot already acted on this exact request, so it did nothing this time; send it again to make a new one".to_owned())
-        }
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// Slack's `ssl_check=1` probe asks only whether the endpoint answers.
@@ -185,12 +166,4 @@ fn form_urlencoded_pairs(body: &Bytes) -> impl Iterator<Item = (String, String)>
         };
         Some((decode(k)?, decode(v)?))
     })
-}
-
-/// Runs slow work after the ack; a graceful shutdown waits for it.
-fn in_background<F>(state: &HttpState, work: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    state.background.spawn(work);
 }

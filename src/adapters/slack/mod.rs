@@ -10,6 +10,7 @@
 pub mod blocks;
 mod directory;
 pub mod endpoint;
+pub mod inbound;
 mod notifier;
 
 use std::sync::Arc;
@@ -48,6 +49,12 @@ pub enum SlackError {
     /// A `response_url` that is not Slack's: nothing was sent.
     #[error("refused to post to a response_url: {why}")]
     RefusedUrl { why: &'static str },
+    /// jitbot built something Slack's typed API cannot carry (a bug): nothing was sent.
+    #[error("could not send {method}: {detail}")]
+    Unsendable {
+        method: &'static str,
+        detail: String,
+    },
 }
 
 impl SlackError {
@@ -58,6 +65,7 @@ impl SlackError {
             SlackError::RateLimited { .. } => "rate_limited",
             SlackError::Transport { .. } => "transport",
             SlackError::RefusedUrl { .. } => "refused_url",
+            SlackError::Unsendable { .. } => "unsendable",
         }
     }
 
@@ -75,7 +83,7 @@ impl SlackError {
                     | "request_timeout"
             ),
             SlackError::RateLimited { .. } | SlackError::Transport { .. } => true,
-            SlackError::RefusedUrl { .. } => false,
+            SlackError::RefusedUrl { .. } | SlackError::Unsendable { .. } => false,
         }
     }
 
@@ -201,6 +209,44 @@ impl SlackApi {
         Ok(answer.users.into_iter().map(|u| u.to_string()).collect())
     }
 
+    /// Opens a modal with the `trigger_id` of a command or click (valid for 3 s);
+    /// returns the view's id, for [`SlackApi::views_update`].
+    pub async fn views_open(&self, trigger_id: &str, view: &Value) -> Result<String, SlackError> {
+        let view = typed_view("views.open", view)?;
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiViewsOpenRequest::new(SlackTriggerId::new(trigger_id.to_owned()), view);
+        let answer = session
+            .views_open(&req)
+            .await
+            .map_err(|e| SlackError::from_client("views.open", e))?;
+        Ok(answer.view.state_params.id.to_string())
+    }
+
+    /// Replaces an open modal's view.
+    pub async fn views_update(&self, view_id: &str, view: &Value) -> Result<(), SlackError> {
+        let view = typed_view("views.update", view)?;
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiViewsUpdateRequest::new(view)
+            .with_view_id(SlackViewId::new(view_id.to_owned()));
+        session
+            .views_update(&req)
+            .await
+            .map(|_| ())
+            .map_err(|e| SlackError::from_client("views.update", e))
+    }
+
+    /// Publishes `user`'s App Home.
+    pub async fn views_publish(&self, user: &str, view: &Value) -> Result<(), SlackError> {
+        let view = typed_view("views.publish", view)?;
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiViewsPublishRequest::new(SlackUserId::new(user.to_owned()), view);
+        session
+            .views_publish(&req)
+            .await
+            .map(|_| ())
+            .map_err(|e| SlackError::from_client("views.publish", e))
+    }
+
     /// Answers a slash command or an interaction through its `response_url`, without
     /// the bot token (a `response_url` needs none). One that is not Slack's is refused
     /// without a request: it came inside the request, and a forged one must not make
@@ -211,6 +257,21 @@ impl SlackApi {
         text: &str,
         replace_original: bool,
     ) -> Result<(), SlackError> {
+        let message = blocks::Message {
+            text: text.to_owned(),
+            blocks: json!([]),
+        };
+        self.respond_message(response_url, &message, replace_original)
+            .await
+    }
+
+    /// [`SlackApi::respond`] with blocks (none when `message.blocks` is empty).
+    pub async fn respond_message(
+        &self,
+        response_url: &str,
+        message: &blocks::Message,
+        replace_original: bool,
+    ) -> Result<(), SlackError> {
         let url = self.response_urls.accept(response_url).map_err(|why| {
             warn!(
                 why,
@@ -218,11 +279,14 @@ impl SlackApi {
             );
             SlackError::RefusedUrl { why }
         })?;
-        let body = json!({
+        let mut body = json!({
             "response_type": "ephemeral",
             "replace_original": replace_original,
-            "text": text,
+            "text": message.text,
         });
+        if message.blocks.as_array().is_some_and(|b| !b.is_empty()) {
+            body["blocks"] = message.blocks.clone();
+        }
         let span = tracing::debug_span!("Slack response_url");
         // The connector's own call with no token: the same TLS, 429 handling and
         // answer parsing as every Web API call, minus the Authorization header.
@@ -240,4 +304,14 @@ impl SlackApi {
             .map(|_| ())
             .map_err(|e| SlackError::from_client("response_url", e))
     }
+}
+
+/// A view as slack-morphism's typed calls take it. jitbot builds its views as Block
+/// Kit JSON (where its limit checks apply); one that does not convert is a bug, and
+/// nothing is sent.
+pub fn typed_view(method: &'static str, view: &Value) -> Result<SlackView, SlackError> {
+    serde_json::from_value(view.clone()).map_err(|e| SlackError::Unsendable {
+        method,
+        detail: format!("the view does not fit Slack's Block Kit model: {e}"),
+    })
 }

@@ -34,13 +34,18 @@ fn every_slack_error() -> Vec<SlackError> {
         SlackError::RefusedUrl {
             why: "not Slack's hooks host",
         },
+        SlackError::Unsendable {
+            method: "views.open",
+            detail: "the view does not fit Slack's Block Kit model".to_owned(),
+        },
     ];
     for e in &errors {
         match e {
             SlackError::Api { .. }
             | SlackError::RateLimited { .. }
             | SlackError::Transport { .. }
-            | SlackError::RefusedUrl { .. } => {}
+            | SlackError::RefusedUrl { .. }
+            | SlackError::Unsendable { .. } => {}
         }
     }
     errors
