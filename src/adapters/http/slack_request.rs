@@ -1,5 +1,7 @@
 //! Requests as Slack sends them to jitbot: the form body of a slash command for
-//! `/slack/commands`, and of a `block_actions` button click for `/slack/interactions`.
+//! `/slack/commands`, and of a `block_actions` button click (on a message or in a
+//! view) or a modal's `view_submission` for `/slack/interactions`; the same payloads
+//! travel inside Socket Mode envelopes.
 //! Whatever plays Slack's inbound half (the playground, the tests, the benches) builds
 //! its bodies here and signs them with [`super::signature::SignedHeaders`], so all of
 //! them send what the handlers are written against. jitbot itself only reads these.
@@ -7,7 +9,7 @@
 //! Every field is Slack's own; a value that jitbot does not read (`token`,
 //! `trigger_id`, `api_app_id`, ...) is still sent, so the handlers see a whole request.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The `content-type` of both bodies.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -34,9 +36,24 @@ pub struct SlashCommand<'a> {
 }
 
 impl SlashCommand<'_> {
+    /// The command as a Socket Mode envelope's `payload` carries it: the form's
+    /// fields as one JSON object.
+    pub fn payload(&self) -> Value {
+        let fields: serde_json::Map<String, Value> = self
+            .fields()
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect();
+        Value::Object(fields)
+    }
+
     /// The form body, fields in the order Slack sends them.
     pub fn form(&self) -> String {
-        form(&[
+        form(&self.fields())
+    }
+
+    fn fields(&self) -> [(&'static str, &str); 11] {
+        [
             ("token", self.token),
             ("team_id", self.team_id),
             ("team_domain", self.team_domain),
@@ -48,7 +65,7 @@ impl SlashCommand<'_> {
             ("text", self.text),
             ("response_url", self.response_url),
             ("trigger_id", self.trigger_id),
-        ])
+        ]
     }
 }
 
@@ -79,7 +96,12 @@ pub struct ButtonClick<'a> {
 impl ButtonClick<'_> {
     /// The form body: one `payload` field with the interaction as JSON.
     pub fn form(&self) -> String {
-        let payload = json!({
+        form(&[("payload", self.payload().to_string().as_str())])
+    }
+
+    /// The interaction as JSON (a Socket Mode envelope's `payload`).
+    pub fn payload(&self) -> Value {
+        json!({
             "type": "block_actions",
             "team": { "id": self.team_id, "domain": self.team_domain },
             "user": { "id": self.user_id, "username": self.user_name, "team_id": self.team_id },
@@ -100,8 +122,96 @@ impl ButtonClick<'_> {
                 "value": self.value,
                 "action_ts": self.action_ts,
             }],
-        });
-        form(&[("payload", payload.to_string().as_str())])
+        })
+    }
+}
+
+/// A click on a button in a view: a modal, or the App Home (`view.type` says which).
+/// There is no `response_url`: answers go to the view itself or elsewhere.
+#[derive(Clone, Debug)]
+pub struct ViewClick<'a> {
+    pub team_id: &'a str,
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    pub api_app_id: &'a str,
+    pub trigger_id: &'a str,
+    /// The view as Slack has it (with its `id` and `hash`).
+    pub view: &'a Value,
+    pub action_id: &'a str,
+    pub block_id: &'a str,
+    pub value: &'a str,
+    pub action_ts: &'a str,
+}
+
+impl ViewClick<'_> {
+    /// The interaction as JSON (a Socket Mode envelope's `payload`).
+    pub fn payload(&self) -> Value {
+        json!({
+            "type": "block_actions",
+            "team": { "id": self.team_id, "domain": "example" },
+            "user": { "id": self.user_id, "username": self.user_name, "team_id": self.team_id },
+            "api_app_id": self.api_app_id,
+            "container": { "type": "view", "view_id": self.view["id"] },
+            "trigger_id": self.trigger_id,
+            "view": self.view,
+            "actions": [{
+                "type": "button",
+                "action_id": self.action_id,
+                "block_id": self.block_id,
+                "value": self.value,
+                "action_ts": self.action_ts,
+            }],
+        })
+    }
+
+    /// The form body: one `payload` field with the interaction as JSON.
+    pub fn form(&self) -> String {
+        form(&[("payload", self.payload().to_string().as_str())])
+    }
+}
+
+/// A modal submitted: the view as it was open, and what the person entered, as
+/// Slack's `state.values` (`{block_id: {action_id: {type, value | selected_option}}}`).
+#[derive(Clone, Debug)]
+pub struct ViewSubmission<'a> {
+    pub team_id: &'a str,
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    pub api_app_id: &'a str,
+    pub trigger_id: &'a str,
+    /// The view as Slack has it (with its `id`, `hash`, `callback_id` and
+    /// `private_metadata`).
+    pub view: &'a Value,
+    pub values: &'a Value,
+}
+
+impl ViewSubmission<'_> {
+    /// The interaction as JSON (a Socket Mode envelope's `payload`).
+    pub fn payload(&self) -> Value {
+        let mut view = self.view.clone();
+        view["state"] = json!({ "values": self.values });
+        if view.get("team_id").is_none() {
+            view["team_id"] = json!(self.team_id);
+        }
+        if view.get("hash").is_none() {
+            view["hash"] = json!("1.1");
+        }
+        json!({
+            "type": "view_submission",
+            "team": { "id": self.team_id, "domain": "example" },
+            "user": { "id": self.user_id, "username": self.user_name, "name": self.user_name, "team_id": self.team_id },
+            "api_app_id": self.api_app_id,
+            "token": "legacy",
+            "trigger_id": self.trigger_id,
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": false,
+        })
+    }
+
+    /// The form body: one `payload` field with the interaction as JSON.
+    pub fn form(&self) -> String {
+        form(&[("payload", self.payload().to_string().as_str())])
     }
 }
 

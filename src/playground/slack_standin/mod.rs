@@ -10,11 +10,14 @@
 //! and an outage ([`SlackStandin::set_down`]: 503 to every call until it ends). It
 //! keeps channel messages with their Block Kit JSON (an update replaces the message,
 //! a `thread_ts` makes a thread reply), DMs, and what only one person sees: ephemeral
-//! messages and answers posted to a `response_url`.
+//! messages and answers posted to a `response_url`. It opens and updates modals
+//! (`views.open`, `views.update`) and keeps each person's App Home
+//! (`views.publish`), refusing views Slack would refuse.
 //!
 //! Nothing here trusts its input more than Slack would: bodies that do not parse are
 //! recorded as `null` and answered with an error envelope, never a panic.
 
+mod views;
 mod web_api;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -140,6 +143,23 @@ struct World {
     down: bool,
     /// Web API calls answered 503 because Slack was down.
     refused: u64,
+    /// Modals opened (and not closed), by view id.
+    views: BTreeMap<String, OpenView>,
+    next_view: u64,
+    /// Each person's App Home as last published.
+    homes: BTreeMap<String, Value>,
+}
+
+/// A modal as Slack shows it: to whom, and its view as jitbot last sent it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenView {
+    pub id: String,
+    /// The person whose `trigger_id` opened it.
+    pub user: String,
+    /// The view (`type: modal`, title, blocks, `private_metadata`, …).
+    pub view: Value,
+    /// Bumped on every update, as Slack's `hash`.
+    pub hash: String,
 }
 
 struct Shared {
@@ -204,6 +224,9 @@ impl SlackStandin {
             version: 0,
             down: false,
             refused: 0,
+            views: BTreeMap::new(),
+            next_view: 0,
+            homes: BTreeMap::new(),
         };
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
@@ -329,6 +352,36 @@ impl SlackStandin {
     /// What only one person sees, oldest first.
     pub fn ephemerals(&self) -> Vec<Ephemeral> {
         self.shared.lock().ephemerals.clone()
+    }
+
+    /// Says that `trigger_id` comes from `user`'s command or click, so a modal it
+    /// opens is that person's. Slack knows this; the stand-in is told by whoever plays
+    /// Slack's inbound half. A trigger nobody was told of opens a modal for nobody.
+    pub fn trigger_from(&self, trigger_id: &str, user: &str) {
+        self.shared.change(|w| {
+            w.origins.insert(
+                format!("trigger:{trigger_id}"),
+                Origin {
+                    user: user.to_owned(),
+                    message: None,
+                },
+            )
+        });
+    }
+
+    /// The modals open now, oldest first.
+    pub fn open_views(&self) -> Vec<OpenView> {
+        self.shared.lock().views.values().cloned().collect()
+    }
+
+    /// Closes a modal, as its person pressing Cancel or submitting it does.
+    pub fn close_view(&self, id: &str) {
+        self.shared.change(|w| w.views.remove(id));
+    }
+
+    /// `user`'s App Home as last published.
+    pub fn home(&self, user: &str) -> Option<Value> {
+        self.shared.lock().homes.get(user).cloned()
     }
 
     /// Counts changes: equal numbers mean nothing changed in between.

@@ -43,11 +43,11 @@ fn record(shared: &Shared, method: &str, headers: &HeaderMap, body: Value) -> Op
     })
 }
 
-fn envelope(v: Value) -> Response {
+pub(super) fn envelope(v: Value) -> Response {
     (StatusCode::OK, axum::Json(v)).into_response()
 }
 
-fn error(code: &str) -> Response {
+pub(super) fn error(code: &str) -> Response {
     envelope(json!({ "ok": false, "error": code }))
 }
 
@@ -185,6 +185,7 @@ fn web_method(
             w.dms.insert(user.to_owned(), dm.clone());
             envelope(json!({ "ok": true, "channel": { "id": dm } }))
         }
+        "views.open" | "views.update" | "views.publish" => super::views::method(w, method, body),
         "usergroups.users.list" => match w.groups.get(body["usergroup"].as_str().unwrap_or("")) {
             Some(users) => envelope(json!({ "ok": true, "users": users })),
             None => error("no_such_subteam"),
