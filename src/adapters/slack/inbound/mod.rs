@@ -96,6 +96,9 @@ pub enum ViewReply {
     Errors(Vec<(String, String)>),
     /// The modal shows this view instead.
     Update(Value),
+    /// The choices of an `external_select` (a `block_suggestion`'s answer): the
+    /// body as Slack reads it, `{"options": […]}` or `{"option_groups": […]}`.
+    Options(Value),
 }
 
 impl ViewReply {
@@ -111,6 +114,7 @@ impl ViewReply {
                 Some(json!({ "response_action": "errors", "errors": errors }))
             }
             ViewReply::Update(view) => Some(json!({ "response_action": "update", "view": view })),
+            ViewReply::Options(options) => Some(options.clone()),
         }
     }
 }
@@ -169,6 +173,7 @@ impl Inbound {
             SlackInteractionEvent::ViewSubmission(submission) => {
                 views::submitted(self, submission, proof).await
             }
+            SlackInteractionEvent::BlockSuggestion(typed) => views::suggest(self, typed).await,
             SlackInteractionEvent::ViewClosed(_) => ViewReply::Nothing,
             _ => {
                 debug!("ignored an interaction jitbot does not use");

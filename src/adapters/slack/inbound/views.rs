@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use slack_morphism::prelude::SlackInteractionViewSubmissionEvent;
+use slack_morphism::prelude::{
+    SlackInteractionBlockSuggestionEvent, SlackInteractionViewSubmissionEvent,
+};
 use tracing::warn;
 
 use super::{Inbound, ViewReply};
@@ -57,4 +59,15 @@ pub(super) async fn submitted(
 ) -> ViewReply {
     let _ = (inbound, submission, proof);
     ViewReply::Nothing
+}
+
+/// The targets matching what the person typed in the form's target picker (an
+/// `external_select`, used once the catalog has more targets than a static select
+/// holds).
+pub(super) async fn suggest(
+    inbound: &Arc<Inbound>,
+    typed: SlackInteractionBlockSuggestionEvent,
+) -> ViewReply {
+    let _ = (inbound, typed);
+    ViewReply::Options(serde_json::json!({ "options": [] }))
 }
