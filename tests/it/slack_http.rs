@@ -3,7 +3,7 @@
 
 use chrono::TimeDelta;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use jitbot::adapters::http::signature;
 use jitbot::core::actions::{APPROVE, DENY};
@@ -223,7 +223,10 @@ async fn approve_updates_the_card_dms_the_requester_threads_the_audit_and_applie
         dm["text"].as_str().unwrap().contains("ends at 14:30 UTC"),
         "{dm}"
     );
-    assert_eq!(w.slack.calls("conversations.open")[0]["users"], ALICE);
+    assert_eq!(
+        w.slack.calls("conversations.open")[0]["users"],
+        json!([ALICE])
+    );
     let thread = w.slack.opening_ts(AUDIT);
     w.slack
         .wait_for("chat.postMessage", |b| {

@@ -150,16 +150,24 @@ fn web_method(
                 edited_at: None,
             };
             w.messages.insert((channel.clone(), ts.clone()), posted);
-            envelope(json!({ "ok": true, "channel": channel, "ts": ts, "message": body }))
+            let message = as_posted(&body, &ts);
+            envelope(json!({ "ok": true, "channel": channel, "ts": ts, "message": message }))
         }
         "chat.update" => {
             let ts = body["ts"].as_str().unwrap_or("").to_owned();
             let Some(m) = w.messages.get_mut(&(channel.clone(), ts.clone())) else {
                 return error("message_not_found");
             };
+            let message = as_posted(&body, &ts);
             m.body = body;
             m.edited_at = Some(now);
-            envelope(json!({ "ok": true, "channel": channel, "ts": ts }))
+            envelope(json!({
+                "ok": true,
+                "channel": channel,
+                "ts": ts,
+                "text": message["text"],
+                "message": message,
+            }))
         }
         "chat.postEphemeral" => {
             if !w.channels.contains(&channel) {
@@ -175,7 +183,17 @@ fn web_method(
             envelope(json!({ "ok": true, "message_ts": "1700000000.000001" }))
         }
         "conversations.open" => {
-            let user = body["users"].as_str().unwrap_or("");
+            // A form-encoded call sends `users` comma-separated; a JSON one may send
+            // an array.
+            let users = match &body["users"] {
+                Value::Array(users) => users
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.as_str().unwrap_or("").to_owned(),
+            };
+            let user = users.as_str();
             if user.is_empty() || user.contains(',') {
                 // jitbot only opens one-to-one DMs.
                 return error("users_list_not_supplied");
@@ -192,6 +210,29 @@ fn web_method(
         },
         _ => error("unknown_method"),
     }
+}
+
+/// The bot user the stand-in posts as.
+const BOT_ID: &str = "B0JITBOT01";
+const BOT_USER: &str = "U0JITBOT01";
+
+/// A message as Slack's answers describe it: what was sent, stamped with its `ts` and
+/// the bot that posted it.
+fn as_posted(body: &Value, ts: &str) -> Value {
+    let mut message = json!({
+        "type": "message",
+        "ts": ts,
+        "user": BOT_USER,
+        "bot_id": BOT_ID,
+        "text": body["text"],
+    });
+    if body["blocks"].is_array() {
+        message["blocks"] = body["blocks"].clone();
+    }
+    if let Some(thread) = body["thread_ts"].as_str() {
+        message["thread_ts"] = json!(thread);
+    }
+    message
 }
 
 /// A post to a `response_url`. One the stand-in handed out for a person shows to that
