@@ -19,6 +19,7 @@ mod redis_retention;
 mod redis_store;
 mod retention_contract;
 mod serve_binary;
+mod slack_ack;
 mod slack_egress;
 mod slack_http;
 mod store_contract;

@@ -48,15 +48,17 @@ pub(super) async fn answer(
             Reply::Nothing
         }
         Command::Revoke { id, reason } => {
-            if let Err(refusal) = inbound.first_sight(&proof).await {
-                return Reply::text(refusal);
-            }
+            // The cluster may be slow to answer: the whole revoke, its replay check
+            // included, runs after the ack and reports through the response_url.
             let shown = id.clone();
             let worker = inbound.clone();
             inbound.later(async move {
-                let text = match worker.app.revoke(&id, &user, reason).await {
-                    Ok(revocation) => revocation.sentence(),
-                    Err(e) => sentence(&e),
+                let text = match worker.first_sight(&proof).await {
+                    Err(refusal) => refusal,
+                    Ok(()) => match worker.app.revoke(&id, &user, reason).await {
+                        Ok(revocation) => revocation.sentence(),
+                        Err(e) => sentence(&e),
+                    },
                 };
                 worker
                     .respond(Some(&response_url), &plain(text), false)
