@@ -18,6 +18,7 @@
 
 mod hosts;
 pub mod inbound;
+mod modals;
 pub mod people;
 mod server;
 pub mod slack_standin;
@@ -151,6 +152,14 @@ impl Engine {
             facts,
             clock_jumps,
         }
+    }
+
+    /// A new `trigger_id` for something `user` does, which the stand-in takes as
+    /// theirs: a modal it opens is shown to them, as Slack does.
+    fn trigger_for(&self, user: &str) -> String {
+        let trigger = self.inbound.trigger_id();
+        self.slack.trigger_from(&trigger, user);
+        trigger
     }
 
     pub fn facts(&self) -> &Facts {

@@ -26,6 +26,7 @@ use serde_json::json;
 use super::Engine;
 use super::hosts::{Allowed, only_allowed};
 use super::inbound::Click;
+use super::modals as views;
 use crate::core::ids::SlackUserId;
 
 const INDEX: &str = include_str!("page/index.html");
@@ -69,6 +70,11 @@ pub(super) fn router(engine: Arc<Engine>, allowed: Allowed) -> Router {
         .route("/playground/command", post(command))
         .route("/playground/click", post(click))
         .route("/playground/advance", post(advance))
+        .route("/playground/view/submit", post(views::submit))
+        .route("/playground/view/close", post(views::close))
+        .route("/playground/view/act", post(views::act))
+        .route("/playground/view/suggest", post(views::suggest))
+        .route("/playground/home", post(views::home))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let allowed = allowed.clone();
             async move { only_allowed(&allowed, req, next).await }
@@ -76,7 +82,7 @@ pub(super) fn router(engine: Arc<Engine>, allowed: Allowed) -> Router {
         .with_state(engine)
 }
 
-fn refuse(message: impl Into<String>) -> Response {
+pub(super) fn refuse(message: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({ "error": message.into() })),
@@ -85,7 +91,7 @@ fn refuse(message: impl Into<String>) -> Response {
 }
 
 /// A person the catalog knows, or why not.
-fn person(engine: &Engine, user: &str) -> Result<SlackUserId, String> {
+pub(super) fn person(engine: &Engine, user: &str) -> Result<SlackUserId, String> {
     let id: SlackUserId = user.parse()?;
     if engine.workspace.people.iter().any(|p| p.id == id.as_str()) {
         Ok(id)
@@ -120,9 +126,10 @@ async fn command(State(engine): State<Arc<Engine>>, Json(typed): Json<Typed>) ->
         return refuse("that command is too long");
     }
     let response_url = engine.slack.response_url_for(user.as_str(), None);
+    let trigger_id = engine.trigger_for(user.as_str());
     match engine
         .inbound
-        .command(user.as_str(), text, &response_url)
+        .command(user.as_str(), text, &response_url, &trigger_id)
         .await
     {
         Ok((status, answer)) => {
@@ -131,10 +138,13 @@ async fn command(State(engine): State<Arc<Engine>>, Json(typed): Json<Typed>) ->
             } else {
                 format!("jitbot answered HTTP {status}")
             };
-            let typed = format!("/jit {text}");
-            engine
-                .slack
-                .show_ephemeral(user.as_str(), Some(typed.trim_end()), &shown);
+            // An empty ack shows nothing, as in Slack (the form opens instead).
+            if !shown.is_empty() {
+                let typed = format!("/jit {text}");
+                engine
+                    .slack
+                    .show_ephemeral(user.as_str(), Some(typed.trim_end()), &shown);
+            }
             Json(json!({ "status": status, "text": shown })).into_response()
         }
         Err(e) => (
@@ -167,6 +177,7 @@ async fn click(State(engine): State<Arc<Engine>>, Json(c): Json<Clicked>) -> Res
     let response_url = engine
         .slack
         .response_url_for(user.as_str(), Some((&c.channel, &c.ts)));
+    let trigger_id = engine.trigger_for(user.as_str());
     let sent = Click {
         user: user.as_str(),
         channel: &c.channel,
@@ -175,15 +186,21 @@ async fn click(State(engine): State<Arc<Engine>>, Json(c): Json<Clicked>) -> Res
         action_id: &c.action_id,
         value: &c.value,
         response_url: &response_url,
+        trigger_id: &trigger_id,
     };
     match engine.inbound.click(&sent).await {
         Ok(status) => Json(json!({ "status": status })).into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            Json(json!({ "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => unanswered(e),
     }
+}
+
+/// jitbot did not answer.
+pub(super) fn unanswered(e: super::inbound::Unanswered) -> Response {
+    (
+        StatusCode::BAD_GATEWAY,
+        Json(json!({ "error": e.to_string() })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
 //! What `GET /playground/state` answers: the whole playground as the page draws it.
-//! Messages come from the Slack stand-in as jitbot sent them (Block Kit JSON and all),
-//! policies from the cluster port, requests from the store.
+//! Messages, open modals and App Homes come from the Slack stand-in as jitbot sent
+//! them (Block Kit JSON and all), policies from the cluster port, requests from the
+//! store.
 
 use serde_json::{Value, json};
 use tracing::warn;
@@ -80,6 +81,21 @@ impl Engine {
                 })
             })
             .collect();
+        // Modals open now, each shown to its person, and each person's App Home,
+        // as Slack's payloads carry them.
+        let views: Vec<Value> = slack
+            .open_views()
+            .iter()
+            .map(|v| json!({ "id": v.id, "user": v.user, "hash": v.hash, "view": v.stateful() }))
+            .collect();
+        let homes: serde_json::Map<String, Value> = slack
+            .homes()
+            .into_keys()
+            .filter_map(|user| {
+                let home = slack.home_view(&user)?;
+                Some((user, home.stateful()))
+            })
+            .collect();
         let ephemerals = slack.ephemerals();
         let skip = ephemerals.len().saturating_sub(RECENT);
         json!({
@@ -90,6 +106,8 @@ impl Engine {
             "channels": channels,
             "dms": dms,
             "ephemeral": ephemerals[skip..],
+            "views": views,
+            "homes": homes,
             "cluster": self.policies().await,
             "requests": self.requests().await,
         })

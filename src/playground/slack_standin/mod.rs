@@ -384,6 +384,40 @@ impl SlackStandin {
         self.shared.lock().homes.get(user).cloned()
     }
 
+    /// Every App Home published, by person.
+    pub fn homes(&self) -> BTreeMap<String, Value> {
+        self.shared.lock().homes.clone()
+    }
+
+    /// `user`'s App Home as Slack's payloads carry it (with its `id` and `hash`), if
+    /// one was published.
+    pub fn home_view(&self, user: &str) -> Option<OpenView> {
+        let view = self.home(user)?;
+        Some(OpenView {
+            id: views::home_id(user),
+            user: user.to_owned(),
+            view,
+            hash: "1.1".to_owned(),
+        })
+    }
+
+    /// The open modal `id`, if it is open.
+    pub fn open_view(&self, id: &str) -> Option<OpenView> {
+        self.shared.lock().views.get(id).cloned()
+    }
+
+    /// Shows `view` in the open modal `id` instead, as Slack does on a submission
+    /// answered with `response_action: update`. Refused as Slack refuses such an
+    /// answer: the error code, e.g. `not_found` for a modal no longer open.
+    pub fn replace_view(&self, id: &str, view: &Value) -> Result<OpenView, &'static str> {
+        let view = views::update_problem(view)?;
+        self.shared.change(|w| {
+            let open = w.views.get_mut(id).ok_or("not_found")?;
+            open.replace(view);
+            Ok(open.clone())
+        })
+    }
+
     /// Counts changes: equal numbers mean nothing changed in between.
     pub fn version(&self) -> u64 {
         self.shared.lock().version

@@ -42,7 +42,7 @@ pub(super) fn method(w: &mut World, method: &str, body: Value) -> Response {
                 view,
                 hash: format!("{}.1", w.next_view),
             };
-            let answer = stateful(&open);
+            let answer = open.stateful();
             w.views.insert(id, open);
             envelope(json!({ "ok": true, "view": answer }))
         }
@@ -59,14 +59,8 @@ pub(super) fn method(w: &mut World, method: &str, body: Value) -> Response {
             {
                 return error("hash_conflict");
             }
-            open.view = view;
-            let n = open
-                .hash
-                .rsplit_once('.')
-                .and_then(|(_, n)| n.parse::<u64>().ok())
-                .unwrap_or(1);
-            open.hash = format!("{}.{}", id.trim_start_matches('V'), n + 1);
-            envelope(json!({ "ok": true, "view": stateful(open) }))
+            open.replace(view);
+            envelope(json!({ "ok": true, "view": open.stateful() }))
         }
         _ => {
             let Some(user) = body["user_id"].as_str().filter(|u| !u.is_empty()) else {
@@ -77,12 +71,12 @@ pub(super) fn method(w: &mut World, method: &str, body: Value) -> Response {
             }
             w.homes.insert(user.to_owned(), view.clone());
             let home = OpenView {
-                id: format!("VHOME{user}"),
+                id: home_id(user),
                 user: user.to_owned(),
                 view,
                 hash: "1.1".to_owned(),
             };
-            envelope(json!({ "ok": true, "view": stateful(&home) }))
+            envelope(json!({ "ok": true, "view": home.stateful() }))
         }
     }
 }
@@ -126,12 +120,39 @@ fn modal_problem(view: &Value) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// A view as Slack's answers carry it.
-fn stateful(open: &OpenView) -> Value {
-    let mut view = open.view.clone();
-    view["id"] = json!(open.id);
-    view["team_id"] = json!("T0PLAYGRND");
-    view["hash"] = json!(open.hash);
-    view["state"] = json!({ "values": {} });
-    view
+/// The view id of `user`'s App Home.
+pub(super) fn home_id(user: &str) -> String {
+    format!("VHOME{user}")
+}
+
+impl OpenView {
+    /// The view as Slack's answers and payloads carry it: with its `id`, `team_id`,
+    /// `hash` and an empty `state`.
+    pub fn stateful(&self) -> Value {
+        let mut view = self.view.clone();
+        view["id"] = json!(self.id);
+        view["team_id"] = json!("T0PLAYGRND");
+        view["hash"] = json!(self.hash);
+        view["state"] = json!({ "values": {} });
+        view
+    }
+
+    /// Shows `view` instead, with a new `hash`, as `views.update` or a submission's
+    /// `response_action: update` does.
+    pub(super) fn replace(&mut self, view: Value) {
+        self.view = view;
+        let n = self
+            .hash
+            .rsplit_once('.')
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .unwrap_or(1);
+        self.hash = format!("{}.{}", self.id.trim_start_matches('V'), n + 1);
+    }
+}
+
+/// Why Slack would refuse `view` in a `response_action: update`, if it would.
+pub(super) fn update_problem(view: &Value) -> Result<Value, &'static str> {
+    let view = parse_view(view)?;
+    modal_problem(&view)?;
+    Ok(view)
 }
