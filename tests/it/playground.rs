@@ -20,6 +20,8 @@ use jitbot::settings::Settings;
 use crate::support::fakes::{request_id_in, t0};
 use crate::support::kube::server;
 
+mod views;
+
 const ALICE: &str = "U0ALICE001";
 const CAROL: &str = "U0CAROL001";
 const LEAD1: &str = "U01DBLEAD1";

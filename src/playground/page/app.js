@@ -1,6 +1,7 @@
 // The playground page: plays Slack's client for every person in the catalog. It
-// polls /playground/state, draws what jitbot sent to the Slack stand-in, and sends
-// what a person types or clicks to the playground, which signs it as Slack would.
+// polls /playground/state, draws what jitbot sent to the Slack stand-in (messages,
+// the modal open for the person acted as, their App Home), and sends what a person
+// types, clicks or submits to the playground, which signs it as Slack would.
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
@@ -11,6 +12,9 @@
   let fetchedAt = 0;
   let drawn = '';
   let channel = null; // the open channel tab; null until there is one to open
+  const HOME = '@home'; // the Home tab's name in `channel`
+  let homeFor = null; // whose App Home was last asked for (app_home_opened)
+  let modal = null; // the modal drawn: { key, id, form } from BlockKit.view
   const collapsed = new Set(); // policies whose YAML was folded away
 
   const people = () => (state ? state.users : []);
@@ -59,12 +63,101 @@
       $('advance').hidden = true;
       $('clock').title = 'With --kube the clock runs with real time only: jumping ahead would end real grants early.';
     }
-    const key = JSON.stringify([state.users, state.channels, state.dms, state.ephemeral, state.cluster, state.requests]);
+    const key = JSON.stringify([state.users, state.channels, state.dms, state.ephemeral, state.cluster, state.requests, state.homes]);
     if (key !== drawn) {
       drawn = key;
       draw();
     }
+    drawModal();
     tick();
+  }
+
+  // The modal open for the person acted as, drawn anew only when jitbot changes it
+  // (so what is typed in it survives the polls).
+  function drawModal() {
+    const mine = (state.views || []).filter((v) => v.user === selected());
+    const open = mine.length ? mine[mine.length - 1] : null;
+    const key = open ? open.id + '#' + open.hash + '#' + selected() : null;
+    if ((modal && modal.key) === key) return;
+    if (!open) {
+      modal = null;
+      $('modal').hidden = true;
+      $('modal-body').innerHTML = '';
+      return;
+    }
+    const v = open.view;
+    const hooks = { suggest: (blockId, actionId, value) => suggest(open.id, blockId, actionId, value) };
+    const form = B.view(v, ctx, (action) => viewAct(open.id, action), hooks);
+    modal = { key, id: open.id, form };
+    $('modal-title').textContent = (v.title && v.title.text) || '';
+    $('modal-body').innerHTML = '';
+    $('modal-body').appendChild(form.node);
+    $('modal-submit').hidden = !v.submit;
+    $('modal-submit').textContent = (v.submit && v.submit.text) || 'Submit';
+    $('modal-close').textContent = (v.close && v.close.text) || 'Cancel';
+    $('modal').dataset.callbackId = v.callback_id || '';
+    $('modal').hidden = false;
+  }
+
+  async function suggest(viewId, blockId, actionId, value) {
+    const answer = await post('/playground/view/suggest', { user: selected(), view_id: viewId, block_id: blockId, action_id: actionId, value });
+    return answer.options || {};
+  }
+
+  // A click or dispatched change in a modal or the App Home, with what is entered.
+  async function viewAct(viewId, action) {
+    if (action.confirm && !(await confirmed(action.confirm))) return;
+    const { confirm, ...sent } = action;
+    const values = modal && modal.id === viewId ? modal.form.values() : {};
+    await post('/playground/view/act', { user: selected(), view_id: viewId, values, action: sent });
+    setTimeout(refresh, 150);
+  }
+
+  async function submitModal() {
+    if (!modal) return;
+    const { id, form } = modal;
+    $('modal-submit').disabled = true;
+    const answer = await post('/playground/view/submit', { user: selected(), view_id: id, values: form.values() });
+    $('modal-submit').disabled = false;
+    if (answer.outcome === 'errors') {
+      form.errors(answer.errors || {});
+    } else if (answer.outcome === 'failed') {
+      toast(answer.error || 'jitbot did not take the form');
+    } else {
+      form.errors({});
+    }
+    refresh();
+  }
+
+  async function closeModal() {
+    if (!modal) return;
+    const id = modal.id;
+    modal = null;
+    $('modal').hidden = true;
+    await post('/playground/view/close', { user: selected(), view_id: id });
+    refresh();
+  }
+
+  // The Home tab: opening it (or acting as someone else with it open) sends
+  // app_home_opened, as Slack does each time a person opens an app's Home.
+  async function openHome() {
+    homeFor = selected();
+    await post('/playground/home', { user: homeFor });
+    setTimeout(refresh, 150);
+  }
+
+  function drawHome(view) {
+    const home = (state.homes || {})[selected()];
+    view.appendChild(Object.assign(document.createElement('div'), { className: 'channel-head', textContent: 'jitbot · Home, as @' + (ctx.userName(selected()) || selected()) + ' sees it' }));
+    if (!home) {
+      view.appendChild(Object.assign(document.createElement('div'), { className: 'empty', textContent: 'jitbot has not published a Home for you yet.' }));
+      return;
+    }
+    const box = document.createElement('div');
+    box.className = 'home';
+    box.dataset.testid = 'home';
+    box.appendChild(B.view(home, ctx, (action) => viewAct(home.id, action), {}).node);
+    view.appendChild(box);
   }
 
   // What a button does: confirm first when the button asks for it, then click.
@@ -134,12 +227,12 @@
     }
     const me = person(selected()) || { roles: [], example: null };
     $('roles').textContent = me.roles.join(' · ');
-    const hints = [me.example, 'list', 'targets', 'help'].filter(Boolean);
+    const hints = ['/jit', me.example, 'list', 'targets', 'help'].filter(Boolean);
     $('hints').innerHTML = '';
     hints.forEach((h) => {
       const b = document.createElement('button');
       b.type = 'button';
-      b.textContent = '/jit ' + h;
+      b.textContent = h === '/jit' ? '/jit (the form)' : '/jit ' + h;
       b.addEventListener('click', () => { $('text').value = h; $('text').focus(); });
       $('hints').appendChild(b);
     });
@@ -174,12 +267,19 @@
 
   function drawChannels() {
     const chans = state.channels;
-    if (!chans.find((c) => c.id === channel)) {
+    if (channel !== HOME && !chans.find((c) => c.id === channel)) {
       const busy = chans.find((c) => c.kind === 'approvals' && c.messages.length);
       channel = busy ? busy.id : chans.length ? chans[0].id : null;
     }
     const tabs = $('tabs');
     tabs.innerHTML = '';
+    const home = document.createElement('button');
+    home.type = 'button';
+    home.className = 'tab home' + (channel === HOME ? ' active' : '');
+    home.dataset.home = 'home';
+    home.innerHTML = '<b>Home</b><small>jitbot\'s App Home for you</small>';
+    home.addEventListener('click', () => { channel = HOME; drawChannels(); openHome(); });
+    tabs.appendChild(home);
     chans.forEach((c) => {
       const t = document.createElement('button');
       t.type = 'button';
@@ -192,6 +292,10 @@
     const open = chans.find((c) => c.id === channel);
     const view = $('channel');
     view.innerHTML = '';
+    if (channel === HOME) {
+      drawHome(view);
+      return;
+    }
     if (!open) return;
     view.appendChild(Object.assign(document.createElement('div'), { className: 'channel-head', textContent: '#' + open.id + ' · ' + open.purpose }));
     const empty = open.kind === 'audit' ? 'Every request gets a thread here.' : 'Approval cards for these targets land here. Type a /jit request as a requester.';
@@ -268,7 +372,15 @@
     if (answer.status === 200) $('text').value = '';
     refresh();
   });
-  $('user').addEventListener('change', () => { if (state) draw(); });
+  $('user').addEventListener('change', () => {
+    if (!state) return;
+    draw();
+    drawModal();
+    if (channel === HOME && homeFor !== selected()) openHome();
+  });
+  $('modal-form').addEventListener('submit', (ev) => { ev.preventDefault(); submitModal(); });
+  $('modal-close').addEventListener('click', closeModal);
+  $('modal-x').addEventListener('click', closeModal);
   $('advance').addEventListener('click', async () => {
     $('advance').disabled = true;
     const done = await post('/playground/advance', { minutes: 10 });

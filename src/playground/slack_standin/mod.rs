@@ -250,6 +250,11 @@ impl SlackStandin {
         })
     }
 
+    /// The bot token it accepts, for a test that calls the Web API as jitbot does.
+    pub fn bot_token(&self) -> String {
+        self.shared.lock().token.clone()
+    }
+
     /// A `response_url` that records what is posted to it as method `respond:<name>`.
     pub fn response_url(&self, name: &str) -> String {
         format!("{}/respond/{name}", self.base)
