@@ -1,9 +1,15 @@
 // The playground in a real browser (Debian's headless Chromium, driven by
 // playwright-core): request → approve twice through the confirm dialog → the policy
-// is live in the cluster panel → fast-forward → the policy is gone. Every step is
-// checked in the page, and screenshots land in SCREENSHOT_DIR.
+// is live in the cluster panel → fast-forward → the policy is gone; then the request
+// form: `/jit` opens it, a submission with the reason left out shows the error under
+// the field, a whole one files the request; an approver denies another request with
+// a reason through the Deny modal and the requester sees it; the Home tab shows the
+// grant with Revoke. Every step is checked in the page, and screenshots land in
+// SCREENSHOT_DIR.
 //
 // PLAYGROUND_URL: a running `jitbot playground` with the built-in example catalog.
+// JITBOT_BROWSER_FORMS=1 runs the form, Deny and Home steps (they need jitbot's
+// request form, Deny modal and App Home).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +25,7 @@ const ALICE = 'U0ALICE001';
 const LEAD1 = 'U01DBLEAD1';
 const LEAD2 = 'U01DBLEAD2';
 const WAIT = { timeout: 15000 };
+const FORMS = process.env.JITBOT_BROWSER_FORMS === '1';
 
 let passed = 0;
 async function step(name, body) {
@@ -45,6 +52,36 @@ page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); }
 
 const card = (id) => page.locator('#channel .msg', { hasText: id });
 const actAs = (user) => page.locator('#user').selectOption(user);
+// The open modal, and one of its inputs by its label.
+const modal = page.locator('#modal:not([hidden])');
+const field = (label) => modal.locator('.bk-input', { has: page.locator('.bk-label', { hasText: label }) });
+const typeIn = (label) => field(label).locator('textarea, input[type="text"]').first();
+
+// Picks `name` in the form's target field, a static or an external select.
+async function pickTarget(name) {
+  const target = field(/target/i);
+  if (await target.locator('select').count()) {
+    await target.locator('select').selectOption({ label: name });
+  } else {
+    await target.locator('input[type="search"]').fill(name.slice(0, 4));
+    await target.locator('.bk-suggestion', { hasText: name }).first().click();
+  }
+}
+
+// The newest pending request of `target` in the requests table.
+async function newestPending(target) {
+  const row = page.locator('#requests tr', { hasText: target }).filter({ has: page.locator('.state.pending') }).first();
+  await row.waitFor(WAIT);
+  return (await row.locator('code').textContent()).trim();
+}
+
+// Clicks `action` on `id`'s card, through the confirm dialog if the button has one.
+async function clickOnCard(id, action) {
+  await card(id).locator('button[data-action-id="' + action + '"]').click();
+  const confirm = page.locator('#confirm[open]');
+  await Promise.race([confirm.waitFor(WAIT), modal.waitFor(WAIT)]);
+  if (await confirm.count()) await page.locator('#confirm-ok').click();
+}
 
 try {
   await step('the page loads with the catalog\'s people and channels', async () => {
@@ -122,6 +159,76 @@ try {
     await page.locator('#requests .state.expired').waitFor(WAIT);
     await page.screenshot({ path: join(shots, 'playground-expired.png') });
   });
+
+  if (FORMS) {
+    let formId = '';
+    await step('alice types /jit alone and the request form opens', async () => {
+      await actAs(ALICE);
+      await page.fill('#text', '/jit');
+      await page.press('#text', 'Enter');
+      await modal.waitFor(WAIT);
+      assert.ok((await page.locator('#modal-title').textContent()).length > 0);
+      await field(/target/i).waitFor(WAIT);
+      await field(/reason/i).waitFor(WAIT);
+    });
+
+    await step('a form without a reason shows the error under the reason field', async () => {
+      await pickTarget('payments-db');
+      await page.locator('#modal-submit').click();
+      await field(/reason/i).locator('.bk-error:not(:empty)').waitFor(WAIT);
+      assert.equal(await modal.count(), 1, 'the form stays open');
+    });
+
+    await step('the whole form files the request, as the typed command would', async () => {
+      await typeIn(/reason/i).fill('INC-4412 failover drill');
+      await page.screenshot({ path: join(shots, 'playground-form.png') });
+      await page.locator('#modal-submit').click();
+      await page.locator('#modal').waitFor({ state: 'hidden', ...WAIT });
+      await page.locator('.tab[data-channel="C03DBAPPRV"]').click();
+      formId = await newestPending('payments-db');
+      await card(formId).locator('.bk-header', { hasText: 'Access request: payments-db' }).waitFor(WAIT);
+      assert.match(await card(formId).textContent(), /INC-4412 failover drill/);
+    });
+
+    for (const [lead, after] of [[LEAD1, '1 of 2 approvals'], [LEAD2, 'expires']]) {
+      await step(lead + ' approves the form\'s request', async () => {
+        await actAs(lead);
+        await clickOnCard(formId, 'jit_approve');
+        await card(formId).locator('.bk-context', { hasText: after }).waitFor(WAIT);
+      });
+    }
+
+    const REASON = 'not during the freeze';
+    await step(LEAD1 + ' denies another request with a reason, and alice sees it', async () => {
+      await actAs(ALICE);
+      await page.fill('#text', '/jit request payments-db 15m INC-4413 one more look');
+      await page.press('#text', 'Enter');
+      const answer = page.locator('#ephemeral .ephemeral', { hasText: 'sent to' }).first();
+      await answer.waitFor(WAIT);
+      const denied = await newestPending('payments-db');
+      await actAs(LEAD1);
+      await clickOnCard(denied, 'jit_deny');
+      await modal.waitFor(WAIT);
+      await typeIn(/reason/i).fill(REASON);
+      await page.locator('#modal-submit').click();
+      await page.locator('#modal').waitFor({ state: 'hidden', ...WAIT });
+      await actAs(ALICE);
+      await page.locator('#dms .dm, #ephemeral .ephemeral', { hasText: REASON }).first().waitFor(WAIT);
+      await page.locator('#requests tr', { hasText: denied }).locator('.state.denied').waitFor(WAIT);
+    });
+
+    await step('alice opens the Home tab and sees her grant with Revoke', async () => {
+      await actAs(ALICE);
+      await page.locator('.tab[data-home]').click();
+      const home = page.locator('#channel .home-view');
+      await home.waitFor(WAIT);
+      await home.locator('button', { hasText: 'Revoke' }).first().waitFor(WAIT);
+      assert.match(await home.textContent(), /payments-db/);
+      await page.screenshot({ path: join(shots, 'playground-home.png') });
+    });
+  } else {
+    console.log('# skipped the form, Deny and Home steps (JITBOT_BROWSER_FORMS=1 runs them)');
+  }
 
   await step('the page fetched nothing from outside and logged no errors', async () => {
     assert.deepEqual(outside, []);

@@ -116,6 +116,11 @@
   async function submitModal() {
     if (!modal) return;
     const { id, form } = modal;
+    const missing = form.missing();
+    if (Object.keys(missing).length) {
+      form.errors(missing);
+      return;
+    }
     $('modal-submit').disabled = true;
     const answer = await post('/playground/view/submit', { user: selected(), view_id: id, values: form.values() });
     $('modal-submit').disabled = false;
@@ -154,7 +159,7 @@
       return;
     }
     const box = document.createElement('div');
-    box.className = 'home';
+    box.className = 'home-view';
     box.dataset.testid = 'home';
     box.appendChild(B.view(home, ctx, (action) => viewAct(home.id, action), {}).node);
     view.appendChild(box);

@@ -231,7 +231,7 @@
         const changed = b.dispatch_action ? (what) => onAction(actionOf(e, blockId, what)) : null;
         const c = control(e, blockId, ctx, hooks, changed);
         box.appendChild(c.node);
-        if (c.read && reads) reads.push([blockId, e.action_id || '', c.read]);
+        if (c.read && reads) reads.push([blockId, e.action_id || '', c.read, !b.optional]);
         if (b.hint) box.appendChild(el('div', 'bk-hint', textObject(b.hint, ctx)));
         box.appendChild(el('div', 'bk-error'));
         return box;
@@ -268,8 +268,9 @@
   // A view's blocks (a modal's or the App Home's). `onAction(action)` gets each
   // click or dispatched change as Slack reports it; `hooks.suggest(blockId,
   // actionId, typed)` answers an external_select's options. Returns the node,
-  // `values()` (state.values as Slack sends them) and `errors(map)`, which shows
-  // response_action errors under their blocks and clears the others.
+  // `values()` (state.values as Slack sends them), `missing()` (required inputs left
+  // empty, which Slack's client does not send) and `errors(map)`, which shows errors
+  // under their blocks and clears the others.
   function view(v, ctx, onAction, hooks) {
     const body = el('div', 'bk-view');
     const reads = [];
@@ -285,6 +286,16 @@
       });
       return out;
     }
+    // What Slack's client itself refuses to send: a required input left empty.
+    function missing() {
+      const out = {};
+      reads.forEach(([blockId, , read, required]) => {
+        const v = read();
+        const empty = v.value == null && v.selected_option == null && !(v.selected_options && v.selected_options.length);
+        if (required && empty) out[blockId] = 'Please complete this required field.';
+      });
+      return out;
+    }
     function errors(map) {
       body.querySelectorAll('.bk-input').forEach((box) => {
         const why = (map || {})[box.dataset.blockId];
@@ -292,7 +303,7 @@
         box.querySelector('.bk-error').textContent = why || '';
       });
     }
-    return { node: body, values, errors };
+    return { node: body, values, missing, errors };
   }
 
   root.BlockKit = { message, view };
