@@ -44,6 +44,8 @@ pub struct Click<'a> {
     pub response_url: &'a str,
     /// From [`InboundSlack::trigger_id`], so a modal the click opens is the clicker's.
     pub trigger_id: &'a str,
+    /// On a message only the clicker sees (a command's answer), not in the channel.
+    pub ephemeral: bool,
 }
 
 /// A person's act inside a view (a modal or the App Home): a button clicked, or a
@@ -75,7 +77,7 @@ pub struct InboundSlack {
 
 /// The team and channel the playground's commands are typed in.
 const TEAM: &str = "T0PLAYGRND";
-const GENERAL: &str = "C0GENERAL1";
+pub const GENERAL: &str = "C0GENERAL1";
 const APP: &str = "A0PLAYGRND";
 
 impl InboundSlack {
@@ -99,14 +101,15 @@ impl InboundSlack {
     }
 
     /// `/jit <text>` typed by `user`, with `trigger_id` (from [`Self::trigger_id`]):
-    /// returns the HTTP status and the ephemeral text (empty for an empty ack).
+    /// returns the HTTP status, the ephemeral text (empty for an empty ack) and its
+    /// blocks (`null` if none).
     pub async fn command(
         &self,
         user: &str,
         text: &str,
         response_url: &str,
         trigger_id: &str,
-    ) -> Result<(u16, String), Unanswered> {
+    ) -> Result<(u16, String, Value), Unanswered> {
         let body = SlashCommand {
             token: "deprecated-verification-token",
             team_id: TEAM,
@@ -122,17 +125,19 @@ impl InboundSlack {
         }
         .form();
         let (status, answer) = self.post_signed("/slack/commands", body).await?;
-        let text = serde_json::from_slice::<Value>(&answer)
-            .ok()
+        let json = serde_json::from_slice::<Value>(&answer).ok();
+        let text = json
+            .as_ref()
             .and_then(|v| v["text"].as_str().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
-        Ok((status, text))
+        let blocks = json.map(|v| v["blocks"].clone()).unwrap_or(Value::Null);
+        Ok((status, text, blocks))
     }
 
     /// A `block_actions` click: returns the HTTP status.
     pub async fn click(&self, click: &Click<'_>) -> Result<u16, Unanswered> {
         let action_ts = self.action_ts();
-        let body = ButtonClick {
+        let mut payload = ButtonClick {
             team_id: TEAM,
             team_domain: "playground",
             user_id: click.user,
@@ -148,8 +153,11 @@ impl InboundSlack {
             value: click.value,
             action_ts: &action_ts,
         }
-        .form();
-        Ok(self.post_signed("/slack/interactions", body).await?.0)
+        .payload();
+        if click.ephemeral {
+            payload["container"]["is_ephemeral"] = json!(true);
+        }
+        Ok(self.post_payload(&payload).await?.0)
     }
 
     /// A `block_actions` in a view (`container.type` is `view`): returns the HTTP

@@ -21,11 +21,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::TimeDelta;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Engine;
 use super::hosts::{Allowed, only_allowed};
-use super::inbound::Click;
+use super::inbound::{Click, GENERAL};
 use super::modals as views;
 use crate::core::ids::SlackUserId;
 
@@ -69,6 +69,7 @@ pub(super) fn router(engine: Arc<Engine>, allowed: Allowed) -> Router {
         .route("/playground/state", get(state))
         .route("/playground/command", post(command))
         .route("/playground/click", post(click))
+        .route("/playground/click-private", post(click_private))
         .route("/playground/advance", post(advance))
         .route("/playground/view/submit", post(views::submit))
         .route("/playground/view/close", post(views::close))
@@ -132,18 +133,21 @@ async fn command(State(engine): State<Arc<Engine>>, Json(typed): Json<Typed>) ->
         .command(user.as_str(), text, &response_url, &trigger_id)
         .await
     {
-        Ok((status, answer)) => {
-            let shown = if status == 200 {
-                answer
+        Ok((status, answer, blocks)) => {
+            let (shown, blocks) = if status == 200 {
+                (answer, blocks)
             } else {
-                format!("jitbot answered HTTP {status}")
+                (format!("jitbot answered HTTP {status}"), Value::Null)
             };
             // An empty ack shows nothing, as in Slack (the form opens instead).
             if !shown.is_empty() {
                 let typed = format!("/jit {text}");
-                engine
-                    .slack
-                    .show_ephemeral(user.as_str(), Some(typed.trim_end()), &shown);
+                engine.slack.show_ephemeral_blocks(
+                    user.as_str(),
+                    Some(typed.trim_end()),
+                    &shown,
+                    blocks,
+                );
             }
             Json(json!({ "status": status, "text": shown })).into_response()
         }
@@ -187,6 +191,51 @@ async fn click(State(engine): State<Arc<Engine>>, Json(c): Json<Clicked>) -> Res
         value: &c.value,
         response_url: &response_url,
         trigger_id: &trigger_id,
+        ephemeral: false,
+    };
+    match engine.inbound.click(&sent).await {
+        Ok(status) => Json(json!({ "status": status })).into_response(),
+        Err(e) => unanswered(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PrivateClick {
+    user: String,
+    /// The message's place in the stand-in's ephemerals.
+    n: usize,
+    block_id: String,
+    action_id: String,
+    value: String,
+}
+
+/// A button on a message only `user` sees (a command's answer), clicked by them.
+async fn click_private(State(engine): State<Arc<Engine>>, Json(c): Json<PrivateClick>) -> Response {
+    let user = match person(&engine, &c.user) {
+        Ok(u) => u,
+        Err(why) => return refuse(why),
+    };
+    let mine = engine
+        .slack
+        .ephemerals()
+        .get(c.n)
+        .is_some_and(|e| e.user == user.as_str() && e.blocks.is_array());
+    if !mine {
+        return refuse("there is no such message of yours");
+    }
+    let response_url = engine.slack.response_url_for_ephemeral(user.as_str(), c.n);
+    let trigger_id = engine.trigger_for(user.as_str());
+    let ts = format!("1700000000.{:06}", c.n);
+    let sent = Click {
+        user: user.as_str(),
+        channel: GENERAL,
+        message_ts: &ts,
+        block_id: &c.block_id,
+        action_id: &c.action_id,
+        value: &c.value,
+        response_url: &response_url,
+        trigger_id: &trigger_id,
+        ephemeral: true,
     };
     match engine.inbound.click(&sent).await {
         Ok(status) => Json(json!({ "status": status })).into_response(),

@@ -105,7 +105,15 @@ impl Engine {
             "users": self.workspace.people,
             "channels": channels,
             "dms": dms,
-            "ephemeral": ephemerals[skip..],
+            "ephemeral": ephemerals[skip..]
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let mut shown = json!(e);
+                    shown["n"] = json!(skip + i);
+                    shown
+                })
+                .collect::<Vec<_>>(),
             "views": views,
             "homes": homes,
             "cluster": self.policies().await,

@@ -1,7 +1,7 @@
 // The playground in a real browser (Debian's headless Chromium, driven by
 // playwright-core): request → approve twice through the confirm dialog → the policy
-// is live in the cluster panel → fast-forward → the policy is gone; then the request
-// form: `/jit` opens it, a submission with the reason left out shows the error under
+// is live in the cluster panel → fast-forward → the policy is gone; Cancel on the
+// requester's private answer withdraws a request; then the request form: `/jit` opens it, a submission with the reason left out shows the error under
 // the field, a whole one files the request; an approver denies another request with
 // a reason through the Deny modal and the requester sees it; the Home tab shows the
 // grant with Revoke. Every step is checked in the page, and screenshots land in
@@ -158,6 +158,18 @@ try {
     await page.locator('#dms .dm', { hasText: 'has ended' }).waitFor(WAIT);
     await page.locator('#requests .state.expired').waitFor(WAIT);
     await page.screenshot({ path: join(shots, 'playground-expired.png') });
+  });
+
+  await step('alice cancels a request with the button on her private answer', async () => {
+    await actAs(ALICE);
+    await page.fill('#text', '/jit request payments-db 15m INC-4414 wrong target');
+    await page.press('#text', 'Enter');
+    const answer = page.locator('#ephemeral .ephemeral', { hasText: 'sent to' }).first();
+    await answer.waitFor(WAIT);
+    const cancelled = (await answer.locator('code').first().textContent()).trim();
+    await answer.locator('button[data-action-id="jit_cancel"]').click();
+    await page.locator('#ephemeral .ephemeral', { hasText: 'cancelled' }).first().waitFor(WAIT);
+    await page.locator('#requests tr', { hasText: cancelled }).locator('.state.cancelled').waitFor(WAIT);
   });
 
   if (FORMS) {

@@ -179,6 +179,19 @@
     setTimeout(refresh, 150);
   }
 
+  // A button on a message only this person sees (Cancel on a command's answer).
+  async function actPrivate(e, action) {
+    if (action.confirm && !(await confirmed(action.confirm))) return;
+    await post('/playground/click-private', {
+      user: e.user,
+      n: e.n,
+      block_id: action.block_id,
+      action_id: action.action_id,
+      value: action.value,
+    });
+    setTimeout(refresh, 150);
+  }
+
   function confirmed(c) {
     const d = $('confirm');
     $('confirm-title').textContent = (c.title && c.title.text) || 'Are you sure?';
@@ -254,7 +267,12 @@
     mine.forEach((e) => {
       const d = document.createElement('div');
       d.className = 'ephemeral';
-      d.innerHTML = (e.command ? '<div class="typed">' + M.escapeHtml(e.command) + '</div>' : '<div class="via">via response_url</div>') + M.render(e.text, ctx);
+      d.innerHTML = e.command ? '<div class="typed">' + M.escapeHtml(e.command) + '</div>' : '<div class="via">via response_url</div>';
+      if (Array.isArray(e.blocks) && e.blocks.length) {
+        d.appendChild(B.blocks(e.blocks, ctx, (action) => actPrivate(e, action)));
+      } else {
+        d.insertAdjacentHTML('beforeend', M.render(e.text, ctx));
+      }
       box.appendChild(d);
     });
     const dms = $('dms');

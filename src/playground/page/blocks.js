@@ -306,5 +306,12 @@
     return { node: body, values, missing, errors };
   }
 
-  root.BlockKit = { message, view };
+  // Blocks alone, as an ephemeral message shows them.
+  function blocks(list, ctx, onAction) {
+    const body = el('div', 'msg-body');
+    list.forEach((b) => body.appendChild(block(b, ctx, onAction)));
+    return body;
+  }
+
+  root.BlockKit = { message, view, blocks };
 })(this);

@@ -113,14 +113,18 @@ pub struct Ephemeral {
     pub command: Option<String>,
     /// `command`, `response_url` or `chat.postEphemeral`.
     pub via: &'static str,
+    /// Its Block Kit blocks, when it has some (`null` when it is text alone).
+    pub blocks: Value,
 }
 
 /// Who a `response_url` answers, and the message whose button made it (which
-/// `replace_original` replaces).
+/// `replace_original` replaces): one in a channel, or one only they see (by its
+/// place in [`SlackStandin::ephemerals`]).
 #[derive(Clone, Debug)]
 struct Origin {
     user: String,
     message: Option<(String, String)>,
+    ephemeral: Option<usize>,
 }
 
 struct World {
@@ -269,6 +273,25 @@ impl SlackStandin {
             let origin = Origin {
                 user: user.to_owned(),
                 message: message.map(|(c, ts)| (c.to_owned(), ts.to_owned())),
+                ephemeral: None,
+            };
+            w.origins.insert(name.clone(), origin);
+            name
+        });
+        self.response_url(&name)
+    }
+
+    /// A `response_url` for a click on `user`'s ephemeral message number `n` (its
+    /// place in [`Self::ephemerals`]): answers show to them, and one with
+    /// `replace_original` replaces that message, as in Slack.
+    pub fn response_url_for_ephemeral(&self, user: &str, n: usize) -> String {
+        let name = self.shared.change(|w| {
+            w.next_origin += 1;
+            let name = format!("r{}", w.next_origin);
+            let origin = Origin {
+                user: user.to_owned(),
+                message: None,
+                ephemeral: Some(n),
             };
             w.origins.insert(name.clone(), origin);
             name
@@ -278,6 +301,17 @@ impl SlackStandin {
 
     /// Shows `text` to `user` alone, as Slack shows a slash command's answer.
     pub fn show_ephemeral(&self, user: &str, command: Option<&str>, text: &str) {
+        self.show_ephemeral_blocks(user, command, text, Value::Null);
+    }
+
+    /// The same with Block Kit `blocks` (a slash command's answer with buttons).
+    pub fn show_ephemeral_blocks(
+        &self,
+        user: &str,
+        command: Option<&str>,
+        text: &str,
+        blocks: Value,
+    ) {
         let at = self.shared.clock.now();
         self.shared.change(|w| {
             w.ephemerals.push(Ephemeral {
@@ -286,6 +320,7 @@ impl SlackStandin {
                 text: text.to_owned(),
                 command: command.map(str::to_owned),
                 via: "command",
+                blocks,
             })
         });
     }
@@ -369,6 +404,7 @@ impl SlackStandin {
                 Origin {
                     user: user.to_owned(),
                     message: None,
+                    ephemeral: None,
                 },
             )
         });

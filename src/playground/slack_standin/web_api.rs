@@ -179,6 +179,7 @@ fn web_method(
                 text: body["text"].as_str().unwrap_or("").to_owned(),
                 command: None,
                 via: "chat.postEphemeral",
+                blocks: body["blocks"].clone(),
             });
             envelope(json!({ "ok": true, "message_ts": "1700000000.000001" }))
         }
@@ -251,12 +252,19 @@ async fn respond(
         let Some(origin) = w.origins.get(&name).cloned() else {
             return;
         };
-        if body["replace_original"] == true
-            && let Some(m) = origin.message.and_then(|key| w.messages.get_mut(&key))
-        {
-            m.body = json!({ "channel": m.channel, "ts": m.ts, "text": text });
-            m.edited_at = Some(now);
-            return;
+        let blocks = body["blocks"].clone();
+        if body["replace_original"] == true {
+            if let Some(m) = origin.message.and_then(|key| w.messages.get_mut(&key)) {
+                m.body = json!({ "channel": m.channel, "ts": m.ts, "text": text });
+                m.edited_at = Some(now);
+                return;
+            }
+            if let Some(e) = origin.ephemeral.and_then(|n| w.ephemerals.get_mut(n)) {
+                e.text = text;
+                e.blocks = blocks;
+                e.at = now;
+                return;
+            }
         }
         w.ephemerals.push(Ephemeral {
             user: origin.user,
@@ -264,6 +272,7 @@ async fn respond(
             text,
             command: None,
             via: "response_url",
+            blocks,
         });
     });
     envelope(json!({ "ok": true }))

@@ -288,3 +288,47 @@ async fn an_update_answer_replaces_the_modal_with_a_new_hash_as_slack_does() {
     );
     pg.stop().await;
 }
+
+#[tokio::test]
+async fn cancel_on_the_requesters_private_answer_withdraws_the_request_and_replaces_the_answer() {
+    let (pg, page) = opened().await;
+    let id = page.request(ALICE, super::REQUEST).await;
+    let state = page.state().await;
+    let answer = &state["ephemeral"][0];
+    let button = &answer["blocks"][1]["elements"][0];
+    assert_eq!(button["action_id"], "jit_cancel", "{answer}");
+    let n = answer["n"].clone();
+
+    let click = |user: &str| {
+        json!({ "user": user, "n": n, "block_id": answer["blocks"][1]["block_id"],
+                "action_id": "jit_cancel", "value": button["value"] })
+    };
+    let (status, _) = page.post("/playground/click-private", click(LEAD1)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "it is alice's alone");
+    let done = answered(&page, "/playground/click-private", click(ALICE)).await;
+    assert_eq!(done["status"], 200, "{done}");
+
+    let replaced = |s: &jitbot::playground::SlackStandin| {
+        s.ephemerals()
+            .first()
+            .is_some_and(|e| e.text.contains("cancelled") && e.user == ALICE)
+    };
+    assert!(
+        pg.slack().wait_until(PATIENCE, replaced).await,
+        "{:#?}",
+        pg.slack().ephemerals()
+    );
+    assert_eq!(
+        pg.slack().ephemerals().len(),
+        1,
+        "the answer was replaced, not added to"
+    );
+    let state = page.state().await;
+    let row = state["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str());
+    assert_eq!(row.unwrap()["state"], "cancelled");
+    pg.stop().await;
+}
