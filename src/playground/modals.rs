@@ -37,27 +37,27 @@ const ACTION_TYPES: [&str; 6] = [
 const MAX_FIELD: usize = 3000;
 
 /// The view `id` if it is `user`'s: a modal opened for them, or their App Home.
-fn own_view(engine: &Engine, user: &str, id: &str) -> Result<OpenView, Response> {
+fn own_view(engine: &Engine, user: &str, id: &str) -> Result<OpenView, &'static str> {
     if let Some(open) = engine.slack.open_view(id) {
         if open.user == user {
             return Ok(open);
         }
-        return Err(refuse("that modal is someone else's"));
+        return Err("that modal is someone else's");
     }
     match engine.slack.home_view(user) {
         Some(home) if home.id == id => Ok(home),
-        _ => Err(refuse("there is no such view open")),
+        _ => Err("there is no such view open"),
     }
 }
 
 /// `state.values` as the page sends them: `{block_id: {action_id: {type, …}}}`.
-fn values_of(values: Value) -> Result<Value, Response> {
+fn values_of(values: Value) -> Result<Value, &'static str> {
     match values {
         Value::Null => Ok(json!({})),
         Value::Object(blocks) if blocks.values().all(|b| b.is_object()) => {
             Ok(Value::Object(blocks))
         }
-        _ => Err(refuse("values must be an object of blocks")),
+        _ => Err("values must be an object of blocks"),
     }
 }
 
@@ -88,11 +88,11 @@ pub(super) async fn submit(
     let open = match own_view(&engine, user.as_str(), &s.view_id) {
         Ok(open) if open.view["type"] == "modal" => open,
         Ok(_) => return refuse("only a modal is submitted"),
-        Err(refused) => return refused,
+        Err(why) => return refuse(why),
     };
     let values = match values_of(s.values) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(why) => return refuse(why),
     };
     let answer = engine
         .inbound
@@ -149,7 +149,7 @@ pub(super) async fn close(State(engine): State<Arc<Engine>>, Json(c): Json<Close
     let open = match own_view(&engine, user.as_str(), &c.view_id) {
         Ok(open) if open.view["type"] == "modal" => open,
         Ok(_) => return refuse("only a modal is closed"),
-        Err(refused) => return refused,
+        Err(why) => return refuse(why),
     };
     engine.slack.close_view(&open.id);
     if open.view["notify_on_close"] != true {
@@ -180,11 +180,11 @@ pub(super) async fn act(State(engine): State<Arc<Engine>>, Json(a): Json<Acted>)
     };
     let open = match own_view(&engine, user.as_str(), &a.view_id) {
         Ok(open) => open,
-        Err(refused) => return refused,
+        Err(why) => return refuse(why),
     };
     let values = match values_of(a.values) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(why) => return refuse(why),
     };
     let kind = a.action["type"].as_str().unwrap_or("");
     let action_id = a.action["action_id"].as_str().unwrap_or("");
@@ -228,7 +228,7 @@ pub(super) async fn suggest(State(engine): State<Arc<Engine>>, Json(t): Json<Typ
     };
     let open = match own_view(&engine, user.as_str(), &t.view_id) {
         Ok(open) => open,
-        Err(refused) => return refused,
+        Err(why) => return refuse(why),
     };
     if too_long(&[&t.block_id, &t.action_id, &t.value]) {
         return refuse("that is too long");
