@@ -85,7 +85,8 @@
       $('modal-body').innerHTML = '';
       return;
     }
-    const v = open.view;
+    // An update of the modal on screen keeps what was typed in it, as in Slack.
+    const v = modal && modal.id === open.id ? B.keep(open.view, modal.form.values()) : open.view;
     const hooks = { suggest: (blockId, actionId, value) => suggest(open.id, blockId, actionId, value) };
     const form = B.view(v, ctx, (action) => viewAct(open.id, action), hooks);
     modal = { key, id: open.id, form };

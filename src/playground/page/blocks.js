@@ -306,6 +306,27 @@
     return { node: body, values, missing, errors };
   }
 
+  // `v` with what was entered in its previous version kept, as Slack keeps the
+  // input of a block whose block_id and action_id stay the same across an update.
+  function keep(v, values) {
+    const blocks = (v.blocks || []).map((b) => {
+      const e = b.element;
+      const was = b.type === 'input' && e && ((values || {})[b.block_id] || {})[e.action_id];
+      if (!was) return b;
+      const kept = { ...e };
+      if (was.value != null) kept.initial_value = was.value;
+      if (was.selected_option) {
+        const match = allOptions(e).find((o) => o.value === was.selected_option.value);
+        if (match || e.type === 'external_select') kept.initial_option = match ? { text: match.text, value: match.value } : was.selected_option;
+      }
+      if (Array.isArray(was.selected_options)) {
+        kept.initial_options = allOptions(e).filter((o) => was.selected_options.some((x) => x.value === o.value)).map((o) => ({ text: o.text, value: o.value, description: o.description }));
+      }
+      return { ...b, element: kept };
+    });
+    return { ...v, blocks };
+  }
+
   // Blocks alone, as an ephemeral message shows them.
   function blocks(list, ctx, onAction) {
     const body = el('div', 'msg-body');
@@ -313,5 +334,5 @@
     return body;
   }
 
-  root.BlockKit = { message, view, blocks };
+  root.BlockKit = { message, view, blocks, keep };
 })(this);
