@@ -164,7 +164,7 @@ try {
     await actAs(ALICE);
     await page.fill('#text', '/jit request payments-db 15m INC-4414 wrong target');
     await page.press('#text', 'Enter');
-    const answer = page.locator('#ephemeral .ephemeral', { hasText: 'sent to' }).first();
+    const answer = page.locator('#ephemeral .ephemeral', { hasText: 'INC-4414' }).filter({ hasText: 'sent to' });
     await answer.waitFor(WAIT);
     const cancelled = (await answer.locator('code').first().textContent()).trim();
     await answer.locator('button[data-action-id="jit_cancel"]').click();
@@ -215,9 +215,9 @@ try {
       await actAs(ALICE);
       await page.fill('#text', '/jit request payments-db 15m INC-4413 one more look');
       await page.press('#text', 'Enter');
-      const answer = page.locator('#ephemeral .ephemeral', { hasText: 'sent to' }).first();
+      const answer = page.locator('#ephemeral .ephemeral', { hasText: 'INC-4413' }).filter({ hasText: 'sent to' });
       await answer.waitFor(WAIT);
-      const denied = await newestPending('payments-db');
+      const denied = (await answer.locator('code').first().textContent()).trim();
       await actAs(LEAD1);
       await clickOnCard(denied, 'jit_deny');
       await modal.waitFor(WAIT);
