@@ -259,7 +259,7 @@ async fn request_submitted(
                 .await
                 .map_err(|e| sentence(&e))
         },
-        |inbound, req| acknowledgement(inbound, req),
+        acknowledgement,
     )
     .await;
     match outcome {
