@@ -330,31 +330,61 @@ fn parse_request(mut words: Words<'_>, catalog: &Catalog) -> Result<Command, Com
     let duration = match words.peek() {
         Some(word) if word.starts_with(|c: char| c.is_ascii_digit()) => {
             words.next();
-            let duration = word.parse::<Ttl>().map_err(err)?;
-            check_duration(
-                duration,
-                catalog.limits.min_duration,
-                target.max_duration,
-                target.name.as_str(),
-            )
-            .map_err(err)?
+            request_duration(word, target, catalog).map_err(err)?
         }
         _ => target.default_duration,
     };
     let from = take_source(&mut words);
-    let reason = sanitise(words.rest());
-    if reason.is_empty() {
-        return Err(err(format!(
-            "Please say why you need access to {} (an incident or ticket id helps).",
-            target.name
-        )));
-    }
-    let reason = Reason::checked(reason, catalog.limits.reason_min_chars).map_err(err)?;
+    let reason = request_reason(words.rest(), target, catalog).map_err(err)?;
     Ok(Command::Request {
         target: target.name.clone(),
         duration,
         from,
         reason,
+    })
+}
+
+/// The target a request names (in any case), or the sentence `/jit request` gives
+/// for a name that is not one (with the nearest name, if one is near). The request
+/// form reads its picker through this and the three below, so a form says what the
+/// command would.
+pub fn request_target<'c>(name: &str, catalog: &'c Catalog) -> Result<&'c Target, String> {
+    find_target(name, catalog)
+}
+
+/// A request's duration as typed (`30m`, `1h30m`), inside the catalog's minimum and
+/// `target`'s maximum.
+pub fn request_duration(word: &str, target: &Target, catalog: &Catalog) -> Result<Ttl, String> {
+    let duration = word.parse::<Ttl>()?;
+    check_duration(
+        duration,
+        catalog.limits.min_duration,
+        target.max_duration,
+        target.name.as_str(),
+    )
+}
+
+/// A request's reason as typed: sanitised, and then not empty and within the
+/// catalog's length bounds.
+pub fn request_reason(raw: &str, target: &Target, catalog: &Catalog) -> Result<Reason, String> {
+    let reason = sanitise(raw);
+    if reason.is_empty() {
+        return Err(format!(
+            "Please say why you need access to {} (an incident or ticket id helps).",
+            target.name
+        ));
+    }
+    Reason::checked(reason, catalog.limits.reason_min_chars)
+}
+
+/// The address a person with a range source picked, as typed after `from`.
+pub fn request_address(raw: &str) -> Result<IpAddr, String> {
+    let raw = raw.trim();
+    raw.parse().map_err(|_| {
+        format!(
+            "`{}` is not an IP address; write one like 10.8.0.14.",
+            clip(&sanitise(raw), ECHO_CHARS)
+        )
     })
 }
 

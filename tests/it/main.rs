@@ -21,6 +21,7 @@ mod retention_contract;
 mod serve_binary;
 mod slack_ack;
 mod slack_egress;
+mod slack_forms;
 mod slack_http;
 mod store_contract;
 mod submission_limits;

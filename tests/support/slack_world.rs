@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use jitbot::adapters::http::signature::{self, SignedHeaders};
-use jitbot::adapters::http::slack_request::{ButtonClick, FORM_CONTENT_TYPE, SlashCommand};
+use jitbot::adapters::http::slack_request::{
+    BlockSuggestion, ButtonClick, FORM_CONTENT_TYPE, SlashCommand, ViewClick, ViewSubmission,
+};
 use jitbot::adapters::http::{HttpState, router};
 use jitbot::adapters::memory::{MemoryCluster, MemoryStore};
 use jitbot::adapters::slack::SlackNotifier;
@@ -18,6 +20,7 @@ use jitbot::app::{App, ManualClock};
 use jitbot::core::catalog::Catalog;
 use jitbot::core::ports::{Clock, Previewer, Store};
 use jitbot::core::request::AccessRequest;
+use jitbot::playground::slack_standin::OpenView;
 use jitbot::settings::{Secret, Secrets, Settings};
 use jitbot::startup::{self, Assembly, ClusterPorts, Overrides, SlackParts};
 
@@ -120,7 +123,11 @@ impl InboundSlack {
     /// `trigger_id` of its own, so two commands with the same text are two requests
     /// (and one body sent twice is a replay).
     pub fn command_body(&self, user: &str, text: &str) -> String {
-        let trigger_id = next_trigger_id();
+        self.command_body_triggered(user, text, &next_trigger_id())
+    }
+
+    /// The same with a given `trigger_id`.
+    pub fn command_body_triggered(&self, user: &str, text: &str, trigger_id: &str) -> String {
         SlashCommand {
             token: "legacy",
             team_id: "T1DC2JH3J",
@@ -132,7 +139,7 @@ impl InboundSlack {
             command: "/jit",
             text,
             response_url: &self.response_url(&format!("cmd-{user}")),
-            trigger_id: &trigger_id,
+            trigger_id,
         }
         .form()
     }
@@ -171,7 +178,18 @@ impl InboundSlack {
         id: &str,
         response_url: &str,
     ) -> String {
-        let trigger_id = next_trigger_id();
+        self.click_body_triggered(user, action, id, response_url, &next_trigger_id())
+    }
+
+    /// The same click with a given `trigger_id`.
+    pub fn click_body_triggered(
+        &self,
+        user: &str,
+        action: &str,
+        id: &str,
+        response_url: &str,
+        trigger_id: &str,
+    ) -> String {
         let request = id.split('@').next().unwrap_or(id);
         ButtonClick {
             team_id: "T1DC2JH3J",
@@ -182,7 +200,7 @@ impl InboundSlack {
             channel_id: APPROVALS,
             channel_name: "db-approvals",
             message_ts: "1700000000.000101",
-            trigger_id: &trigger_id,
+            trigger_id,
             response_url,
             action_id: action,
             block_id: &format!("decision:{request}"),
@@ -262,5 +280,127 @@ impl SlackWorld {
             notifier,
             background,
         }
+    }
+}
+
+/// Modals: what Slack does when a person opens, fills in and submits one. Each
+/// `trigger_id` is told to the stand-in as the person's own, as Slack knows it, so a
+/// modal it opens is theirs.
+impl SlackWorld {
+    /// A fresh `trigger_id` the stand-in knows as `user`'s.
+    pub fn trigger_of(&self, user: &str) -> String {
+        let trigger = next_trigger_id();
+        self.slack.trigger_from(&trigger, user);
+        trigger
+    }
+
+    /// Types `/jit <text>` as `user`; returns the status and the ack's body (empty
+    /// for an empty ack).
+    pub async fn command_raw(&self, user: &str, text: &str) -> (StatusCode, String) {
+        let trigger = self.trigger_of(user);
+        let body = self.command_body_triggered(user, text, &trigger);
+        self.post_signed("/slack/commands", body).await
+    }
+
+    /// Clicks button `action` carrying `value` on a message, as `user`.
+    pub async fn click_triggered(&self, user: &str, action: &str, value: &str) -> StatusCode {
+        let trigger = self.trigger_of(user);
+        let url = self.response_url(&format!("click-{user}"));
+        let body = self.click_body_triggered(user, action, value, &url, &trigger);
+        self.post_signed("/slack/interactions", body).await.0
+    }
+
+    /// Clicks button `action` carrying `value` in a view (the App Home, say), as `user`.
+    pub async fn click_in_view(
+        &self,
+        user: &str,
+        view: &Value,
+        action: &str,
+        value: &str,
+    ) -> StatusCode {
+        let trigger = self.trigger_of(user);
+        let body = ViewClick {
+            team_id: "T1DC2JH3J",
+            user_id: user,
+            user_name: "someone",
+            api_app_id: "A0JITBOT01",
+            trigger_id: &trigger,
+            view,
+            action_id: action,
+            block_id: "home",
+            value,
+            action_ts: "1700000001.000200",
+        }
+        .form();
+        self.post_signed("/slack/interactions", body).await.0
+    }
+
+    /// Waits for the modal with `callback_id` open for `user` and returns it.
+    pub async fn modal_of(&self, user: &str, callback_id: &str) -> OpenView {
+        let find = |s: &FakeSlack| {
+            s.open_views()
+                .into_iter()
+                .find(|v| v.user == user && v.view["callback_id"] == callback_id)
+        };
+        self.slack.wait_until(|s| find(s).is_some()).await;
+        find(&self.slack).expect("the modal is open")
+    }
+
+    /// The modal as Slack's payloads carry it: with its `id` and `hash`.
+    pub fn view_of(open: &OpenView) -> Value {
+        let mut view = open.view.clone();
+        view["id"] = Value::String(open.id.clone());
+        view["hash"] = Value::String(open.hash.clone());
+        view
+    }
+
+    /// The form body of `user` submitting `open` with `values` (Slack's
+    /// `state.values`).
+    pub fn submission_body(&self, user: &str, open: &OpenView, values: &Value) -> String {
+        let trigger = next_trigger_id();
+        ViewSubmission {
+            team_id: "T1DC2JH3J",
+            user_id: user,
+            user_name: "someone",
+            api_app_id: "A0JITBOT01",
+            trigger_id: &trigger,
+            view: &Self::view_of(open),
+            values,
+        }
+        .form()
+    }
+
+    /// Submits `open` as `user` with `values`; returns the status and the ack's body
+    /// as JSON (`null` for an empty ack, which closes the modal).
+    pub async fn submit(&self, user: &str, open: &OpenView, values: &Value) -> (StatusCode, Value) {
+        let body = self.submission_body(user, open, values);
+        let (status, body) = self.post_signed("/slack/interactions", body).await;
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// `user` typing `typed` in the select `action` of block `block` in `open`;
+    /// returns the options jitbot offers.
+    pub async fn suggest(
+        &self,
+        user: &str,
+        open: &OpenView,
+        block: &str,
+        action: &str,
+        typed: &str,
+    ) -> Value {
+        let body = BlockSuggestion {
+            team_id: "T1DC2JH3J",
+            user_id: user,
+            user_name: "someone",
+            api_app_id: "A0JITBOT01",
+            view: &Self::view_of(open),
+            action_id: action,
+            block_id: block,
+            value: typed,
+        }
+        .form();
+        let (status, body) = self.post_signed("/slack/interactions", body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_str(&body).expect("options as JSON")
     }
 }

@@ -215,6 +215,47 @@ impl ViewSubmission<'_> {
     }
 }
 
+/// Someone typing in an `external_select` of an open modal: Slack asks for the
+/// choices that match (`block_suggestion`) and shows the answer's options.
+#[derive(Clone, Debug)]
+pub struct BlockSuggestion<'a> {
+    pub team_id: &'a str,
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    pub api_app_id: &'a str,
+    /// The modal as Slack has it (with its `id` and `hash`).
+    pub view: &'a Value,
+    /// The select being typed in.
+    pub action_id: &'a str,
+    pub block_id: &'a str,
+    /// What was typed so far.
+    pub value: &'a str,
+}
+
+impl BlockSuggestion<'_> {
+    /// The interaction as JSON (a Socket Mode envelope's `payload`).
+    pub fn payload(&self) -> Value {
+        json!({
+            "type": "block_suggestion",
+            "team": { "id": self.team_id, "domain": "example" },
+            "user": { "id": self.user_id, "username": self.user_name, "name": self.user_name, "team_id": self.team_id },
+            "api_app_id": self.api_app_id,
+            "token": "legacy",
+            "container": { "type": "view", "view_id": self.view["id"] },
+            "view": self.view,
+            "action_id": self.action_id,
+            "block_id": self.block_id,
+            "value": self.value,
+            "action_ts": "1700000002.000300",
+        })
+    }
+
+    /// The form body: one `payload` field with the interaction as JSON.
+    pub fn form(&self) -> String {
+        form(&[("payload", self.payload().to_string().as_str())])
+    }
+}
+
 /// `application/x-www-form-urlencoded`, spaces as `+`, as Slack encodes.
 fn form(fields: &[(&str, &str)]) -> String {
     // Name-value pairs of strings always encode, whatever the strings hold:

@@ -14,6 +14,7 @@
 pub mod blocks;
 mod directory;
 pub mod endpoint;
+pub mod forms;
 pub mod inbound;
 mod notifier;
 

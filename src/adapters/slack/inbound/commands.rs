@@ -15,8 +15,9 @@ use crate::adapters::slack::blocks::Message;
 use crate::app::Submission;
 use crate::core::actions::CANCEL;
 use crate::core::command::{self, Command, USAGE};
-use crate::core::ids::SlackUserId;
+use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::request::{AccessRequest, State as RequestState};
+use crate::core::ttl::Ttl;
 
 /// The ack while an answer that needs the store is late.
 pub(super) const STILL_WORKING: &str = "jitbot is still working on this (its state store is slow to answer); the answer will appear here as soon as it has one";
@@ -120,9 +121,7 @@ async fn stored(inbound: &Inbound, cmd: Command, user: SlackUserId, proof: Strin
             }
         }
         Command::Extend { id, duration } => match app.extend(&id, &user, duration).await {
-            Ok(_) => Reply::text(format!(
-                "Asked for *{duration}* more on `{id}`; the approvers were asked again."
-            )),
+            Ok(_) => Reply::text(extension_asked(&id, duration)),
             Err(e) => Reply::text(sentence(&e)),
         },
         Command::Cancel { id } => match app.cancel(&id, &user).await {
@@ -161,6 +160,11 @@ pub(super) fn acknowledgement(inbound: &Inbound, req: &AccessRequest) -> Message
         ]),
         text,
     }
+}
+
+/// The sentence for an extension asked for (by `/jit extend` or the Extend form).
+pub(super) fn extension_asked(id: &RequestId, duration: Ttl) -> String {
+    format!("Asked for *{duration}* more on `{id}`; the approvers were asked again.")
 }
 
 /// The sentence for a withdrawn request.

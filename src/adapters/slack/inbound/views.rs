@@ -3,17 +3,46 @@
 //! `trigger_id` of the command or click (`views.open`), and its submission
 //! (`view_submission`) is checked field by field: errors show under the fields and
 //! the modal stays open; a valid one does what the typed command would.
+//!
+//! A submission is read without I/O first (the same readers as `/jit request`, then
+//! the catalog's own admission check), so most mistakes are answered at once. What
+//! needs the store (the replay check and the use case) runs under the ack budget;
+//! when it is late the modal closes and the answer comes by DM, since a
+//! `view_submission` has no `response_url`. What needs Slack (the requester's
+//! acknowledgement) runs after the ack.
 
 use std::sync::Arc;
 
+use serde_json::{Value, json};
 use slack_morphism::prelude::{
-    SlackInteractionBlockSuggestionEvent, SlackInteractionViewSubmissionEvent,
+    SlackInteractionBlockSuggestionEvent, SlackInteractionViewSubmissionEvent, SlackView,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
-use super::{Inbound, ViewReply};
+use super::commands::{acknowledgement, extension_asked, plain};
+use super::{Inbound, ViewReply, sentence};
+use crate::adapters::slack::blocks::Message;
+use crate::adapters::slack::forms::{
+    self, ADDRESS_ACTION, ADDRESS_BLOCK, DEFAULT_DURATION, DENY_FORM, DURATION_ACTION,
+    DURATION_BLOCK, EXTEND_FORM, NOTE_ACTION, NOTE_BLOCK, REASON_ACTION, REASON_BLOCK,
+    REQUEST_FORM, TARGET_ACTION, TARGET_BLOCK,
+};
+use crate::app::{Decision, Submission};
+use crate::core::catalog::{Catalog, SourceError, SourceSpec, Target};
+use crate::core::command::{self, Reason, check_duration, sanitise};
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::request::Round;
+use crate::core::submission::Refusal;
+use crate::core::ttl::Ttl;
+
+/// Field errors, by `block_id`.
+type Errors = Vec<(String, String)>;
+
+/// A submission's store-bound part: done within the ack budget, or still running.
+enum Outcome<T> {
+    Done(Result<T, String>),
+    Late,
+}
 
 /// Opens the request form for `user`; a failure is told through `response_url`.
 pub(super) async fn open_request_form(
@@ -22,8 +51,24 @@ pub(super) async fn open_request_form(
     user: &SlackUserId,
     response_url: Option<&str>,
 ) {
-    let _ = (inbound, trigger, user, response_url);
-    warn!("the request form is not built yet");
+    let catalog = inbound.app.catalog();
+    let Some(requester) = catalog.requester(user) else {
+        let refusal = Refusal::NotARequester(user.clone()).to_string();
+        tell(inbound, user, response_url, refusal).await;
+        return;
+    };
+    if catalog.targets().is_empty() {
+        let text =
+            "There are no targets yet; ask your platform team to add some to jitbot's catalog.";
+        tell(inbound, user, response_url, text.to_owned()).await;
+        return;
+    }
+    let view = forms::request_form(catalog, requester);
+    let fallback = format!(
+        "Slack did not open the request form; type `{}` instead.",
+        "/jit request <target> <duration> [from <address>] <reason…>"
+    );
+    open(inbound, trigger, &view, user, response_url, fallback).await;
 }
 
 /// Opens the Deny form (an optional reason) for `round` of request `id`.
@@ -35,8 +80,9 @@ pub(super) async fn open_deny_form(
     round: Round,
     response_url: Option<&str>,
 ) {
-    let _ = (inbound, trigger, user, id, round, response_url);
-    warn!("the deny form is not built yet");
+    let view = forms::deny_form(id, round);
+    let fallback = format!("Slack did not open the Deny form for `{id}`; please click Deny again.");
+    open(inbound, trigger, &view, user, response_url, fallback).await;
 }
 
 /// Opens the Extend form (how much longer) for grant `id`.
@@ -47,8 +93,66 @@ pub(super) async fn open_extend_form(
     id: &RequestId,
     response_url: Option<&str>,
 ) {
-    let _ = (inbound, trigger, user, id, response_url);
-    warn!("the extend form is not built yet");
+    let req = match inbound.app.load(id).await {
+        Ok(req) => req,
+        Err(e) => return tell(inbound, user, response_url, sentence(&e)).await,
+    };
+    let catalog = inbound.app.catalog();
+    let Some(target) = catalog.target(req.target.as_str()) else {
+        let text = format!(
+            "`{}` is no longer a target, so `{id}` cannot be extended.",
+            req.target
+        );
+        return tell(inbound, user, response_url, text).await;
+    };
+    let view = forms::extend_form(id, target, &catalog.limits);
+    let fallback =
+        format!("Slack did not open the Extend form; type `/jit extend {id} <duration>` instead.");
+    open(inbound, trigger, &view, user, response_url, fallback).await;
+}
+
+/// Opens `view`; if Slack will not, tells `user` `fallback`.
+async fn open(
+    inbound: &Inbound,
+    trigger: &str,
+    view: &Value,
+    user: &SlackUserId,
+    response_url: Option<&str>,
+    fallback: String,
+) {
+    if let Err(why) = forms::check_view(view) {
+        warn!(%why, "a modal is over Slack's limits; not opening it");
+        return tell(inbound, user, response_url, fallback).await;
+    }
+    if let Err(e) = inbound.slack.views_open(trigger, view).await {
+        inbound.app.metrics().slack_error(e.kind());
+        warn!(error = %e, "could not open a modal");
+        tell(inbound, user, response_url, fallback).await;
+    }
+}
+
+/// Tells `user` alone: through the `response_url` when there is one, else by DM (an
+/// App Home click and a modal's submission have none).
+async fn tell(inbound: &Inbound, user: &SlackUserId, response_url: Option<&str>, text: String) {
+    match response_url {
+        Some(_) => inbound.respond(response_url, &plain(text), false).await,
+        None => dm(inbound, user, &plain(text)).await,
+    }
+}
+
+/// Sends `user` a DM; a failure is logged and counted.
+async fn dm(inbound: &Inbound, user: &SlackUserId, message: &Message) {
+    let sent = async {
+        let channel = inbound.slack.open_dm(user.as_str()).await?;
+        inbound
+            .slack
+            .post_message(&channel, &message.text, Some(&message.blocks), None)
+            .await
+    };
+    if let Err(e) = sent.await {
+        inbound.app.metrics().slack_error(e.kind());
+        warn!(error = %e, user = %user, "could not send a DM");
+    }
 }
 
 /// A modal's submission.
@@ -57,8 +161,334 @@ pub(super) async fn submitted(
     submission: SlackInteractionViewSubmissionEvent,
     proof: String,
 ) -> ViewReply {
-    let _ = (inbound, submission, proof);
-    ViewReply::Nothing
+    let Ok(user) = submission.user.id.to_string().parse::<SlackUserId>() else {
+        warn!("a modal's submission named no user jitbot can read");
+        return ViewReply::Nothing;
+    };
+    let SlackView::Modal(modal) = &submission.view.view else {
+        debug!("ignored the submission of a view that is not a modal");
+        return ViewReply::Nothing;
+    };
+    let callback = modal
+        .callback_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let metadata = modal.private_metadata.clone().unwrap_or_default();
+    let values = submission
+        .view
+        .state_params
+        .state
+        .as_ref()
+        .and_then(|s| serde_json::to_value(&s.values).ok())
+        .unwrap_or_else(|| json!({}));
+    match callback.as_str() {
+        REQUEST_FORM => request_submitted(inbound, user, &metadata, &values, proof).await,
+        DENY_FORM => deny_submitted(inbound, user, &metadata, &values, proof).await,
+        EXTEND_FORM => extend_submitted(inbound, user, &metadata, &values, proof).await,
+        other => {
+            debug!(
+                callback = other,
+                "ignored the submission of an unknown modal"
+            );
+            ViewReply::Nothing
+        }
+    }
+}
+
+/// One field's error.
+fn error(block: &str, why: impl AsRef<str>) -> Errors {
+    vec![(block.to_owned(), sanitise(why.as_ref()))]
+}
+
+/// Runs `work` (the replay check, then `act`) under the ack budget; a late answer
+/// goes to `user` by DM, an error as its sentence and a success as `done` words it.
+async fn stored<T, A, AF>(
+    inbound: &Arc<Inbound>,
+    user: &SlackUserId,
+    proof: String,
+    act: A,
+    done: fn(&Inbound, &T) -> Message,
+) -> Outcome<T>
+where
+    T: Send + 'static,
+    A: FnOnce(Arc<Inbound>) -> AF + Send + 'static,
+    AF: Future<Output = Result<T, String>> + Send + 'static,
+{
+    let worker = inbound.clone();
+    let work = async move {
+        if let Err(refusal) = worker.first_sight(&proof).await {
+            return Outcome::Done(Err(refusal));
+        }
+        Outcome::Done(act(worker).await)
+    };
+    let late = inbound.clone();
+    let user = user.clone();
+    inbound
+        .guarded(work, Outcome::Late, move |outcome| async move {
+            let message = match outcome {
+                Outcome::Done(Ok(answer)) => done(&late, &answer),
+                Outcome::Done(Err(why)) => plain(why),
+                Outcome::Late => return,
+            };
+            dm(&late, &user, &message).await;
+        })
+        .await
+}
+
+/// The request form submitted: checked, then filed as `/jit request` files it.
+async fn request_submitted(
+    inbound: &Arc<Inbound>,
+    user: SlackUserId,
+    metadata: &str,
+    values: &Value,
+    proof: String,
+) -> ViewReply {
+    let submission = match read_request(inbound.app.catalog(), &user, metadata, values) {
+        Ok(s) => s,
+        Err(errors) => return ViewReply::Errors(errors),
+    };
+    let outcome = stored(
+        inbound,
+        &user,
+        proof,
+        |worker| async move {
+            worker
+                .app
+                .submit(submission)
+                .await
+                .map_err(|e| sentence(&e))
+        },
+        acknowledgement,
+    )
+    .await;
+    match outcome {
+        Outcome::Done(Ok(req)) => {
+            let worker = inbound.clone();
+            inbound.later(async move {
+                let message = acknowledgement(&worker, &req);
+                dm(&worker, &user, &message).await;
+            });
+            ViewReply::Nothing
+        }
+        Outcome::Done(Err(why)) => ViewReply::Errors(error(TARGET_BLOCK, why)),
+        Outcome::Late => ViewReply::Nothing,
+    }
+}
+
+/// What the request form asks for, or the errors to show under its fields. The
+/// fields are read as the command reads them, and the result passes the same
+/// admission check `App::submit` makes, so an error a submission would meet is shown
+/// on its field.
+pub(super) fn read_request(
+    catalog: &Catalog,
+    user: &SlackUserId,
+    metadata: &str,
+    values: &Value,
+) -> Result<Submission, Errors> {
+    let Some(requester) = catalog.requester(user) else {
+        return Err(error(
+            TARGET_BLOCK,
+            Refusal::NotARequester(user.clone()).to_string(),
+        ));
+    };
+    let mut errors = Errors::new();
+    let target: Option<&Target> = match forms::entered(values, TARGET_BLOCK, TARGET_ACTION) {
+        None => {
+            errors.extend(error(TARGET_BLOCK, "Please pick a target."));
+            None
+        }
+        Some(name) => match command::request_target(&name, catalog) {
+            Ok(t) => Some(t),
+            Err(why) => {
+                errors.extend(error(TARGET_BLOCK, why));
+                None
+            }
+        },
+    };
+    let duration = match (
+        forms::entered(values, DURATION_BLOCK, DURATION_ACTION),
+        target,
+    ) {
+        (_, None) => None,
+        (None, Some(t)) => Some(t.default_duration),
+        (Some(word), Some(t)) if word == DEFAULT_DURATION => Some(t.default_duration),
+        (Some(word), Some(t)) => match command::request_duration(&word, t, catalog) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                errors.extend(error(DURATION_BLOCK, why));
+                None
+            }
+        },
+    };
+    let typed = forms::entered(values, REASON_BLOCK, REASON_ACTION).unwrap_or_default();
+    let reason = match target {
+        Some(t) => command::request_reason(&typed, t, catalog),
+        None if sanitise(&typed).is_empty() => {
+            Err("Please say why you need access (an incident or ticket id helps).".to_owned())
+        }
+        None => Reason::new(&typed, catalog.limits.reason_min_chars),
+    };
+    let reason = reason
+        .map_err(|why| errors.extend(error(REASON_BLOCK, why)))
+        .ok();
+    let from = match &requester.source {
+        SourceSpec::Range(range) if !forms::asked_address(metadata) => {
+            errors.extend(error(
+                TARGET_BLOCK,
+                format!("Your source is now a range ({range}); please close this form and type /jit again to pick your address."),
+            ));
+            None
+        }
+        SourceSpec::Range(range) => match forms::entered(values, ADDRESS_BLOCK, ADDRESS_ACTION) {
+            None => {
+                errors.extend(error(
+                    ADDRESS_BLOCK,
+                    format!("Please give the address you connect from, inside your range {range}."),
+                ));
+                None
+            }
+            Some(raw) => match command::request_address(&raw) {
+                Ok(address) if range.contains(&address) => Some(address),
+                Ok(address) => {
+                    let outside = SourceError::OutsideRange {
+                        address,
+                        range: *range,
+                    };
+                    errors.extend(error(ADDRESS_BLOCK, outside.to_string()));
+                    None
+                }
+                Err(why) => {
+                    errors.extend(error(ADDRESS_BLOCK, why));
+                    None
+                }
+            },
+        },
+        _ => None,
+    };
+    let (Some(target), Some(duration), Some(reason), true) =
+        (target, duration, reason, errors.is_empty())
+    else {
+        return Err(errors);
+    };
+    let submission = Submission {
+        requester: user.clone(),
+        target: target.name.clone(),
+        duration,
+        from,
+        reason,
+    };
+    // The admission check is pure; its id and time are placeholders.
+    let probe = RequestId::from_random([0; 10]);
+    match submission.admit(catalog, probe, chrono::DateTime::UNIX_EPOCH) {
+        Ok(_) => Ok(submission),
+        Err(Refusal::Duration(why)) => Err(error(DURATION_BLOCK, why)),
+        Err(refusal @ Refusal::Source(_)) if matches!(requester.source, SourceSpec::Range(_)) => {
+            Err(error(ADDRESS_BLOCK, refusal.to_string()))
+        }
+        Err(refusal) => Err(error(TARGET_BLOCK, refusal.to_string())),
+    }
+}
+
+/// The Deny form submitted: denies the card's round, with the note if one was given.
+async fn deny_submitted(
+    inbound: &Arc<Inbound>,
+    user: SlackUserId,
+    metadata: &str,
+    values: &Value,
+    proof: String,
+) -> ViewReply {
+    let Some((id, round)) = forms::denied_round(metadata) else {
+        warn!("a Deny form named no request");
+        return ViewReply::Errors(error(
+            NOTE_BLOCK,
+            "This form lost track of its request; please close it and click Deny again.",
+        ));
+    };
+    let note = match forms::entered(values, NOTE_BLOCK, NOTE_ACTION)
+        .map(|raw| Reason::new(&raw, 0))
+        .transpose()
+    {
+        Ok(note) => note.map(|n| n.to_string()).filter(|n| !n.is_empty()),
+        Err(why) => return ViewReply::Errors(error(NOTE_BLOCK, why)),
+    };
+    let decider = user.clone();
+    let outcome = stored(
+        inbound,
+        &user,
+        proof,
+        move |worker| async move {
+            worker
+                .app
+                .decide(&id, &decider, Decision::Deny { note }, round)
+                .await
+                .map(|t| t.request.id)
+                .map_err(|e| sentence(&e))
+        },
+        |_, id| plain(format!("Denied `{id}`.")),
+    )
+    .await;
+    match outcome {
+        Outcome::Done(Err(why)) => ViewReply::Errors(error(NOTE_BLOCK, why)),
+        // The card's update and the requester's DM say it.
+        Outcome::Done(Ok(_)) | Outcome::Late => ViewReply::Nothing,
+    }
+}
+
+/// The Extend form submitted: asks for more time as `/jit extend` does.
+async fn extend_submitted(
+    inbound: &Arc<Inbound>,
+    user: SlackUserId,
+    metadata: &str,
+    values: &Value,
+    proof: String,
+) -> ViewReply {
+    let Ok(id) = metadata.parse::<RequestId>() else {
+        warn!("an Extend form named no request");
+        return ViewReply::Errors(error(
+            DURATION_BLOCK,
+            "This form lost track of its grant; please close it and click Extend again.",
+        ));
+    };
+    let Some(word) = forms::entered(values, DURATION_BLOCK, DURATION_ACTION) else {
+        return ViewReply::Errors(error(DURATION_BLOCK, "Please pick how much longer."));
+    };
+    // As `/jit extend` reads it: the global bounds here, the target's in the app.
+    let limits = &inbound.app.catalog().limits;
+    let duration = match word
+        .parse::<Ttl>()
+        .and_then(|d| check_duration(d, limits.min_duration, limits.max_duration, "jitbot"))
+    {
+        Ok(d) => d,
+        Err(why) => return ViewReply::Errors(error(DURATION_BLOCK, why)),
+    };
+    let asker = user.clone();
+    let outcome = stored(
+        inbound,
+        &user,
+        proof,
+        move |worker| async move {
+            worker
+                .app
+                .extend(&id, &asker, duration)
+                .await
+                .map(|t| (t.request.id, duration))
+                .map_err(|e| sentence(&e))
+        },
+        |_, (id, duration)| plain(extension_asked(id, *duration)),
+    )
+    .await;
+    match outcome {
+        Outcome::Done(Ok((id, duration))) => {
+            let worker = inbound.clone();
+            inbound.later(async move {
+                dm(&worker, &user, &plain(extension_asked(&id, duration))).await;
+            });
+            ViewReply::Nothing
+        }
+        Outcome::Done(Err(why)) => ViewReply::Errors(error(DURATION_BLOCK, why)),
+        Outcome::Late => ViewReply::Nothing,
+    }
 }
 
 /// The targets matching what the person typed in the form's target picker (an
@@ -68,6 +498,9 @@ pub(super) async fn suggest(
     inbound: &Arc<Inbound>,
     typed: SlackInteractionBlockSuggestionEvent,
 ) -> ViewReply {
-    let _ = (inbound, typed);
-    ViewReply::Options(serde_json::json!({ "options": [] }))
+    if typed.action_id.to_string() != TARGET_ACTION {
+        debug!(action = %typed.action_id, "a block_suggestion for a select jitbot did not make");
+        return ViewReply::Options(json!({ "options": [] }));
+    }
+    ViewReply::Options(forms::target_choices(inbound.app.catalog(), &typed.value))
 }
