@@ -231,7 +231,7 @@
         const changed = b.dispatch_action ? (what) => onAction(actionOf(e, blockId, what)) : null;
         const c = control(e, blockId, ctx, hooks, changed);
         box.appendChild(c.node);
-        if (c.read && reads) reads.push([blockId, e.action_id || '', c.read, !b.optional]);
+        if (c.read && reads) reads.push([blockId, e.action_id || '', c.read, !b.optional, e.min_length || 0]);
         if (b.hint) box.appendChild(el('div', 'bk-hint', textObject(b.hint, ctx)));
         box.appendChild(el('div', 'bk-error'));
         return box;
@@ -289,10 +289,11 @@
     // What Slack's client itself refuses to send: a required input left empty.
     function missing() {
       const out = {};
-      reads.forEach(([blockId, , read, required]) => {
+      reads.forEach(([blockId, , read, required, minLength]) => {
         const v = read();
         const empty = v.value == null && v.selected_option == null && !(v.selected_options && v.selected_options.length);
         if (required && empty) out[blockId] = 'Please complete this required field.';
+        else if (v.value != null && v.value.length < minLength) out[blockId] = 'Please enter at least ' + minLength + ' characters.';
       });
       return out;
     }

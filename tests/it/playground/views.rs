@@ -332,3 +332,166 @@ async fn cancel_on_the_requesters_private_answer_withdraws_the_request_and_repla
     assert_eq!(row.unwrap()["state"], "cancelled");
     pg.stop().await;
 }
+
+/// The request form's field `block`/`action` entered as `value` (text) or as the
+/// option `choice`.
+fn field(block: &str, action: &str, kind: &str, entered: Value) -> (String, Value) {
+    let value = match kind {
+        "plain_text_input" => json!({ "type": kind, "value": entered }),
+        _ => json!({ "type": kind, "selected_option": {
+            "text": { "type": "plain_text", "text": entered }, "value": entered } }),
+    };
+    (block.to_owned(), json!({ action: value }))
+}
+
+#[tokio::test]
+async fn jit_alone_opens_the_form_for_its_person_whose_errors_show_and_whose_submission_files_the_request()
+ {
+    use jitbot::adapters::slack::forms::{
+        DURATION_ACTION, DURATION_BLOCK, REASON_ACTION, REASON_BLOCK, REQUEST_FORM, TARGET_ACTION,
+        TARGET_BLOCK,
+    };
+    let (pg, page) = opened().await;
+    let answer = answered(
+        &page,
+        "/playground/command",
+        json!({ "user": ALICE, "text": "/jit" }),
+    )
+    .await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let opened = |s: &jitbot::playground::SlackStandin| {
+        s.open_views()
+            .iter()
+            .any(|v| v.user == ALICE && v.view["callback_id"] == REQUEST_FORM)
+    };
+    assert!(
+        pg.slack().wait_until(PATIENCE, opened).await,
+        "the trigger was alice's"
+    );
+    let form = pg.slack().open_views().remove(0);
+    assert!(
+        page.state().await["ephemeral"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "an empty ack shows nothing"
+    );
+
+    let values = |reason: &str| -> Value {
+        let fields = [
+            field(
+                TARGET_BLOCK,
+                TARGET_ACTION,
+                "static_select",
+                json!("payments-db"),
+            ),
+            field(
+                DURATION_BLOCK,
+                DURATION_ACTION,
+                "static_select",
+                json!("default"),
+            ),
+            field(
+                REASON_BLOCK,
+                REASON_ACTION,
+                "plain_text_input",
+                json!(reason),
+            ),
+        ];
+        Value::Object(fields.into_iter().collect())
+    };
+    let refused = answered(
+        &page,
+        "/playground/view/submit",
+        json!({ "user": ALICE, "view_id": form.id, "values": values("            ") }),
+    )
+    .await;
+    assert_eq!(refused["outcome"], "errors", "{refused}");
+    assert!(
+        refused["errors"][REASON_BLOCK]
+            .as_str()
+            .unwrap()
+            .contains("say why"),
+        "{refused}"
+    );
+    assert_eq!(pg.slack().open_views().len(), 1, "the form stays open");
+
+    let done = answered(
+        &page,
+        "/playground/view/submit",
+        json!({ "user": ALICE, "view_id": form.id, "values": values("INC-4412 failover drill") }),
+    )
+    .await;
+    assert_eq!(done["outcome"], "closed", "{done}");
+    assert!(pg.slack().open_views().is_empty());
+    let state = page.state().await;
+    let filed = &state["requests"][0];
+    assert_eq!(
+        (filed["target"].as_str(), filed["state"].as_str()),
+        (Some("payments-db"), Some("pending"))
+    );
+    assert_eq!(filed["requester"], ALICE);
+    pg.stop().await;
+}
+
+#[tokio::test]
+async fn deny_on_a_card_opens_the_reason_form_for_the_approver_and_the_requester_is_told_why() {
+    use jitbot::adapters::slack::forms::{DENY_FORM, NOTE_ACTION, NOTE_BLOCK};
+    let (pg, page) = opened().await;
+    let id = page.request(ALICE, super::REQUEST).await;
+    let ts = super::card_ts(&pg, &id).await;
+    let card = pg.slack().message(super::DB_APPROVALS, &ts).unwrap();
+    let deny = card["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| {
+            b["elements"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |e| (b["block_id"].clone(), e))
+        })
+        .find(|(_, e)| e["action_id"] == "jit_deny")
+        .expect("the card has Deny");
+    let answer = answered(
+        &page,
+        "/playground/click",
+        json!({ "user": LEAD1, "channel": super::DB_APPROVALS, "ts": ts,
+                "block_id": deny.0, "action_id": "jit_deny", "value": deny.1["value"] }),
+    )
+    .await;
+    assert_eq!(answer["status"], 200);
+    let opened = |s: &jitbot::playground::SlackStandin| {
+        s.open_views()
+            .iter()
+            .any(|v| v.user == LEAD1 && v.view["callback_id"] == DENY_FORM)
+    };
+    assert!(
+        pg.slack().wait_until(PATIENCE, opened).await,
+        "the trigger was the lead's"
+    );
+    let form = pg.slack().open_views().remove(0);
+
+    let note = json!({ NOTE_BLOCK: { NOTE_ACTION: { "type": "plain_text_input", "value": "not during the freeze" } } });
+    let done = answered(
+        &page,
+        "/playground/view/submit",
+        json!({ "user": LEAD1, "view_id": form.id, "values": note }),
+    )
+    .await;
+    assert_eq!(done["outcome"], "closed", "{done}");
+    let told = |s: &jitbot::playground::SlackStandin| {
+        s.dm_channels().get(ALICE).is_some_and(|dm| {
+            s.messages(dm)
+                .iter()
+                .any(|m| m.body.to_string().contains("not during the freeze"))
+        })
+    };
+    assert!(
+        pg.slack().wait_until(PATIENCE, told).await,
+        "alice was told why"
+    );
+    pg.stop().await;
+}
