@@ -244,6 +244,7 @@ impl SlackWorld {
         let SlackParts { api, notifier, .. } = parts.expect("a bot token is set");
         let background = tokio_util::task::TaskTracker::new();
         let inbound = Arc::new(Inbound::new(app.clone(), api, background.clone()));
+        notifier.bind_home(&inbound);
         let state = Arc::new(HttpState {
             inbound,
             signing_secret: Secret::new(SECRET),
