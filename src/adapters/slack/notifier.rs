@@ -39,11 +39,14 @@
 //! it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use async_trait::async_trait;
 use tracing::warn;
+
+mod coalesce;
+
+use coalesce::Coalesced;
 
 use super::blocks::{self, Message};
 use super::inbound::Inbound;
@@ -96,17 +99,7 @@ struct Inner {
     /// Where App Homes are published from, once bound.
     home: OnceLock<Weak<Inbound>>,
     /// Each person's Home refreshes, for coalescing.
-    homes: Mutex<HashMap<String, Arc<HomeSlot>>>,
-}
-
-/// One person's Home refreshes: `asked` counts the refreshes asked for, `served` the
-/// count a publish that finished had seen when it started. A refresh is served once
-/// a publish that started after it was asked has finished.
-#[derive(Default)]
-struct HomeSlot {
-    turn: tokio::sync::Mutex<()>,
-    asked: AtomicU64,
-    served: AtomicU64,
+    homes: Mutex<HashMap<String, Arc<Coalesced>>>,
 }
 
 /// Why a step did not go through.
@@ -457,7 +450,7 @@ impl Inner {
     }
 
     /// Publishes `user`'s Home unless a publish that started after this call has
-    /// finished meanwhile (bursts coalesce; see [`HomeSlot`]).
+    /// finished meanwhile (bursts coalesce; see [`coalesce`]).
     async fn refresh_home(
         &self,
         inbound: &Inbound,
@@ -467,15 +460,7 @@ impl Inner {
             .entry(user.to_string())
             .or_default()
             .clone();
-        let ticket = slot.asked.fetch_add(1, Ordering::SeqCst) + 1;
-        let _turn = slot.turn.lock().await;
-        if slot.served.load(Ordering::SeqCst) >= ticket {
-            return Ok(());
-        }
-        let seen = slot.asked.load(Ordering::SeqCst);
-        home_view::publish(inbound, user).await?;
-        slot.served.fetch_max(seen, Ordering::SeqCst);
-        Ok(())
+        slot.refresh(|| home_view::publish(inbound, user)).await
     }
 
     async fn send_dm(&self, user: &str, m: &Message) -> Result<(), SlackError> {
