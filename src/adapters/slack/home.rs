@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::core::actions::{APPROVE, CANCEL, DENY, EXTEND, REVOKE, decision_value};
-use crate::core::ids::SlackUserId;
 use crate::core::request::{AccessRequest, Round, State};
 
 /// Slack's most blocks in a view.
@@ -32,7 +31,6 @@ const REASON_ROOM: usize = 300;
 /// What the Home of one person shows.
 #[derive(Clone, Copy, Debug)]
 pub struct HomeData<'a> {
-    pub user: &'a SlackUserId,
     pub now: DateTime<Utc>,
     /// The person's own requests, newest first (as `App::list_for` gives them).
     pub mine: &'a [AccessRequest],
@@ -102,7 +100,7 @@ fn part(
     heading: &str,
     items: &[&AccessRequest],
     empty: &str,
-    item: impl Fn(&AccessRequest) -> [Value; 2],
+    item: impl Fn(&AccessRequest) -> Vec<Value>,
 ) {
     blocks.push(section(heading.to_owned()));
     if items.is_empty() {
@@ -121,7 +119,8 @@ fn part(
 }
 
 /// An active grant: target, id, when it ends and the time left; Revoke and Extend.
-fn grant(req: &AccessRequest, now: DateTime<Utc>) -> [Value; 2] {
+/// One being applied has no buttons yet (neither would work before it is active).
+fn grant(req: &AccessRequest, now: DateTime<Utc>) -> Vec<Value> {
     let id = req.id.as_str();
     let mut text = match (req.state, req.expires_at) {
         (State::Active, Some(until)) => format!(
@@ -130,7 +129,12 @@ fn grant(req: &AccessRequest, now: DateTime<Utc>) -> [Value; 2] {
             hhmm(until),
             left(now, until)
         ),
-        _ => format!("*{}* · `{id}` · approved, applying the policy…", req.target),
+        _ => {
+            return vec![section(format!(
+                "*{}* · `{id}` · approved, applying the policy…",
+                req.target
+            ))];
+        }
     };
     if let Some(ext) = req
         .extension
@@ -150,7 +154,7 @@ fn grant(req: &AccessRequest, now: DateTime<Utc>) -> [Value; 2] {
         &format!("Closes {} at once.", req.target),
         "Revoke",
     );
-    [
+    vec![
         section(text),
         json!({
             "type": "actions",
@@ -162,9 +166,9 @@ fn grant(req: &AccessRequest, now: DateTime<Utc>) -> [Value; 2] {
 
 /// A pending request of the person's: target, duration, approvals so far, when it
 /// lapses; Cancel.
-fn pending_item(req: &AccessRequest) -> [Value; 2] {
+fn pending_item(req: &AccessRequest) -> Vec<Value> {
     let id = req.id.as_str();
-    [
+    vec![
         section(format!(
             "*{}* for {} · `{id}` · {} of {} approvals · lapses at {}",
             req.target,
@@ -183,7 +187,7 @@ fn pending_item(req: &AccessRequest) -> [Value; 2] {
 
 /// A request (or extension) waiting for the person's decision; Approve and Deny
 /// carrying the round, as on the card.
-fn waiting_item(req: &AccessRequest) -> [Value; 2] {
+fn waiting_item(req: &AccessRequest) -> Vec<Value> {
     let id = req.id.as_str();
     let round = Round::of(req);
     let value = decision_value(&req.id, round);
@@ -210,7 +214,7 @@ fn waiting_item(req: &AccessRequest) -> [Value; 2] {
     let reason = cut(req.reason.as_str(), REASON_ROOM);
     let mut approve = button("Approve", APPROVE, &value, Some("primary"));
     approve["confirm"] = confirm("Approve this access?", &what, "Approve");
-    [
+    vec![
         json!({
             "type": "section",
             "text": { "type": "mrkdwn", "text": line },

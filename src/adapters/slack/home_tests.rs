@@ -3,22 +3,17 @@ use std::collections::HashSet;
 use chrono::TimeDelta;
 
 use super::*;
+use crate::core::ids::SlackUserId;
 use crate::core::request::Extension;
-use crate::core::request::fixtures::{ALICE, LEAD1, t0};
+use crate::core::request::fixtures::{LEAD1, t0};
 use crate::core::ttl::Ttl;
-
-fn alice() -> SlackUserId {
-    ALICE.parse().unwrap()
-}
 
 fn lead() -> SlackUserId {
     LEAD1.parse().unwrap()
 }
 
 fn home(mine: &[AccessRequest], waiting: &[AccessRequest], approver: bool) -> Value {
-    let user = alice();
     view(&HomeData {
-        user: &user,
         now: t0(),
         mine,
         waiting,
@@ -76,6 +71,18 @@ fn an_active_grant_shows_its_time_left_with_revoke_and_extend() {
     assert_eq!(buttons[0]["confirm"]["confirm"]["text"], "Revoke");
     assert_eq!(buttons[1]["action_id"], EXTEND);
     assert_eq!(buttons[1]["value"], id);
+}
+
+#[test]
+fn a_grant_being_applied_has_no_buttons_yet() {
+    let applying = AccessRequest::test()
+        .seed(9)
+        .approved_by(LEAD1, t0())
+        .build();
+    assert_eq!(applying.state, State::Approved);
+    let v = home(std::slice::from_ref(&applying), &[], false);
+    assert!(shows(&v, "applying the policy"), "{v:#}");
+    assert!(!shows(&v, REVOKE) && !shows(&v, EXTEND));
 }
 
 #[test]

@@ -30,7 +30,6 @@ pub async fn publish(inbound: &Inbound, user: &SlackUserId) -> Result<(), Publis
     let mine = app.list_for(user).await.map_err(PublishError::Store)?;
     let (waiting, approver) = waiting_for(inbound, user).await?;
     let view = home::view(&HomeData {
-        user,
         now: app.now(),
         mine: &mine,
         waiting: &waiting,
