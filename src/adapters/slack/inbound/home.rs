@@ -63,12 +63,11 @@ async fn waiting_for(
     user: &SlackUserId,
 ) -> Result<(Vec<AccessRequest>, bool), PublishError> {
     let app = inbound.app();
-    let named = app.catalog().is_admin(user)
-        || app
-            .catalog()
-            .targets()
-            .iter()
-            .any(|t| t.approvers.users.contains(user));
+    let named = app
+        .catalog()
+        .targets()
+        .iter()
+        .any(|t| t.approvers.users.contains(user));
     let mut open = app
         .list_in(State::Pending)
         .await
