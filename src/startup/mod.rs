@@ -227,6 +227,7 @@ impl Application {
         let metrics_addr = metrics_listener.local_addr()?;
         let background = TaskTracker::new();
         let inbound = Arc::new(Inbound::new(app.clone(), slack, background.clone()));
+        notifier.bind_home(&inbound);
         let state = Arc::new(HttpState {
             inbound,
             signing_secret: signing.clone(),

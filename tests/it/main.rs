@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod app_home;
 mod config_files;
 mod e2e;
 mod expiry_guard;
@@ -21,6 +22,7 @@ mod retention_contract;
 mod serve_binary;
 mod slack_ack;
 mod slack_egress;
+mod slack_events;
 mod slack_forms;
 mod slack_http;
 mod store_contract;

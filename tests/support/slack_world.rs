@@ -211,6 +211,93 @@ impl InboundSlack {
     }
 }
 
+/// Slack's Events API side: `event_callback`s signed as Slack signs them.
+impl InboundSlack {
+    /// The JSON body of an `app_home_opened` event for `user` on `tab` (`home` or
+    /// `messages`), with `event_id`, as Slack sends it to `/slack/events`.
+    pub fn app_home_opened(&self, event_id: &str, user: &str, tab: &str) -> String {
+        serde_json::json!({
+            "token": "legacy",
+            "team_id": "T1DC2JH3J",
+            "api_app_id": "A0JITBOT01",
+            "event": {
+                "type": "app_home_opened",
+                "user": user,
+                "channel": "D0JITBOTDM",
+                "tab": tab,
+                "event_ts": "1700000002.000300",
+            },
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1_700_000_002,
+            "authorizations": [{
+                "team_id": "T1DC2JH3J",
+                "user_id": "U0JITBOT01",
+                "is_bot": true,
+                "is_enterprise_install": false,
+            }],
+            "is_ext_shared_channel": false,
+        })
+        .to_string()
+    }
+
+    /// Posts a JSON body to `/slack/events` signed at the app clock's time, as
+    /// delivery number `retry` (`X-Slack-Retry-Num`; `None` for the first).
+    pub async fn post_event(&self, body: &str, retry: Option<u32>) -> (StatusCode, String) {
+        let signed = SignedHeaders::sign(SECRET, self.clock.now(), body.as_bytes());
+        let mut req = self
+            .http
+            .post(format!("{}/slack/events", self.base))
+            .header("content-type", "application/json")
+            .header(signature::TIMESTAMP_HEADER, &signed.timestamp)
+            .header(signature::SIGNATURE_HEADER, &signed.signature)
+            .body(body.to_owned());
+        if let Some(n) = retry {
+            req = req
+                .header("x-slack-retry-num", n.to_string())
+                .header("x-slack-retry-reason", "http_timeout");
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    /// The form body of a click on button `action` (value `value`) in `home`, the
+    /// App Home `user` was shown (as the fake keeps it), by `user`.
+    pub fn home_click_body(&self, user: &str, home: &Value, action: &str, value: &str) -> String {
+        let mut view = home.clone();
+        view["id"] = Value::String(format!("VHOME{user}"));
+        view["team_id"] = Value::String("T1DC2JH3J".to_owned());
+        view["hash"] = Value::String("1.1".to_owned());
+        let block_id = home["blocks"]
+            .as_array()
+            .and_then(|blocks| {
+                blocks.iter().find(|b| {
+                    b["elements"].as_array().is_some_and(|es| {
+                        es.iter()
+                            .any(|e| e["action_id"] == action && e["value"] == value)
+                    })
+                })
+            })
+            .and_then(|b| b["block_id"].as_str())
+            .unwrap_or_else(|| panic!("no {action} button for {value} in {home:#}"))
+            .to_owned();
+        let trigger_id = next_trigger_id();
+        ViewClick {
+            team_id: "T1DC2JH3J",
+            user_id: user,
+            user_name: "someone",
+            api_app_id: "A0JITBOT01",
+            trigger_id: &trigger_id,
+            view: &view,
+            action_id: action,
+            block_id: &block_id,
+            value,
+            action_ts: "1700000003.000400",
+        }
+        .form()
+    }
+}
+
 /// A `trigger_id` no other request in this process has, shaped like Slack's.
 fn next_trigger_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -262,6 +349,7 @@ impl SlackWorld {
         let SlackParts { api, notifier, .. } = parts.expect("a bot token is set");
         let background = tokio_util::task::TaskTracker::new();
         let inbound = Arc::new(Inbound::new(app.clone(), api, background.clone()));
+        notifier.bind_home(&inbound);
         let state = Arc::new(HttpState {
             inbound,
             signing_secret: Secret::new(SECRET),

@@ -1,7 +1,8 @@
 //! `POST /slack/events`: the Events API over HTTP. Slack's `url_verification` is
 //! answered with its challenge; an `event_callback` goes to [`Inbound::event`], keyed
 //! by its `event_id`, so a retry (`X-Slack-Retry-Num`, after a slow or failed ack)
-//! is acted on once.
+//! is acted on once. An event the store cannot check in time is answered 503, so
+//! Slack retries it.
 
 use std::sync::Arc;
 
@@ -54,6 +55,19 @@ pub(super) async fn handle(
                     return StatusCode::OK.into_response();
                 }
             };
+            // A retry (`X-Slack-Retry-Num` 1, 2, 3 after a slow or failed ack) carries
+            // the same `event_id`, which is what the inbound side acts on once.
+            if let Some(retry) = headers.get("x-slack-retry-num") {
+                debug!(
+                    event_id = %event.event_id,
+                    retry = retry.to_str().unwrap_or("?"),
+                    reason = headers
+                        .get("x-slack-retry-reason")
+                        .and_then(|r| r.to_str().ok())
+                        .unwrap_or(""),
+                    "Slack retried an event"
+                );
+            }
             let proof = format!("event:{}", event.event_id);
             match state.inbound.event(event, proof).await {
                 EventReply::Done => StatusCode::OK.into_response(),

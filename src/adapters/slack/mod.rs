@@ -15,6 +15,7 @@ pub mod blocks;
 mod directory;
 pub mod endpoint;
 pub mod forms;
+pub mod home;
 pub mod inbound;
 mod notifier;
 
@@ -32,6 +33,32 @@ use endpoint::ResponseUrls;
 pub use notifier::{SlackNotifier, SlackNotifierConfig};
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+/// Every Slack Web API method jitbot calls, each with the bot scope it needs (`None`:
+/// no scope, as for `views.*`, which need only the bot token). The Slack app manifest
+/// asks for exactly [`bot_scopes`]; a test checks that every call the stand-in sees
+/// over a whole flow is listed here.
+pub const WEB_API_METHODS: &[(&str, Option<&str>)] = &[
+    ("chat.postMessage", Some("chat:write")),
+    ("chat.update", Some("chat:write")),
+    ("conversations.open", Some("im:write")),
+    ("usergroups.users.list", Some("usergroups:read")),
+    ("views.open", None),
+    ("views.update", None),
+    ("views.publish", None),
+];
+
+/// The bot scopes jitbot needs: `commands` for `/jit`, and those of
+/// [`WEB_API_METHODS`], each once, in that order.
+pub fn bot_scopes() -> Vec<&'static str> {
+    let mut scopes = vec!["commands"];
+    for scope in WEB_API_METHODS.iter().filter_map(|(_, s)| *s) {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    scopes
+}
 
 /// Why a Slack call failed, in a form the log and the metrics can use.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

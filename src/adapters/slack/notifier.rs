@@ -21,18 +21,36 @@
 //! 429's Retry-After; the worker backs off and tries again. A failure that would recur
 //! (a missing channel, a bad token) is logged and counted, and the step is skipped.
 //!
+//! After every change of a request (requested, approved, denied, lapsed, cancelled,
+//! activated, extended, expired, revoked, …) the last step republishes the App Home
+//! of everyone involved: the requester and the person who acted (who approved,
+//! denied, revoked, …). Other approvers see a new request when they next open their
+//! Home, which publishes it afresh each time; nobody's Home needs to have been opened
+//! before (Slack keeps what is published for when it is).
+//! Being an outbox step, it survives a restart like the others. Refreshes of one
+//! person's Home coalesce: while one is being published, any number of refreshes
+//! asked for meanwhile wait and are served by one more publish. The Home is
+//! published through the [`Inbound`] bound with [`SlackNotifier::bind_home`] (held
+//! weakly: the inbound side holds the app, which holds this notifier).
+//!
 //! A new request's card waits for its preview: until the app's `ready` resolves in
 //! this replica, its event answers [`DeliveryError::NotReady`]. Another replica that
 //! claims the event meanwhile posts the card without it; the card's next update shows
 //! it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use async_trait::async_trait;
 use tracing::warn;
 
+mod coalesce;
+
+use coalesce::Coalesced;
+
 use super::blocks::{self, Message};
+use super::inbound::Inbound;
+use super::inbound::home::{self as home_view, PublishError};
 use super::{SlackApi, SlackError};
 use crate::app::DeliveryBell;
 use crate::core::catalog::Catalog;
@@ -53,6 +71,7 @@ const STEP_OPENING: &str = "opening";
 const STEP_CARD: &str = "card";
 const STEP_DM: &str = "dm";
 const STEP_AUDIT: &str = "audit";
+const STEP_HOME: &str = "home";
 
 #[derive(Clone, Debug, Default)]
 pub struct SlackNotifierConfig {
@@ -77,6 +96,10 @@ struct Inner {
     dms: Mutex<HashMap<String, String>>,
     /// New requests whose preview this replica is still preparing.
     preparing: Mutex<HashSet<RequestId>>,
+    /// Where App Homes are published from, once bound.
+    home: OnceLock<Weak<Inbound>>,
+    /// Each person's Home refreshes, for coalescing.
+    homes: Mutex<HashMap<String, Arc<Coalesced>>>,
 }
 
 /// Why a step did not go through.
@@ -122,7 +145,17 @@ impl SlackNotifier {
                 bell,
                 dms: Mutex::new(HashMap::new()),
                 preparing: Mutex::new(HashSet::new()),
+                home: OnceLock::new(),
+                homes: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// Publishes App Homes through `inbound` after each change (see the module docs);
+    /// until bound, no Home is refreshed. The first binding stays.
+    pub fn bind_home(&self, inbound: &Arc<Inbound>) {
+        if self.inner.home.set(Arc::downgrade(inbound)).is_err() {
+            warn!("the notifier is bound to an inbound side already; kept the first");
         }
     }
 
@@ -171,10 +204,11 @@ impl Notifier for SlackNotifier {
         }
         let notes = inner.notes.notes(&req.id).await?;
         if event.kind == AuditKind::Requested {
-            inner.open(req, &notes, progress).await
+            inner.open(req, &notes, progress).await?;
         } else {
-            inner.follow(req, event, &notes, progress).await
+            inner.follow(req, event, &notes, progress).await?;
         }
+        inner.refresh_homes(req, event, progress).await
     }
 }
 
@@ -198,6 +232,12 @@ fn changes_card(kind: AuditKind) -> bool {
             | AuditKind::RevokeFailing
             | AuditKind::RecordRejected
     )
+}
+
+/// Whether an event changes what a Home shows: every change of state, approvals
+/// and extensions included.
+fn changes_home(kind: AuditKind) -> bool {
+    kind == AuditKind::Requested || changes_card(kind)
 }
 
 /// `channel ts` of a note, split.
@@ -358,6 +398,69 @@ impl Inner {
             }
         }
         progress.mark(step).await
+    }
+
+    /// The last step: republishes the requester's and the actor's Homes. A store or Slack
+    /// failure worth retrying stops the delivery (the step is done again later); one
+    /// that would recur is logged and the step counts as done.
+    async fn refresh_homes(
+        &self,
+        req: &AccessRequest,
+        event: &AuditEvent,
+        progress: &mut dyn Progress,
+    ) -> Result<(), DeliveryError> {
+        if !changes_home(event.kind) || progress.done(STEP_HOME) {
+            return Ok(());
+        }
+        let Some(inbound) = self.home.get().and_then(Weak::upgrade) else {
+            return Ok(());
+        };
+        let mut people = vec![req.requester.clone()];
+        if let Some(actor) = &event.actor
+            && actor != &req.requester
+        {
+            people.push(actor.clone());
+        }
+        for user in &people {
+            match self.refresh_home(&inbound, user).await {
+                Ok(()) => {}
+                Err(PublishError::Store(e)) => {
+                    return Err(DeliveryError::Retry {
+                        why: format!("refreshing an App Home: {e}"),
+                        after: None,
+                    });
+                }
+                Err(PublishError::Slack(e)) => {
+                    self.metrics.slack_error(e.kind());
+                    if e.is_transient() {
+                        let after = match &e {
+                            SlackError::RateLimited { retry_after, .. } => *retry_after,
+                            _ => None,
+                        };
+                        return Err(DeliveryError::Retry {
+                            why: format!("refreshing an App Home: {e}"),
+                            after,
+                        });
+                    }
+                    warn!(request_id = %req.id, %user, error = %e, "refreshing an App Home failed and would fail again; skipping it");
+                }
+            }
+        }
+        progress.mark(STEP_HOME).await
+    }
+
+    /// Publishes `user`'s Home unless a publish that started after this call has
+    /// finished meanwhile (bursts coalesce; see [`coalesce`]).
+    async fn refresh_home(
+        &self,
+        inbound: &Inbound,
+        user: &crate::core::ids::SlackUserId,
+    ) -> Result<(), PublishError> {
+        let slot = lock(&self.homes)
+            .entry(user.to_string())
+            .or_default()
+            .clone();
+        slot.refresh(|| home_view::publish(inbound, user)).await
     }
 
     async fn send_dm(&self, user: &str, m: &Message) -> Result<(), SlackError> {

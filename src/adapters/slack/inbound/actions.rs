@@ -2,20 +2,73 @@
 //! on expiry warnings, "Cancel request" on the requester's acknowledgement, and the
 //! same buttons in the App Home. The click is acknowledged at once and acted on
 //! after; a refusal ("you are not an approver for payments-db") reaches the clicker
-//! alone, through the interaction's `response_url`. Deny opens a small form for the
-//! reason (see [`super::views`]), which decides when it is submitted.
+//! alone: through the interaction's `response_url` for a click on a message, by DM
+//! for a click in a view (the App Home), which has none. A click in the Home that
+//! works needs no answer: the Home is refreshed with the change. Deny opens a small
+//! form for the reason (see [`super::views`]), which decides when it is submitted.
 
 use std::sync::Arc;
 
-use slack_morphism::prelude::{SlackInteractionActionInfo, SlackInteractionBlockActionsEvent};
+use slack_morphism::prelude::{
+    SlackInteractionActionContainer, SlackInteractionActionInfo, SlackInteractionBlockActionsEvent,
+};
 use tracing::{debug, warn};
 
 use super::commands::{cancelled, plain};
 use super::{Inbound, sentence, views};
+use crate::adapters::slack::blocks::Message;
 use crate::app::{AppError, Decision};
 use crate::core::actions::{APPROVE, CANCEL, DENY, EXTEND, REVOKE, parse_decision_value};
 use crate::core::command::Reason;
 use crate::core::ids::SlackUserId;
+
+/// Who clicked, and how to answer them.
+struct Clicker {
+    user: SlackUserId,
+    response_url: Option<String>,
+    /// The click was in a view (the App Home or a modal), not on a message.
+    in_view: bool,
+}
+
+impl Clicker {
+    /// Tells the clicker `message`: through the `response_url` (replacing the
+    /// clicked message when `replace`), or, for a click in a view, by DM when it is a
+    /// refusal (`!replace`); a view's success shows in the view itself.
+    async fn tell(&self, inbound: &Inbound, message: &Message, replace: bool) {
+        if self.response_url.is_some() {
+            inbound
+                .respond(self.response_url.as_deref(), message, replace)
+                .await;
+        } else if self.in_view && !replace {
+            dm(inbound, &self.user, message).await;
+        } else {
+            debug!("nothing to answer a click through");
+        }
+    }
+}
+
+/// Sends `user` a DM; a failure is logged and counted.
+async fn dm(inbound: &Inbound, user: &SlackUserId, message: &Message) {
+    let slack = inbound.slack();
+    let sent = match slack.open_dm(user.as_str()).await {
+        Ok(channel) => {
+            let blocks = message
+                .blocks
+                .as_array()
+                .is_some_and(|b| !b.is_empty())
+                .then_some(&message.blocks);
+            slack
+                .post_message(&channel, &message.text, blocks, None)
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        inbound.app().metrics().slack_error(e.kind());
+        warn!(error = %e, %user, "could not tell the clicker by DM");
+    }
+}
 
 /// Acts on a click after the ack.
 pub(super) fn clicked(
@@ -31,29 +84,30 @@ pub(super) fn clicked(
         warn!("a button click named no user jitbot can read");
         return;
     };
-    let response_url = click.response_url.as_ref().map(|u| u.0.to_string());
+    let clicker = Clicker {
+        user,
+        response_url: click.response_url.as_ref().map(|u| u.0.to_string()),
+        in_view: matches!(click.container, SlackInteractionActionContainer::View(_)),
+    };
     let trigger = click.trigger_id.to_string();
     let actions = click.actions.unwrap_or_default();
     let worker = inbound.clone();
     inbound.later(async move {
         // A repeated delivery of the same click changes nothing.
         if let Err(refusal) = worker.first_sight(&proof).await {
-            worker
-                .respond(response_url.as_deref(), &plain(refusal), false)
-                .await;
+            clicker.tell(&worker, &plain(refusal), false).await;
             return;
         }
         for action in &actions {
-            act(&worker, &user, action, response_url.as_deref(), &trigger).await;
+            act(&worker, &clicker, action, &trigger).await;
         }
     });
 }
 
 async fn act(
     inbound: &Arc<Inbound>,
-    user: &SlackUserId,
+    clicker: &Clicker,
     action: &SlackInteractionActionInfo,
-    response_url: Option<&str>,
     trigger: &str,
 ) {
     let Some((id, round)) = action.value.as_deref().and_then(parse_decision_value) else {
@@ -61,6 +115,8 @@ async fn act(
         return;
     };
     let app = &inbound.app;
+    let user = &clicker.user;
+    let response_url = clicker.response_url.as_deref();
     let result: Result<Option<(String, bool)>, AppError> =
         match action.action_id.to_string().as_str() {
             APPROVE => app
@@ -95,5 +151,5 @@ async fn act(
         Ok(Some(answer)) => answer,
         Err(e) => (sentence(&e), false),
     };
-    inbound.respond(response_url, &plain(text), replace).await;
+    clicker.tell(inbound, &plain(text), replace).await;
 }

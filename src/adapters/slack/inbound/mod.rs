@@ -18,6 +18,7 @@
 mod actions;
 mod commands;
 mod events;
+pub mod home;
 mod views;
 
 use std::future::Future;
