@@ -8,8 +8,8 @@
 // SCREENSHOT_DIR.
 //
 // PLAYGROUND_URL: a running `jitbot playground` with the built-in example catalog.
-// JITBOT_BROWSER_FORMS=0 leaves out the form and Deny steps; JITBOT_BROWSER_HOME=1
-// runs the Home tab step (it needs jitbot's App Home).
+// JITBOT_BROWSER_FORMS=0 leaves out the form, Deny and Home steps;
+// JITBOT_BROWSER_HOME=0 the Home steps alone.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +26,7 @@ const LEAD1 = 'U01DBLEAD1';
 const LEAD2 = 'U01DBLEAD2';
 const WAIT = { timeout: 15000 };
 const FORMS = process.env.JITBOT_BROWSER_FORMS !== '0';
-const HOME = process.env.JITBOT_BROWSER_HOME === '1';
+const HOME = FORMS && process.env.JITBOT_BROWSER_HOME !== '0';
 
 let passed = 0;
 async function step(name, body) {
@@ -177,8 +177,8 @@ try {
     await page.locator('#requests tr', { hasText: cancelled }).locator('.state.cancelled').waitFor(WAIT);
   });
 
+  let formId = '';
   if (FORMS) {
-    let formId = '';
     await step('alice types /jit alone and the request form opens', async () => {
       await actAs(ALICE);
       await page.fill('#text', '/jit');
@@ -257,8 +257,18 @@ try {
       assert.match(await home.textContent(), /payments-db/);
       await page.screenshot({ path: join(shots, 'playground-home.png') });
     });
+
+    await step('Revoke in the Home ends the grant and the Home is published again', async () => {
+      const home = page.locator('#channel .home-view');
+      await home.locator('button', { hasText: 'Revoke' }).first().click();
+      const confirm = page.locator('#confirm[open]');
+      await confirm.waitFor({ timeout: 2000 }).then(() => page.locator('#confirm-ok').click(), () => {});
+      await page.locator('#requests tr', { hasText: formId }).locator('.state.revoked').waitFor(WAIT);
+      await page.locator('#policies .policy[data-policy="jit-' + formId + '"]').waitFor({ state: 'detached', ...WAIT });
+      await home.locator('button', { hasText: 'Revoke' }).waitFor({ state: 'detached', ...WAIT });
+    });
   } else {
-    console.log('# skipped the Home tab step (JITBOT_BROWSER_HOME=1 runs it)');
+    console.log('# skipped the Home tab steps (JITBOT_BROWSER_HOME=0)');
   }
 
   await step('the page fetched nothing from outside and logged no errors', async () => {

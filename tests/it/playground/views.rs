@@ -214,11 +214,21 @@ async fn the_home_tab_sends_app_home_opened_and_shows_the_home_with_its_buttons(
     let (pg, page) = opened().await;
     let answer = answered(&page, "/playground/home", json!({ "user": ALICE })).await;
     assert_eq!(answer["status"], 200, "jitbot took the event: {answer}");
+    let published = pg
+        .slack()
+        .wait_until(PATIENCE, |s| s.home(ALICE).is_some())
+        .await;
+    assert!(
+        published,
+        "jitbot published alice's home on app_home_opened"
+    );
+    assert_eq!(page.state().await["homes"][ALICE]["type"], "home");
     let (status, _) = page
         .post("/playground/home", json!({ "user": "U0NOBODY01" }))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
+    // A home with a button of the probe's own, to click.
     let home = json!({
         "type": "home",
         "blocks": [{
@@ -230,14 +240,9 @@ async fn the_home_tab_sends_app_home_opened_and_shows_the_home_with_its_buttons(
         }],
     });
     as_jitbot(&pg).views_publish(ALICE, &home).await.unwrap();
-    let shown = pg
-        .slack()
-        .wait_until(PATIENCE, |s| s.home(ALICE).is_some())
-        .await;
-    assert!(shown);
     let state = page.state().await;
     let drawn = &state["homes"][ALICE];
-    assert_eq!(drawn["type"], "home");
+    assert_eq!(drawn["blocks"][0]["block_id"], "grant:probe");
     let home_id = drawn["id"].as_str().unwrap().to_owned();
 
     let click = json!({ "type": "button", "action_id": "playground_probe_button",
