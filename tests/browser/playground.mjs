@@ -258,6 +258,15 @@ try {
       await page.screenshot({ path: join(shots, 'playground-home.png') });
     });
 
+    await step('Extend in the Home opens the Extend form, and Cancel closes it', async () => {
+      const home = page.locator('#channel .home-view');
+      await home.locator('button', { hasText: 'Extend' }).first().click();
+      await modal.waitFor(WAIT);
+      await field(/longer/i).waitFor(WAIT);
+      await page.locator('#modal-close').click();
+      await page.locator('#modal').waitFor({ state: 'hidden', ...WAIT });
+    });
+
     await step('Revoke in the Home ends the grant and the Home is published again', async () => {
       const home = page.locator('#channel .home-view');
       await home.locator('button', { hasText: 'Revoke' }).first().click();
