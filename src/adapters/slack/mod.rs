@@ -16,6 +16,7 @@ mod directory;
 pub mod endpoint;
 pub mod inbound;
 mod notifier;
+pub mod socket;
 
 use std::sync::Arc;
 
@@ -134,6 +135,12 @@ impl SlackApi {
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_owned())),
             response_urls: ResponseUrls::for_api_url(api_url),
         })
+    }
+
+    /// The slack-morphism client under this API (its connector takes `http://` on
+    /// loopback too), for Socket Mode's connections.
+    pub fn client(&self) -> Arc<SlackClient<Connector>> {
+        self.client.clone()
     }
 
     /// Posts a message (optionally in a thread) and returns `(channel, ts)`.
