@@ -22,6 +22,7 @@ mod serve_binary;
 mod slack_ack;
 mod slack_egress;
 mod slack_http;
+mod socket_mode;
 mod store_contract;
 mod submission_limits;
 mod tamper_guard;
