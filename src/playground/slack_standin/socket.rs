@@ -147,6 +147,8 @@ async fn connection(stream: TcpStream, shared: Weak<Shared>) {
     let Some(hub_owner) = shared.upgrade() else {
         return;
     };
+    // The shape tungstenite's handshake callback must have.
+    #[allow(clippy::result_large_err)]
     let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let uri = request.uri().to_string();
         if hub_owner.socket.redeem(&uri) {
