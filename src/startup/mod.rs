@@ -265,7 +265,9 @@ impl Application {
                 };
                 let socket = SocketMode::start(inbound, token.expose())
                     .await
-                    .context("cannot start Socket Mode")?;
+                    .context(
+                        "cannot start Socket Mode: Slack refused SLACK_APP_TOKEN (it must be the app-level token, xapp-…, with the connections:write scope, of this app)",
+                    )?;
                 (probes_router(app.clone()), Some(socket))
             }
         };

@@ -65,6 +65,15 @@ async fn socket_replica(s: &Stack, clock: &Arc<ManualClock>) -> Application {
 /// The same over the memory store and cluster, `mode` as given (`auto` picks
 /// socket from the app token).
 async fn memory_replica(slack: &FakeSlack, mode: SlackMode) -> anyhow::Result<Application> {
+    memory_replica_with(slack, mode, &slack.app_token()).await
+}
+
+/// The same with an app token of the caller's.
+async fn memory_replica_with(
+    slack: &FakeSlack,
+    mode: SlackMode,
+    app_token: &str,
+) -> anyhow::Result<Application> {
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".to_owned();
     settings.server.metrics_listen = "127.0.0.1:0".to_owned();
@@ -75,7 +84,7 @@ async fn memory_replica(slack: &FakeSlack, mode: SlackMode) -> anyhow::Result<Ap
     Application::build(
         &settings,
         crate::support::fakes::catalog(),
-        &socket_secrets(Some(&slack.app_token()), None),
+        &socket_secrets(Some(app_token), None),
         Overrides {
             clock: Some(clock),
             store: Some(Arc::new(MemoryStore::new())),
@@ -390,4 +399,19 @@ async fn socket_mode_without_an_app_token_refuses_to_start_and_says_how_to_get_o
     );
     settings.slack.mode = SlackMode::Auto;
     assert!(startup::missing_settings(&settings, &socket_secrets(Some("xapp-1"), None)).is_empty());
+}
+
+#[tokio::test]
+async fn an_app_token_slack_refuses_stops_the_start_with_slacks_reason() {
+    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+    let refused = memory_replica_with(&slack, SlackMode::Socket, "xapp-1-A0OTHER-revoked")
+        .await
+        .err()
+        .expect("no start with a token Slack refuses");
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("Slack refused SLACK_APP_TOKEN") && refused.contains("invalid_auth"),
+        "{refused}"
+    );
+    assert_eq!(slack.connections(), 0);
 }

@@ -48,6 +48,8 @@ impl SocketMode {
     /// keeps reconnecting on its own until [`SocketMode::stop`].
     pub async fn start(inbound: Arc<Inbound>, app_token: &str) -> Result<SocketMode, SlackError> {
         let client = inbound.slack().client();
+        let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_owned()));
+        check_token(&client, &token).await?;
         let environment = Arc::new(
             SlackClientEventsListenerEnvironment::new(client)
                 .with_error_handler(on_error)
@@ -63,7 +65,6 @@ impl SocketMode {
             environment,
             callbacks,
         );
-        let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_owned()));
         listener
             .listen_for(&token)
             .await
@@ -78,6 +79,29 @@ impl SocketMode {
     pub async fn stop(&self) {
         self.listener.shutdown().await;
         info!("Socket Mode: connections closed");
+    }
+}
+
+/// Asks Slack for a connection URL once, so that a token Slack refuses stops the
+/// start with Slack's reason instead of a listener retrying it every 30 s. Slack
+/// being unreachable is no reason not to start: the connections keep trying.
+async fn check_token(
+    client: &SlackClient<Connector>,
+    token: &SlackApiToken,
+) -> Result<(), SlackError> {
+    const METHOD: &str = "apps.connections.open";
+    let opened = client
+        .open_session(token)
+        .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
+        .await
+        .map_err(|e| SlackError::from_client(METHOD, e));
+    match opened {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_transient() => {
+            warn!(error = %e, "Socket Mode: Slack is not reachable yet; connecting in the background");
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
