@@ -1,7 +1,8 @@
 //! Builds jitbot from its settings: the only place that knows every concrete adapter.
 //! Store (Redis when `REDIS_URL` is set, memory otherwise), Kubernetes enforcer and
 //! previewer (or the cluster the playground passes in), Slack client, notifier and
-//! directory, the app, the HTTP server and the workers (the sweep, the reconciler and,
+//! directory, the app, the HTTP server (or, in Socket Mode, the probes and the Socket
+//! Mode connections) and the workers (the sweep, the reconciler and,
 //! on a real cluster, the expiry guard with its audit loop). `Application::build` binds
 //! its port (0 in tests) and starts them all; `stop` shuts down in order so no
 //! transition is left half-done.
@@ -199,7 +200,8 @@ pub const STOP_BOUND: Duration = SERVER_GRACE
 
 /// A running jitbot.
 pub struct Application {
-    /// Slack's endpoints and the probes (`server.listen`).
+    /// Slack's endpoints and the probes (`server.listen`); the probes alone in
+    /// Socket Mode.
     pub addr: SocketAddr,
     /// `/metrics` and the probes (`server.metrics_listen`).
     pub metrics_addr: SocketAddr,

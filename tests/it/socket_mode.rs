@@ -264,6 +264,47 @@ async fn a_flow_survives_a_network_loss_and_a_refresh_mid_way() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_each_hold_connections_and_act_once_between_them() {
+    let s = Stack::start().await;
+    let clock = spawn::clock();
+    let a = socket_replica(&s, &clock).await;
+    let before = s.slack.connections();
+    let b = socket_replica(&s, &clock).await;
+    s.slack.wait_until(|f| f.connections() > before).await;
+
+    // The stand-in hands envelopes to the open connections in turn, whichever
+    // replica holds them.
+    let id = request(&s.slack).await;
+    for _ in 0..3 {
+        let ack = s.slack.send_command(command(&s.slack, ALICE, "list")).await;
+        assert!(shown(&ack.unwrap()).contains(&id));
+    }
+    let approve = click(&s.slack, LEAD1, APPROVE, &id);
+    s.slack.send_interaction(approve.clone()).await.unwrap();
+    s.slack.send_interaction(approve).await.unwrap();
+    s.slack.card_update("· expires").await;
+    assert!(live_policy(&s, &id).await.is_some());
+    a.notifier.flush().await;
+    b.notifier.flush().await;
+    let cards = s
+        .slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .filter(|m| m["channel"] == APPROVALS)
+        .count();
+    assert_eq!(cards, 1, "one card");
+    let approved = s
+        .slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .filter(|m| m["text"].as_str().unwrap_or("").contains("*approved*"))
+        .count();
+    assert_eq!(approved, 1, "approved once, by one replica");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_envelope_acts_once() {
     let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
     let app = memory_replica(&slack, SlackMode::Auto).await.unwrap();
