@@ -30,6 +30,9 @@
 //!    after, and after step 3.
 //! 5. Acks in a closed loop: `/jit request` and `/jit help`, one client on one
 //!    connection (latency) and sixteen at once (throughput). (`support/closed_loop.rs`)
+//! 6. The same acks over Socket Mode, beside step 5's: a second replica with
+//!    `slack.mode = "socket"`, driven through the fake Slack's WebSocket.
+//!    (`support/socket_mode.rs`)
 //!
 //! Everything shares the machine: the CPU each process used during step 1 is shown,
 //! so a saturated machine is visible in the figures.
@@ -64,6 +67,8 @@ mod slack_tap;
 #[path = "../tests/support/slack_world.rs"]
 #[allow(dead_code)] // only the request bodies and the constants
 mod slack_world;
+#[path = "support/socket_mode.rs"]
+mod socket_mode;
 #[path = "support/watch.rs"]
 mod watch;
 
@@ -117,6 +122,8 @@ struct Plan {
     expiry: expiry::Plan,
     /// Step 5.
     closed: closed_loop::Plan,
+    /// Step 6.
+    socket: socket_mode::Plan,
     /// Longest wait for Slack's backlog or the policies.
     patience: Duration,
 }
@@ -157,6 +164,12 @@ impl Plan {
                     requests: 500,
                     helps: 2_000,
                 },
+                socket: socket_mode::Plan {
+                    sequential: 200,
+                    clients: 16,
+                    requests: 500,
+                    helps: 2_000,
+                },
                 patience: Duration::from_secs(60),
             }
         } else {
@@ -183,6 +196,12 @@ impl Plan {
                     patience: Duration::from_secs(60),
                 },
                 closed: closed_loop::Plan {
+                    sequential: 2_000,
+                    clients: 16,
+                    requests: 5_000,
+                    helps: 40_000,
+                },
+                socket: socket_mode::Plan {
                     sequential: 2_000,
                     clients: 16,
                     requests: 5_000,
@@ -244,16 +263,17 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
         ),
     )
     .expect("write the config file");
+    let env = [
+        ("KUBECONFIG", apiserver.kubeconfig.display().to_string()),
+        ("SLACK_BOT_TOKEN", TOKEN.to_owned()),
+        ("SLACK_SIGNING_SECRET", SECRET.to_owned()),
+        ("REDIS_URL", redis.url()),
+        ("JITBOT_STATE_KEY", STATE_KEY.to_owned()),
+    ];
     let jitbot = Jitbot::start(
         Path::new(env!("CARGO_BIN_EXE_jitbot")),
         &config,
-        &[
-            ("KUBECONFIG", apiserver.kubeconfig.display().to_string()),
-            ("SLACK_BOT_TOKEN", TOKEN.to_owned()),
-            ("SLACK_SIGNING_SECRET", SECRET.to_owned()),
-            ("REDIS_URL", redis.url()),
-            ("JITBOT_STATE_KEY", STATE_KEY.to_owned()),
-        ],
+        &env,
         dir.path().join("jitbot.log"),
     );
     let http = reqwest::Client::builder()
@@ -329,6 +349,19 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
     let revocation = expiry::run(&plan.expiry, &bench, &grants, redis, &floor_namespace).await;
     let after_expiry = bench.jitbot.memory();
     let closed = closed_loop::run(&plan.closed, &bench, plan.patience).await;
+    // Another replica, in Socket Mode: same config, store and cluster.
+    let socket = socket_mode::run(&plan.socket, &slack, || {
+        let mut env = env.to_vec();
+        env.push(("SLACK_APP_TOKEN", slack.app_token()));
+        env.push(("JITBOT__SLACK__MODE", "socket".to_owned()));
+        Jitbot::start(
+            Path::new(env!("CARGO_BIN_EXE_jitbot")),
+            &config,
+            &env,
+            dir.path().join("jitbot-socket.log"),
+        )
+    })
+    .await;
 
     let warnings = bench.jitbot.log_lines("WARN");
     let errors = bench.jitbot.log_lines("ERROR");
@@ -350,6 +383,7 @@ async fn run(plan: &Plan, redis: &RedisServer, apiserver: &kube_server::ApiServe
         },
     );
     closed_loop::print(&closed);
+    socket_mode::print(&socket, &closed);
     println!(
         "\njitbot log: {} WARN, {} ERROR lines",
         total(&warnings),

@@ -74,6 +74,42 @@ pub struct SlackSettings {
     /// How often the outbox is looked at for events other replicas wrote (this
     /// replica's own are delivered at once).
     pub delivery_poll: Ttl,
+    /// How Slack reaches jitbot: `auto` (Socket Mode when `SLACK_APP_TOKEN` is set,
+    /// HTTP otherwise), `http` or `socket`.
+    pub mode: SlackMode,
+}
+
+/// `slack.mode`: how Slack's commands, clicks and events reach jitbot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackMode {
+    /// Socket Mode when `SLACK_APP_TOKEN` is set, HTTP otherwise.
+    #[default]
+    Auto,
+    /// Slack posts to `/slack/commands`, `/slack/interactions` and `/slack/events`
+    /// (needs a public HTTPS ingress and `SLACK_SIGNING_SECRET`).
+    Http,
+    /// jitbot opens WebSockets to Slack (needs `SLACK_APP_TOKEN`; no ingress).
+    Socket,
+}
+
+/// The transport `slack.mode` chooses once the secrets are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlackTransport {
+    Http,
+    Socket,
+}
+
+impl SlackMode {
+    /// `auto` resolved: Socket Mode exactly when `SLACK_APP_TOKEN` is set.
+    pub fn transport(self, secrets: &Secrets) -> SlackTransport {
+        match self {
+            SlackMode::Http => SlackTransport::Http,
+            SlackMode::Socket => SlackTransport::Socket,
+            SlackMode::Auto if secrets.slack_app_token.is_some() => SlackTransport::Socket,
+            SlackMode::Auto => SlackTransport::Http,
+        }
+    }
 }
 
 impl Default for SlackSettings {
@@ -85,6 +121,7 @@ impl Default for SlackSettings {
             max_retries: 5,
             delivery_lease: Ttl::from_mins(2),
             delivery_poll: Ttl::from_secs(1),
+            mode: SlackMode::Auto,
         }
     }
 }
@@ -209,9 +246,8 @@ pub enum LogFormat {
 pub struct Secrets {
     pub slack_bot_token: Option<Secret>,
     pub slack_signing_secret: Option<Secret>,
-    /// `SLACK_APP_TOKEN` (xapp-…) for Socket Mode, which jitbot does not speak yet:
-    /// nothing uses it. It is read only so that the secrets stay the documented set;
-    /// Slack reaches jitbot over HTTP (`/slack/commands`, `/slack/interactions`).
+    /// `SLACK_APP_TOKEN` (xapp-…, with `connections:write`): opens Socket Mode
+    /// connections (see `slack.mode`).
     pub slack_app_token: Option<Secret>,
     pub redis_url: Option<Secret>,
     /// `JITBOT_STATE_KEY`: seals every request stored in Redis (required with

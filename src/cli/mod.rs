@@ -164,7 +164,7 @@ fn serve(args: &ConfigArg, env: &HashMap<String, String>) -> ExitCode {
         Err(err) => return fail_settings(&err),
     };
     let secrets = Secrets::from_vars(env);
-    let missing = startup::missing_settings(&secrets);
+    let missing = startup::missing_settings(&settings, &secrets);
     if !missing.is_empty() {
         eprintln!("jitbot cannot start:");
         for m in missing {

@@ -350,6 +350,7 @@ impl Standin {
             channels: channels.iter().map(|c| c.id.clone()).collect(),
             groups: workspace.groups.clone(),
             clock,
+            app_token: slack_standin::socket::STANDIN_APP_TOKEN.to_owned(),
         })
         .await
         .context("cannot start the Slack stand-in")?;
@@ -372,6 +373,8 @@ impl Standin {
         settings.server.listen = "127.0.0.1:0".to_owned();
         settings.server.metrics_listen = "127.0.0.1:0".to_owned();
         settings.store.key_prefix = REDIS_KEY_PREFIX.to_owned();
+        // The page plays Slack's HTTP side (signed posts to /slack/*).
+        settings.slack.mode = crate::settings::SlackMode::Http;
         Secrets {
             slack_bot_token: Some(Secret::new(self.token.clone())),
             slack_signing_secret: Some(self.signing.clone()),

@@ -1,7 +1,8 @@
 //! Builds jitbot from its settings: the only place that knows every concrete adapter.
 //! Store (Redis when `REDIS_URL` is set, memory otherwise), Kubernetes enforcer and
 //! previewer (or the cluster the playground passes in), Slack client, notifier and
-//! directory, the app, the HTTP server and the workers (the sweep, the reconciler and,
+//! directory, the app, the HTTP server (or, in Socket Mode, the probes and the Socket
+//! Mode connections) and the workers (the sweep, the reconciler and,
 //! on a real cluster, the expiry guard with its audit loop). `Application::build` binds
 //! its port (0 in tests) and starts them all; `stop` shuts down in order so no
 //! transition is left half-done.
@@ -21,17 +22,18 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::adapters::http::{HttpState, metrics_router, router};
+use crate::adapters::http::{HttpState, metrics_router, probes_router, router};
 use crate::adapters::kube::{KubeEnforcer, KubeSettings};
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::redis::{RedisSettings, RedisStore, RedisTarget, StateKey};
 use crate::adapters::slack::SlackNotifier;
 use crate::adapters::slack::inbound::Inbound;
+use crate::adapters::slack::socket::SocketMode;
 use crate::app::App;
 use crate::core::catalog::Catalog;
 use crate::core::ports::Store;
 use crate::metrics::Metrics;
-use crate::settings::{LogFormat, LogSettings, Secrets, Settings, WorkerSettings};
+use crate::settings::{LogFormat, LogSettings, Secrets, Settings, SlackTransport, WorkerSettings};
 use crate::worker;
 pub use assemble::{Assembly, ClusterPorts, Overrides, SlackParts, assemble};
 pub use operator::{operator_app, preview_app, store_app};
@@ -40,14 +42,32 @@ pub use operator::{operator_app, preview_app, store_app};
 /// with an untrustworthy expiry are sent, so this is far more than a burst needs.
 const GUARD_AUDIT_BACKLOG: usize = 10_000;
 
-/// The settings `serve` cannot run without, each with how to set it.
-pub fn missing_settings(secrets: &Secrets) -> Vec<String> {
+/// The settings `serve` cannot run without, each with how to set it. Which Slack
+/// secrets those are depends on `slack.mode`: HTTP mode checks Slack's signature
+/// (`SLACK_SIGNING_SECRET`), Socket Mode opens its connections with the app-level
+/// token (`SLACK_APP_TOKEN`); both call the Web API with the bot token.
+pub fn missing_settings(settings: &Settings, secrets: &Secrets) -> Vec<String> {
     let mut missing = Vec::new();
-    if secrets.slack_signing_secret.is_none() {
-        missing.push(
-            "SLACK_SIGNING_SECRET is not set: create the Slack app from manifests/slack-app.yaml and copy its signing secret (Basic Information → App Credentials)"
-                .to_owned(),
-        );
+    match settings.slack.mode.transport(secrets) {
+        SlackTransport::Http => {
+            if secrets.slack_signing_secret.is_none() {
+                missing.push(
+                    "SLACK_SIGNING_SECRET is not set: create the Slack app from manifests/slack-app.yaml and copy its signing secret (Basic Information → App Credentials); or run in Socket Mode (slack.mode = \"socket\", SLACK_APP_TOKEN), which needs none"
+                        .to_owned(),
+                );
+            }
+        }
+        SlackTransport::Socket => match &secrets.slack_app_token {
+            None => missing.push(
+                "SLACK_APP_TOKEN is not set, and slack.mode = \"socket\" needs it: create the Slack app from manifests/slack-app-socket.yaml, then under Basic Information → App-Level Tokens generate a token with the connections:write scope and copy it (xapp-…)"
+                    .to_owned(),
+            ),
+            Some(token) if !token.expose().starts_with("xapp-") => missing.push(
+                "SLACK_APP_TOKEN is not an app-level token (those start with xapp-): generate one under Basic Information → App-Level Tokens with the connections:write scope; the bot token (xoxb-…) goes in SLACK_BOT_TOKEN"
+                    .to_owned(),
+            ),
+            Some(_) => {}
+        },
     }
     if secrets.slack_bot_token.is_none() {
         missing.push(
@@ -180,7 +200,8 @@ pub const STOP_BOUND: Duration = SERVER_GRACE
 
 /// A running jitbot.
 pub struct Application {
-    /// Slack's endpoints and the probes (`server.listen`).
+    /// Slack's endpoints and the probes (`server.listen`); the probes alone in
+    /// Socket Mode.
     pub addr: SocketAddr,
     /// `/metrics` and the probes (`server.metrics_listen`).
     pub metrics_addr: SocketAddr,
@@ -192,6 +213,8 @@ pub struct Application {
     background: TaskTracker,
     /// How long a stopping replica keeps answering, unready, before it drains.
     drain_delay: Duration,
+    /// The Socket Mode connections, in Socket Mode.
+    socket: Option<SocketMode>,
 }
 
 impl Application {
@@ -202,13 +225,11 @@ impl Application {
         secrets: &Secrets,
         overrides: Overrides,
     ) -> anyhow::Result<Application> {
-        let missing = missing_settings(secrets);
+        let missing = missing_settings(settings, secrets);
         if !missing.is_empty() {
             bail!("jitbot cannot start:\n  {}", missing.join("\n  "));
         }
-        let Some(signing) = &secrets.slack_signing_secret else {
-            bail!("jitbot cannot start: Slack credentials are missing");
-        };
+        let transport = settings.slack.mode.transport(secrets);
         let no_workers = overrides.no_workers;
         let Assembly { app, slack, kube } = assemble(settings, catalog, secrets, overrides).await?;
         let Some(SlackParts {
@@ -228,12 +249,33 @@ impl Application {
         let background = TaskTracker::new();
         let inbound = Arc::new(Inbound::new(app.clone(), slack, background.clone()));
         notifier.bind_home(&inbound);
-        let state = Arc::new(HttpState {
-            inbound,
-            signing_secret: signing.clone(),
-        });
+        // Slack reaches jitbot on server.listen (HTTP mode) or down the Socket Mode
+        // connections jitbot opens, when server.listen serves the probes alone.
+        let (slack_router, socket) = match transport {
+            SlackTransport::Http => {
+                let Some(signing) = &secrets.slack_signing_secret else {
+                    bail!("jitbot cannot start: SLACK_SIGNING_SECRET is missing");
+                };
+                let state = Arc::new(HttpState {
+                    inbound,
+                    signing_secret: signing.clone(),
+                });
+                (router(state), None)
+            }
+            SlackTransport::Socket => {
+                let Some(token) = &secrets.slack_app_token else {
+                    bail!("jitbot cannot start: SLACK_APP_TOKEN is missing");
+                };
+                let socket = SocketMode::start(inbound, token.expose())
+                    .await
+                    .context(
+                        "cannot start Socket Mode: Slack refused SLACK_APP_TOKEN (it must be the app-level token, xapp-…, with the connections:write scope, of this app)",
+                    )?;
+                (probes_router(app.clone()), Some(socket))
+            }
+        };
         let (shutdown, stopped) = watch::channel(false);
-        let server = serve(listener, router(state), stopped.clone(), "the HTTP server");
+        let server = serve(listener, slack_router, stopped.clone(), "the HTTP server");
         let metrics_server = serve(
             metrics_listener,
             metrics_router(app.clone()),
@@ -249,7 +291,7 @@ impl Application {
                 &stopped,
             ));
         }
-        info!(%addr, %metrics_addr, "jitbot is listening");
+        info!(%addr, %metrics_addr, ?transport, "jitbot is listening");
         Ok(Application {
             addr,
             metrics_addr,
@@ -260,6 +302,7 @@ impl Application {
             workers,
             background,
             drain_delay: settings.server.drain_delay.as_std(),
+            socket,
         })
     }
 
@@ -284,6 +327,9 @@ impl Application {
     pub async fn stop(self) {
         self.app.health().stop();
         let _ = self.shutdown.send(true);
+        if let Some(socket) = &self.socket {
+            socket.stop().await;
+        }
         if tokio::time::timeout(SERVER_GRACE, self.server)
             .await
             .is_err()

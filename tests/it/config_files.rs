@@ -298,6 +298,7 @@ fn serve_without_slack_credentials_says_what_is_missing_before_binding() {
         .env_remove("JITBOT_CONFIG")
         .env_remove("SLACK_BOT_TOKEN")
         .env_remove("SLACK_SIGNING_SECRET")
+        .env_remove("SLACK_APP_TOKEN")
         // A port another process holds: had serve bound first, the error would say so.
         .env("JITBOT__SERVER__LISTEN", "127.0.0.1:1")
         .output()

@@ -25,6 +25,7 @@ mod slack_egress;
 mod slack_events;
 mod slack_forms;
 mod slack_http;
+mod socket_mode;
 mod store_contract;
 mod submission_limits;
 mod tamper_guard;

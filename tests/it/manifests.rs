@@ -14,6 +14,7 @@ mod rbac;
 mod redis;
 mod security;
 mod slack_app;
+mod slack_app_socket;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
@@ -90,6 +91,7 @@ fn the_secret_template_holds_no_real_values_and_every_secret_jitbot_reads() {
     for key in [
         "SLACK_BOT_TOKEN",
         "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
         "REDIS_URL",
         "JITBOT_STATE_KEY",
     ] {

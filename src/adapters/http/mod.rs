@@ -50,6 +50,15 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
+/// The probes alone: what `server.listen` serves in Socket Mode, where Slack does
+/// not reach jitbot over HTTP.
+pub fn probes_router(app: App) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(app)
+}
+
 /// `/metrics` and the probes, for the monitoring namespace (`server.metrics_listen`).
 pub fn metrics_router(app: App) -> Router {
     Router::new()

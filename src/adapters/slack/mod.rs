@@ -18,6 +18,7 @@ pub mod forms;
 pub mod home;
 pub mod inbound;
 mod notifier;
+pub mod socket;
 
 use std::sync::Arc;
 
@@ -37,7 +38,8 @@ type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 /// Every Slack Web API method jitbot calls, each with the bot scope it needs (`None`:
 /// no scope, as for `views.*`, which need only the bot token). The Slack app manifest
 /// asks for exactly [`bot_scopes`]; a test checks that every call the stand-in sees
-/// over a whole flow is listed here.
+/// over a whole flow is listed here. `apps.connections.open` (Socket Mode) is called
+/// with the app-level token, whose `connections:write` is no bot scope.
 pub const WEB_API_METHODS: &[(&str, Option<&str>)] = &[
     ("chat.postMessage", Some("chat:write")),
     ("chat.update", Some("chat:write")),
@@ -46,6 +48,7 @@ pub const WEB_API_METHODS: &[(&str, Option<&str>)] = &[
     ("views.open", None),
     ("views.update", None),
     ("views.publish", None),
+    ("apps.connections.open", None),
 ];
 
 /// The bot scopes jitbot needs: `commands` for `/jit`, and those of
@@ -162,6 +165,12 @@ impl SlackApi {
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_owned())),
             response_urls: ResponseUrls::for_api_url(api_url),
         })
+    }
+
+    /// The slack-morphism client under this API (its connector takes `http://` on
+    /// loopback too), for Socket Mode's connections.
+    pub fn client(&self) -> Arc<SlackClient<Connector>> {
+        self.client.clone()
     }
 
     /// Posts a message (optionally in a thread) and returns `(channel, ts)`.

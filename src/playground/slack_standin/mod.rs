@@ -12,11 +12,14 @@
 //! a `thread_ts` makes a thread reply), DMs, and what only one person sees: ephemeral
 //! messages and answers posted to a `response_url`. It opens and updates modals
 //! (`views.open`, `views.update`) and keeps each person's App Home
-//! (`views.publish`), refusing views Slack would refuse.
+//! (`views.publish`), refusing views Slack would refuse. It speaks Socket Mode too
+//! ([`socket`]): `apps.connections.open` with the app-level token, and a real
+//! WebSocket on loopback that delivers envelopes and takes their acks.
 //!
 //! Nothing here trusts its input more than Slack would: bodies that do not parse are
 //! recorded as `null` and answered with an error envelope, never a panic.
 
+pub mod socket;
 mod views;
 mod web_api;
 
@@ -73,6 +76,8 @@ pub struct StandinConfig {
     pub groups: Vec<(String, Vec<String>)>,
     /// Stamps messages with a time; the playground passes its own (movable) clock.
     pub clock: Arc<dyn Clock>,
+    /// The app-level token (xapp-…) `apps.connections.open` takes, for Socket Mode.
+    pub app_token: String,
 }
 
 impl StandinConfig {
@@ -85,6 +90,7 @@ impl StandinConfig {
                 .map(|(g, users)| (g.to_string(), users.iter().map(|u| u.to_string()).collect()))
                 .collect(),
             clock: Arc::new(SystemClock),
+            app_token: socket::STANDIN_APP_TOKEN.to_owned(),
         }
     }
 }
@@ -170,6 +176,8 @@ struct Shared {
     world: Mutex<World>,
     changed: Notify,
     clock: Arc<dyn Clock>,
+    /// The Socket Mode side.
+    socket: socket::Hub,
 }
 
 impl Shared {
@@ -232,17 +240,23 @@ impl SlackStandin {
             next_view: 0,
             homes: BTreeMap::new(),
         };
+        let (hub, sockets) = socket::Hub::bind(config.app_token).await?;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             changed: Notify::new(),
             clock: config.clock,
+            socket: hub,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let app = web_api::router(shared.clone());
+        let weak = Arc::downgrade(&shared);
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "the Slack stand-in stopped");
+            tokio::select! {
+                served = axum::serve(listener, app) => if let Err(e) = served {
+                    tracing::warn!(error = %e, "the Slack stand-in stopped");
+                },
+                () = socket::serve(sockets, weak) => {}
             }
         });
         let base = format!("http://{addr}");

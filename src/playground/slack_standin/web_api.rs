@@ -112,6 +112,18 @@ fn answer(State(shared): St, method: String, headers: HeaderMap, body: Value) ->
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if method == "apps.connections.open" {
+        // Socket Mode: the app-level token, not the bot token.
+        return if bearer == format!("Bearer {}", shared.socket.app_token) {
+            envelope(json!({ "ok": true, "url": shared.socket.open() }))
+        } else if bearer.is_empty() {
+            error("not_authed")
+        } else if bearer.starts_with("Bearer xoxb-") {
+            error("not_allowed_token_type")
+        } else {
+            error("invalid_auth")
+        };
+    }
     let now = shared.clock.now();
     shared.change(|w| {
         if bearer != format!("Bearer {}", w.token) {
