@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use crate::adapters::http::signature::SignedHeaders;
 use crate::adapters::http::slack_request::{
-    BlockSuggestion, ButtonClick, FORM_CONTENT_TYPE, SlashCommand, ViewClick, ViewClosed,
-    ViewSubmission, interaction_form,
+    BlockSuggestion, ButtonClick, FORM_CONTENT_TYPE, SlashCommand, ViewClick, ViewSubmission,
+    interaction, interaction_form,
 };
 use crate::core::ports::Clock;
 use crate::core::secret::Secret;
@@ -295,14 +295,8 @@ impl InboundSlack {
 
 /// The `view_closed` interaction of `user` closing `view`.
 fn view_closed(user: &str, view: &Value) -> Value {
-    ViewClosed {
-        team_id: TEAM,
-        user_id: user,
-        user_name: user,
-        api_app_id: APP,
-        view,
-    }
-    .payload()
+    let rest = json!({ "view": view, "is_cleared": false });
+    interaction("view_closed", (TEAM, "playground"), (user, user), APP, rest)
 }
 
 /// The `block_suggestion` interaction of `user` typing `typed` in an

@@ -1,7 +1,7 @@
 //! Requests as Slack sends them to jitbot: the form body of a slash command for
 //! `/slack/commands`, and of a `block_actions` button click (on a message or in a
-//! view), a modal's `view_submission` or `view_closed`, or the `block_suggestion` of
-//! someone typing in a select, for `/slack/interactions`; the same payloads
+//! view), a modal's `view_submission`, or the `block_suggestion` of someone typing
+//! in a select, for `/slack/interactions`; the same payloads
 //! travel inside Socket Mode envelopes.
 //! Whatever plays Slack's inbound half (the playground, the tests, the benches) builds
 //! its bodies here and signs them with [`super::signature::SignedHeaders`], so all of
@@ -184,31 +184,6 @@ impl ViewSubmission<'_> {
     }
 }
 
-/// A modal closed with its Close button: Slack sends `view_closed` when the view
-/// asked for it with `notify_on_close`.
-#[derive(Clone, Debug)]
-pub struct ViewClosed<'a> {
-    pub team_id: &'a str,
-    pub user_id: &'a str,
-    pub user_name: &'a str,
-    pub api_app_id: &'a str,
-    /// The modal as Slack has it (with its `id` and `hash`).
-    pub view: &'a Value,
-}
-
-impl ViewClosed<'_> {
-    /// The interaction as JSON (a Socket Mode envelope's `payload`).
-    pub fn payload(&self) -> Value {
-        let (team, user) = ((self.team_id, DOMAIN), (self.user_id, self.user_name));
-        let rest = json!({
-            "token": "legacy",
-            "view": self.view,
-            "is_cleared": false,
-        });
-        interaction("view_closed", team, user, self.api_app_id, rest)
-    }
-}
-
 /// Someone typing in an `external_select` of an open modal: Slack asks for the
 /// choices that match (`block_suggestion`) and shows the answer's options.
 #[derive(Clone, Debug)]
@@ -255,13 +230,7 @@ macro_rules! interaction_forms {
     )*};
 }
 
-interaction_forms!(
-    ButtonClick,
-    ViewClick,
-    ViewSubmission,
-    ViewClosed,
-    BlockSuggestion
-);
+interaction_forms!(ButtonClick, ViewClick, ViewSubmission, BlockSuggestion);
 
 /// The team domain of the payloads whose builders do not take one.
 const DOMAIN: &str = "example";
@@ -269,7 +238,8 @@ const DOMAIN: &str = "example";
 /// An interaction payload of type `kind` from the `(team_id, team_domain)` and the
 /// `(user_id, user_name)` to the app `api_app_id`: the parts every interaction
 /// carries, then the fields of `rest` (a JSON object) that are the kind's own.
-fn interaction(
+/// The builders above use it; so may one for a kind they do not cover.
+pub(crate) fn interaction(
     kind: &str,
     (team_id, team_domain): (&str, &str),
     (user_id, user_name): (&str, &str),
