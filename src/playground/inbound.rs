@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 
 use crate::adapters::http::signature::SignedHeaders;
 use crate::adapters::http::slack_request::{
-    ButtonClick, FORM_CONTENT_TYPE, SlashCommand, ViewClick, ViewSubmission,
+    BlockSuggestion, ButtonClick, FORM_CONTENT_TYPE, SlashCommand, ViewClick, ViewSubmission,
+    interaction, interaction_form,
 };
 use crate::core::ports::Clock;
 use crate::core::secret::Secret;
@@ -248,14 +249,8 @@ impl InboundSlack {
 
     /// An interaction `payload`, form-encoded as Slack sends it.
     async fn post_payload(&self, payload: &Value) -> Result<(u16, Bytes), Unanswered> {
-        let body =
-            serde_urlencoded::to_string([("payload", payload.to_string())]).map_err(|e| {
-                Unanswered {
-                    path: "/slack/interactions",
-                    detail: e.to_string(),
-                }
-            })?;
-        self.post_signed("/slack/interactions", body).await
+        self.post_signed("/slack/interactions", interaction_form(payload))
+            .await
     }
 
     async fn post_signed(
@@ -300,14 +295,8 @@ impl InboundSlack {
 
 /// The `view_closed` interaction of `user` closing `view`.
 fn view_closed(user: &str, view: &Value) -> Value {
-    json!({
-        "type": "view_closed",
-        "team": { "id": TEAM, "domain": "playground" },
-        "user": { "id": user, "username": user, "name": user, "team_id": TEAM },
-        "api_app_id": APP,
-        "view": view,
-        "is_cleared": false,
-    })
+    let rest = json!({ "view": view, "is_cleared": false });
+    interaction("view_closed", (TEAM, "playground"), (user, user), APP, rest)
 }
 
 /// The `block_suggestion` interaction of `user` typing `typed` in an
@@ -319,17 +308,17 @@ fn block_suggestion(
     action_id: &str,
     typed: &str,
 ) -> Value {
-    json!({
-        "type": "block_suggestion",
-        "team": { "id": TEAM, "domain": "playground" },
-        "user": { "id": user, "username": user, "name": user, "team_id": TEAM },
-        "api_app_id": APP,
-        "container": { "type": "view", "view_id": view["id"] },
-        "view": view,
-        "block_id": block_id,
-        "action_id": action_id,
-        "value": typed,
-    })
+    BlockSuggestion {
+        team_id: TEAM,
+        user_id: user,
+        user_name: user,
+        api_app_id: APP,
+        view,
+        action_id,
+        block_id,
+        value: typed,
+    }
+    .payload()
 }
 
 /// The Events API's `app_home_opened` for `user`, as Slack POSTs it.

@@ -69,6 +69,23 @@ fn errors(ack: &Value) -> Value {
     ack["errors"].clone()
 }
 
+/// Asserts that the error shown under `block` says `words`.
+#[track_caller]
+fn shows(errors: &Value, block: &str, words: &str) {
+    let shown = errors[block].as_str().unwrap_or_default();
+    assert!(shown.contains(words), "{words:?} under {block}: {errors}");
+}
+
+/// The acknowledgement DM a request gets once filed: the one with its Cancel button.
+async fn acknowledgement_dm(w: &SlackWorld) -> Value {
+    w.slack
+        .wait_for("chat.postMessage", |b| {
+            b["channel"].as_str().unwrap().starts_with('D')
+                && b["blocks"].to_string().contains(CANCEL)
+        })
+        .await
+}
+
 async fn requests_of(w: &SlackWorld, who: &str) -> Vec<AccessRequest> {
     w.app.list_for(&user(who)).await.unwrap()
 }
@@ -195,33 +212,15 @@ async fn a_form_with_mistakes_stays_open_and_names_the_fields() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let errs = errors(&ack);
-    assert!(
-        errs[DURATION_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("longer than payments-db allows"),
-        "{errs}"
-    );
-    assert!(
-        errs[REASON_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("Please say why"),
-        "{errs}"
-    );
+    shows(&errs, DURATION_BLOCK, "longer than payments-db allows");
+    shows(&errs, REASON_BLOCK, "Please say why");
     assert!(errs.get(TARGET_BLOCK).is_none(), "{errs}");
 
     let (_, ack) = w
         .submit(ALICE, &form, &values(&request("paymnts-db", "30m", REASON)))
         .await;
     let errs = errors(&ack);
-    assert!(
-        errs[TARGET_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("Did you mean `payments-db`?"),
-        "{errs}"
-    );
+    shows(&errs, TARGET_BLOCK, "Did you mean `payments-db`?");
 
     let (_, ack) = w
         .submit(
@@ -230,12 +229,7 @@ async fn a_form_with_mistakes_stays_open_and_names_the_fields() {
             &values(&request("ledger", "30m", "too short")),
         )
         .await;
-    assert!(
-        errors(&ack)[REASON_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("at least 10 characters")
-    );
+    shows(&errors(&ack), REASON_BLOCK, "at least 10 characters");
 
     let mut bad = request("ledger", "30m", REASON);
     bad.remove(0);
@@ -265,13 +259,7 @@ async fn a_valid_form_files_what_the_typed_command_files_and_acknowledges_by_dm(
     assert_eq!(filed.len(), 1);
     let from_form = filed[0].clone();
 
-    let dm = w
-        .slack
-        .wait_for("chat.postMessage", |b| {
-            b["channel"].as_str().unwrap().starts_with('D')
-                && b["blocks"].to_string().contains(CANCEL)
-        })
-        .await;
+    let dm = acknowledgement_dm(&w).await;
     assert!(
         dm["text"].as_str().unwrap().contains(&format!(
             "Request `{}` for *payments-db* (30m)",
@@ -320,20 +308,13 @@ async fn only_a_requester_with_a_range_gives_an_address_and_it_must_be_inside() 
         values(&fields)
     };
     let (_, ack) = w.submit(RANGER, &form, &with("10.10.0.1")).await;
-    assert!(
-        errors(&ack)[ADDRESS_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("not inside your range 10.9.0.0/24"),
-        "{ack}"
+    shows(
+        &errors(&ack),
+        ADDRESS_BLOCK,
+        "not inside your range 10.9.0.0/24",
     );
     let (_, ack) = w.submit(RANGER, &form, &with("banana")).await;
-    assert!(
-        errors(&ack)[ADDRESS_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("not an IP address")
-    );
+    shows(&errors(&ack), ADDRESS_BLOCK, "not an IP address");
     let (_, ack) = w
         .submit(
             RANGER,
@@ -341,12 +322,7 @@ async fn only_a_requester_with_a_range_gives_an_address_and_it_must_be_inside() 
             &values(&request("payments-db", "30m", REASON)),
         )
         .await;
-    assert!(
-        errors(&ack)[ADDRESS_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("Please give the address")
-    );
+    shows(&errors(&ack), ADDRESS_BLOCK, "Please give the address");
     assert!(requests_of(&w, RANGER).await.is_empty());
 
     let (_, ack) = w.submit(RANGER, &form, &with("10.9.0.7")).await;
@@ -464,12 +440,10 @@ async fn a_refused_denial_shows_in_the_form() {
     w.click_triggered(CAROL, DENY, &id).await;
     let form = w.modal_of(CAROL, DENY_FORM).await;
     let (_, ack) = w.submit(CAROL, &form, &json!({})).await;
-    assert!(
-        errors(&ack)[NOTE_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("you are not an approver for payments-db"),
-        "{ack}"
+    shows(
+        &errors(&ack),
+        NOTE_BLOCK,
+        "you are not an approver for payments-db",
     );
     assert_eq!(
         w.app.load(&id.parse().unwrap()).await.unwrap().state,
@@ -481,13 +455,7 @@ async fn a_refused_denial_shows_in_the_form() {
     let late = w.modal_of(LEAD2, DENY_FORM).await;
     crate::support::fakes::approve(&w.app, &id.parse().unwrap(), LEAD1).await;
     let (_, ack) = w.submit(LEAD2, &late, &json!({})).await;
-    assert!(
-        errors(&ack)[NOTE_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("so it cannot be denied"),
-        "{ack}"
-    );
+    shows(&errors(&ack), NOTE_BLOCK, "so it cannot be denied");
     assert_eq!(
         w.app.load(&id.parse().unwrap()).await.unwrap().state,
         State::Active
@@ -532,13 +500,7 @@ async fn extend_from_the_home_asks_how_much_longer_within_the_targets_maximum() 
 
     let pick = |d: &str| values(&[(DURATION_BLOCK, DURATION_ACTION, picked(d))]);
     let (_, ack) = w.submit(ALICE, &form, &pick("13h")).await;
-    assert!(
-        errors(&ack)[DURATION_BLOCK]
-            .as_str()
-            .unwrap()
-            .contains("longer than jitbot allows"),
-        "{ack}"
-    );
+    shows(&errors(&ack), DURATION_BLOCK, "longer than jitbot allows");
     let (_, ack) = w.submit(ALICE, &form, &pick("30m")).await;
     assert_eq!(ack, Value::Null);
     let extended = w.app.load(&grant.id).await.unwrap();
@@ -583,13 +545,7 @@ async fn a_form_submitted_while_the_store_is_frozen_closes_and_is_answered_by_dm
         "nothing is answered while the store is frozen"
     );
     server.resume();
-    let dm = w
-        .slack
-        .wait_for("chat.postMessage", |b| {
-            b["channel"].as_str().unwrap().starts_with('D')
-                && b["blocks"].to_string().contains(CANCEL)
-        })
-        .await;
+    let dm = acknowledgement_dm(&w).await;
     let id = request_id_in(dm["text"].as_str().unwrap());
     let stored = w.app.load(&id.parse().unwrap()).await.unwrap();
     assert_eq!(stored.state, State::Pending);

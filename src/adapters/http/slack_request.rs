@@ -1,6 +1,7 @@
 //! Requests as Slack sends them to jitbot: the form body of a slash command for
 //! `/slack/commands`, and of a `block_actions` button click (on a message or in a
-//! view) or a modal's `view_submission` for `/slack/interactions`; the same payloads
+//! view), a modal's `view_submission`, or the `block_suggestion` of someone typing
+//! in a select, for `/slack/interactions`; the same payloads
 //! travel inside Socket Mode envelopes.
 //! Whatever plays Slack's inbound half (the playground, the tests, the benches) builds
 //! its bodies here and signs them with [`super::signature::SignedHeaders`], so all of
@@ -94,18 +95,11 @@ pub struct ButtonClick<'a> {
 }
 
 impl ButtonClick<'_> {
-    /// The form body: one `payload` field with the interaction as JSON.
-    pub fn form(&self) -> String {
-        form(&[("payload", self.payload().to_string().as_str())])
-    }
-
     /// The interaction as JSON (a Socket Mode envelope's `payload`).
     pub fn payload(&self) -> Value {
-        json!({
-            "type": "block_actions",
-            "team": { "id": self.team_id, "domain": self.team_domain },
-            "user": { "id": self.user_id, "username": self.user_name, "team_id": self.team_id },
-            "api_app_id": self.api_app_id,
+        let team = (self.team_id, self.team_domain);
+        let user = (self.user_id, self.user_name);
+        let rest = json!({
             "container": {
                 "type": "message",
                 "message_ts": self.message_ts,
@@ -115,14 +109,9 @@ impl ButtonClick<'_> {
             "trigger_id": self.trigger_id,
             "channel": { "id": self.channel_id, "name": self.channel_name },
             "response_url": self.response_url,
-            "actions": [{
-                "type": "button",
-                "action_id": self.action_id,
-                "block_id": self.block_id,
-                "value": self.value,
-                "action_ts": self.action_ts,
-            }],
-        })
+            "actions": [button(self.action_id, self.block_id, self.value, self.action_ts)],
+        });
+        interaction("block_actions", team, user, self.api_app_id, rest)
     }
 }
 
@@ -146,27 +135,14 @@ pub struct ViewClick<'a> {
 impl ViewClick<'_> {
     /// The interaction as JSON (a Socket Mode envelope's `payload`).
     pub fn payload(&self) -> Value {
-        json!({
-            "type": "block_actions",
-            "team": { "id": self.team_id, "domain": "example" },
-            "user": { "id": self.user_id, "username": self.user_name, "team_id": self.team_id },
-            "api_app_id": self.api_app_id,
+        let (team, user) = ((self.team_id, DOMAIN), (self.user_id, self.user_name));
+        let rest = json!({
             "container": { "type": "view", "view_id": self.view["id"] },
             "trigger_id": self.trigger_id,
             "view": self.view,
-            "actions": [{
-                "type": "button",
-                "action_id": self.action_id,
-                "block_id": self.block_id,
-                "value": self.value,
-                "action_ts": self.action_ts,
-            }],
-        })
-    }
-
-    /// The form body: one `payload` field with the interaction as JSON.
-    pub fn form(&self) -> String {
-        form(&[("payload", self.payload().to_string().as_str())])
+            "actions": [button(self.action_id, self.block_id, self.value, self.action_ts)],
+        });
+        interaction("block_actions", team, user, self.api_app_id, rest)
     }
 }
 
@@ -196,22 +172,15 @@ impl ViewSubmission<'_> {
         if view.get("hash").is_none() {
             view["hash"] = json!("1.1");
         }
-        json!({
-            "type": "view_submission",
-            "team": { "id": self.team_id, "domain": "example" },
-            "user": { "id": self.user_id, "username": self.user_name, "name": self.user_name, "team_id": self.team_id },
-            "api_app_id": self.api_app_id,
+        let (team, user) = ((self.team_id, DOMAIN), (self.user_id, self.user_name));
+        let rest = json!({
             "token": "legacy",
             "trigger_id": self.trigger_id,
             "view": view,
             "response_urls": [],
             "is_enterprise_install": false,
-        })
-    }
-
-    /// The form body: one `payload` field with the interaction as JSON.
-    pub fn form(&self) -> String {
-        form(&[("payload", self.payload().to_string().as_str())])
+        });
+        interaction("view_submission", team, user, self.api_app_id, rest)
     }
 }
 
@@ -235,11 +204,8 @@ pub struct BlockSuggestion<'a> {
 impl BlockSuggestion<'_> {
     /// The interaction as JSON (a Socket Mode envelope's `payload`).
     pub fn payload(&self) -> Value {
-        json!({
-            "type": "block_suggestion",
-            "team": { "id": self.team_id, "domain": "example" },
-            "user": { "id": self.user_id, "username": self.user_name, "name": self.user_name, "team_id": self.team_id },
-            "api_app_id": self.api_app_id,
+        let (team, user) = ((self.team_id, DOMAIN), (self.user_id, self.user_name));
+        let rest = json!({
             "token": "legacy",
             "container": { "type": "view", "view_id": self.view["id"] },
             "view": self.view,
@@ -247,13 +213,66 @@ impl BlockSuggestion<'_> {
             "block_id": self.block_id,
             "value": self.value,
             "action_ts": "1700000002.000300",
-        })
+        });
+        interaction("block_suggestion", team, user, self.api_app_id, rest)
     }
+}
 
-    /// The form body: one `payload` field with the interaction as JSON.
-    pub fn form(&self) -> String {
-        form(&[("payload", self.payload().to_string().as_str())])
+/// Each interaction's form body, from its `payload`.
+macro_rules! interaction_forms {
+    ($($kind:ident),*) => {$(
+        impl $kind<'_> {
+            /// The form body: one `payload` field with the interaction as JSON.
+            pub fn form(&self) -> String {
+                interaction_form(&self.payload())
+            }
+        }
+    )*};
+}
+
+interaction_forms!(ButtonClick, ViewClick, ViewSubmission, BlockSuggestion);
+
+/// The team domain of the payloads whose builders do not take one.
+const DOMAIN: &str = "example";
+
+/// An interaction payload of type `kind` from the `(team_id, team_domain)` and the
+/// `(user_id, user_name)` to the app `api_app_id`: the parts every interaction
+/// carries, then the fields of `rest` (a JSON object) that are the kind's own.
+/// The builders above use it; so may one for a kind they do not cover.
+pub(crate) fn interaction(
+    kind: &str,
+    (team_id, team_domain): (&str, &str),
+    (user_id, user_name): (&str, &str),
+    api_app_id: &str,
+    rest: Value,
+) -> Value {
+    let mut payload = json!({
+        "type": kind,
+        "team": { "id": team_id, "domain": team_domain },
+        "user": { "id": user_id, "username": user_name, "name": user_name, "team_id": team_id },
+        "api_app_id": api_app_id,
+    });
+    if let (Some(payload), Value::Object(rest)) = (payload.as_object_mut(), rest) {
+        payload.extend(rest);
     }
+    payload
+}
+
+/// A clicked button as `block_actions` lists it in `actions`.
+fn button(action_id: &str, block_id: &str, value: &str, action_ts: &str) -> Value {
+    json!({
+        "type": "button",
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "action_ts": action_ts,
+    })
+}
+
+/// The form body of an interaction: one `payload` field with `payload` as JSON, as
+/// Slack POSTs it to the interactivity URL.
+pub fn interaction_form(payload: &Value) -> String {
+    form(&[("payload", payload.to_string().as_str())])
 }
 
 /// `application/x-www-form-urlencoded`, spaces as `+`, as Slack encodes.

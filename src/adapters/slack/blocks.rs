@@ -70,7 +70,8 @@ fn mention(user: &impl std::fmt::Display) -> String {
     format!("<@{user}>")
 }
 
-fn hhmm(t: DateTime<Utc>) -> String {
+/// A time as cards and the App Home show it: `14:05 UTC`.
+pub(super) fn hhmm(t: DateTime<Utc>) -> String {
     t.format("%H:%M UTC").to_string()
 }
 
@@ -94,7 +95,8 @@ fn cut_escaped(escaped: String, max: usize) -> String {
     out
 }
 
-fn section(text: String) -> Value {
+/// A `section` block of mrkdwn `text`.
+pub(super) fn section(text: String) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
 }
 
@@ -108,11 +110,14 @@ fn plain_section(text: &str, max: usize) -> Value {
     json!({ "type": "section", "text": { "type": "plain_text", "text": shown, "emoji": false } })
 }
 
-fn context(text: String) -> Value {
+/// A `context` block of one mrkdwn `text`.
+pub(super) fn context(text: String) -> Value {
     json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": text }] })
 }
 
-fn button(text: &str, action: &str, value: &str, style: Option<&str>) -> Value {
+/// A button labelled `text` with its `action_id` and `value`, in `style`
+/// (`primary`, `danger`) if given.
+pub(super) fn button(text: &str, action: &str, value: &str, style: Option<&str>) -> Value {
     let mut b = json!({
         "type": "button",
         "text": { "type": "plain_text", "text": text },

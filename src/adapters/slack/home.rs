@@ -15,6 +15,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::blocks::{button, context, hhmm, section};
 use crate::core::actions::{APPROVE, CANCEL, DENY, EXTEND, REVOKE, decision_value};
 use crate::core::request::{AccessRequest, Round, State};
 
@@ -243,10 +244,6 @@ pub fn left(now: DateTime<Utc>, until: DateTime<Utc>) -> String {
     }
 }
 
-fn hhmm(t: DateTime<Utc>) -> String {
-    t.format("%H:%M UTC").to_string()
-}
-
 fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
@@ -254,27 +251,6 @@ fn cut(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max - 1).collect();
     out.push('…');
     out
-}
-
-fn section(text: String) -> Value {
-    json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
-}
-
-fn context(text: String) -> Value {
-    json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": text }] })
-}
-
-fn button(text: &str, action: &str, value: &str, style: Option<&str>) -> Value {
-    let mut b = json!({
-        "type": "button",
-        "text": { "type": "plain_text", "text": text },
-        "action_id": action,
-        "value": value,
-    });
-    if let Some(style) = style {
-        b["style"] = json!(style);
-    }
-    b
 }
 
 fn confirm(title: &str, text: &str, yes: &str) -> Value {

@@ -383,21 +383,28 @@ impl Inner {
                 return Err(DeliveryError::Store(e));
             }
             Err(StepError::Slack(e)) => {
-                self.metrics.slack_error(e.kind());
-                if e.is_transient() {
-                    let after = match &e {
-                        SlackError::RateLimited { retry_after, .. } => *retry_after,
-                        _ => None,
-                    };
-                    return Err(DeliveryError::Retry {
-                        why: format!("{what}: {e}"),
-                        after,
-                    });
-                }
+                self.retry_if_transient(what, &e)?;
                 warn!(request_id = %req.id, error = %e, kind = e.kind(), "{what} failed and would fail again; skipping it");
             }
         }
         progress.mark(step).await
+    }
+
+    /// Counts Slack's failure `e` of `what`; one worth retrying stops the delivery as
+    /// a [`DeliveryError::Retry`], after the `Retry-After` Slack gave if it gave one.
+    fn retry_if_transient(&self, what: &str, e: &SlackError) -> Result<(), DeliveryError> {
+        self.metrics.slack_error(e.kind());
+        if !e.is_transient() {
+            return Ok(());
+        }
+        let after = match e {
+            SlackError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        Err(DeliveryError::Retry {
+            why: format!("{what}: {e}"),
+            after,
+        })
     }
 
     /// The last step: republishes the requester's and the actor's Homes. A store or Slack
@@ -431,17 +438,7 @@ impl Inner {
                     });
                 }
                 Err(PublishError::Slack(e)) => {
-                    self.metrics.slack_error(e.kind());
-                    if e.is_transient() {
-                        let after = match &e {
-                            SlackError::RateLimited { retry_after, .. } => *retry_after,
-                            _ => None,
-                        };
-                        return Err(DeliveryError::Retry {
-                            why: format!("refreshing an App Home: {e}"),
-                            after,
-                        });
-                    }
+                    self.retry_if_transient("refreshing an App Home", &e)?;
                     warn!(request_id = %req.id, %user, error = %e, "refreshing an App Home failed and would fail again; skipping it");
                 }
             }

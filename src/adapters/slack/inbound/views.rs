@@ -27,7 +27,7 @@ use crate::adapters::slack::forms::{
     DURATION_BLOCK, EXTEND_FORM, NOTE_ACTION, NOTE_BLOCK, REASON_ACTION, REASON_BLOCK,
     REQUEST_FORM, TARGET_ACTION, TARGET_BLOCK,
 };
-use crate::app::{Decision, Submission};
+use crate::app::{AppError, Decision, Submission};
 use crate::core::catalog::{Catalog, SourceError, SourceSpec, Target};
 use crate::core::command::{self, Reason, check_duration, sanitise};
 use crate::core::ids::{RequestId, SlackUserId};
@@ -201,8 +201,9 @@ fn error(block: &str, why: impl AsRef<str>) -> Errors {
     vec![(block.to_owned(), sanitise(why.as_ref()))]
 }
 
-/// Runs `work` (the replay check, then `act`) under the ack budget; a late answer
-/// goes to `user` by DM, an error as its sentence and a success as `done` words it.
+/// Runs `work` (the replay check, then `act` as `user`) under the ack budget; an error becomes
+/// its sentence, and a late answer goes to `user` by DM, an error as that sentence
+/// and a success as `done` words it.
 async fn stored<T, A, AF>(
     inbound: &Arc<Inbound>,
     user: &SlackUserId,
@@ -212,15 +213,16 @@ async fn stored<T, A, AF>(
 ) -> Outcome<T>
 where
     T: Send + 'static,
-    A: FnOnce(Arc<Inbound>) -> AF + Send + 'static,
-    AF: Future<Output = Result<T, String>> + Send + 'static,
+    A: FnOnce(Arc<Inbound>, SlackUserId) -> AF + Send + 'static,
+    AF: Future<Output = Result<T, AppError>> + Send + 'static,
 {
     let worker = inbound.clone();
+    let actor = user.clone();
     let work = async move {
         if let Err(refusal) = worker.first_sight(&proof).await {
             return Outcome::Done(Err(refusal));
         }
-        Outcome::Done(act(worker).await)
+        Outcome::Done(act(worker, actor).await.map_err(|e| sentence(&e)))
     };
     let late = inbound.clone();
     let user = user.clone();
@@ -234,6 +236,36 @@ where
             dm(&late, &user, &message).await;
         })
         .await
+}
+
+/// The answer to a submission whose store-bound part ended with `outcome`: an error
+/// in time shows under `block` and keeps the modal open; otherwise it closes, after
+/// `then` is given a success in time.
+fn closed_or_error<T>(outcome: Outcome<T>, block: &str, then: impl FnOnce(T)) -> ViewReply {
+    match outcome {
+        Outcome::Done(Ok(done)) => {
+            then(done);
+            ViewReply::Nothing
+        }
+        Outcome::Done(Err(why)) => ViewReply::Errors(error(block, why)),
+        Outcome::Late => ViewReply::Nothing,
+    }
+}
+
+/// `message` to `user` by DM, after the ack.
+fn dm_later(inbound: &Arc<Inbound>, user: SlackUserId, message: Message) {
+    let worker = inbound.clone();
+    inbound.later(async move { dm(&worker, &user, &message).await });
+}
+
+/// The answer to a form whose `private_metadata` no longer names its request: an
+/// error under `block` asking to open the form again with its `button`.
+fn lost_track(block: &str, what: &str, button: &str) -> ViewReply {
+    warn!(form = button, "a form named no request");
+    ViewReply::Errors(error(
+        block,
+        format!("This form lost track of its {what}; please close it and click {button} again."),
+    ))
 }
 
 /// The request form submitted: checked, then filed as `/jit request` files it.
@@ -252,28 +284,13 @@ async fn request_submitted(
         inbound,
         &user,
         proof,
-        |worker| async move {
-            worker
-                .app
-                .submit(submission)
-                .await
-                .map_err(|e| sentence(&e))
-        },
+        |worker, _| async move { worker.app.submit(submission).await },
         acknowledgement,
     )
     .await;
-    match outcome {
-        Outcome::Done(Ok(req)) => {
-            let worker = inbound.clone();
-            inbound.later(async move {
-                let message = acknowledgement(&worker, &req);
-                dm(&worker, &user, &message).await;
-            });
-            ViewReply::Nothing
-        }
-        Outcome::Done(Err(why)) => ViewReply::Errors(error(TARGET_BLOCK, why)),
-        Outcome::Late => ViewReply::Nothing,
-    }
+    closed_or_error(outcome, TARGET_BLOCK, |req| {
+        dm_later(inbound, user, acknowledgement(inbound, &req));
+    })
 }
 
 /// What the request form asks for, or the errors to show under its fields. The
@@ -399,11 +416,7 @@ async fn deny_submitted(
     proof: String,
 ) -> ViewReply {
     let Some((id, round)) = forms::denied_round(metadata) else {
-        warn!("a Deny form named no request");
-        return ViewReply::Errors(error(
-            NOTE_BLOCK,
-            "This form lost track of its request; please close it and click Deny again.",
-        ));
+        return lost_track(NOTE_BLOCK, "request", "Deny");
     };
     let note = match forms::entered(values, NOTE_BLOCK, NOTE_ACTION)
         .map(|raw| Reason::new(&raw, 0))
@@ -412,27 +425,22 @@ async fn deny_submitted(
         Ok(note) => note.map(|n| n.to_string()).filter(|n| !n.is_empty()),
         Err(why) => return ViewReply::Errors(error(NOTE_BLOCK, why)),
     };
-    let decider = user.clone();
     let outcome = stored(
         inbound,
         &user,
         proof,
-        move |worker| async move {
+        move |worker, decider| async move {
             worker
                 .app
                 .decide(&id, &decider, Decision::Deny { note }, round)
                 .await
                 .map(|t| t.request.id)
-                .map_err(|e| sentence(&e))
         },
         |_, id| plain(format!("Denied `{id}`.")),
     )
     .await;
-    match outcome {
-        Outcome::Done(Err(why)) => ViewReply::Errors(error(NOTE_BLOCK, why)),
-        // The card's update and the requester's DM say it.
-        Outcome::Done(Ok(_)) | Outcome::Late => ViewReply::Nothing,
-    }
+    // The card's update and the requester's DM say it.
+    closed_or_error(outcome, NOTE_BLOCK, |_| {})
 }
 
 /// The Extend form submitted: asks for more time as `/jit extend` does.
@@ -444,11 +452,7 @@ async fn extend_submitted(
     proof: String,
 ) -> ViewReply {
     let Ok(id) = metadata.parse::<RequestId>() else {
-        warn!("an Extend form named no request");
-        return ViewReply::Errors(error(
-            DURATION_BLOCK,
-            "This form lost track of its grant; please close it and click Extend again.",
-        ));
+        return lost_track(DURATION_BLOCK, "grant", "Extend");
     };
     let Some(word) = forms::entered(values, DURATION_BLOCK, DURATION_ACTION) else {
         return ViewReply::Errors(error(DURATION_BLOCK, "Please pick how much longer."));
@@ -462,33 +466,23 @@ async fn extend_submitted(
         Ok(d) => d,
         Err(why) => return ViewReply::Errors(error(DURATION_BLOCK, why)),
     };
-    let asker = user.clone();
     let outcome = stored(
         inbound,
         &user,
         proof,
-        move |worker| async move {
+        move |worker, asker| async move {
             worker
                 .app
                 .extend(&id, &asker, duration)
                 .await
                 .map(|t| (t.request.id, duration))
-                .map_err(|e| sentence(&e))
         },
         |_, (id, duration)| plain(extension_asked(id, *duration)),
     )
     .await;
-    match outcome {
-        Outcome::Done(Ok((id, duration))) => {
-            let worker = inbound.clone();
-            inbound.later(async move {
-                dm(&worker, &user, &plain(extension_asked(&id, duration))).await;
-            });
-            ViewReply::Nothing
-        }
-        Outcome::Done(Err(why)) => ViewReply::Errors(error(DURATION_BLOCK, why)),
-        Outcome::Late => ViewReply::Nothing,
-    }
+    closed_or_error(outcome, DURATION_BLOCK, |(id, duration)| {
+        dm_later(inbound, user, plain(extension_asked(&id, duration)));
+    })
 }
 
 /// The targets matching what the person typed in the form's target picker (an
