@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -262,24 +262,80 @@ impl SlackStandin {
     ///
     /// [`SlashCommand::payload`]: crate::adapters::http::slack_request::SlashCommand::payload
     pub async fn send_command(&self, payload: Value) -> Acked {
-        let user = payload["user_id"].as_str().unwrap_or("").to_owned();
-        let typed = format!(
+        let typed = self.typed(&payload);
+        let acked = self.deliver("slash_commands", payload.clone(), true).await;
+        self.show_answer(&payload, &typed, &acked);
+        acked
+    }
+
+    /// Delivers slash commands back to back on one connection, each without waiting
+    /// for the ack of the one before (as Slack does when commands come faster than
+    /// the acks), and returns each ack's payload with how long it came after its
+    /// envelope went out. They are not delivered again: a connection that goes before
+    /// acking one leaves it [`SocketError::Closed`].
+    pub async fn send_commands_together(&self, payloads: Vec<Value>) -> Vec<(Acked, Duration)> {
+        let typed: Vec<String> = payloads.iter().map(|p| self.typed(p)).collect();
+        let envelopes: Vec<(String, String)> = payloads
+            .iter()
+            .map(|payload| {
+                let envelope_id = self.next_envelope_id();
+                let envelope = json!({
+                    "envelope_id": envelope_id,
+                    "type": "slash_commands",
+                    "payload": payload,
+                    "accepts_response_payload": true,
+                });
+                (envelope_id, envelope.to_string())
+            })
+            .collect();
+        let Some(acks) = self.send_envelopes(&envelopes).await else {
+            let none = || (Err(SocketError::NoConnection), Duration::ZERO);
+            return payloads.iter().map(|_| none()).collect();
+        };
+        let sent = Instant::now();
+        let waits = acks
+            .into_iter()
+            .zip(&envelopes)
+            .map(|(ack, (envelope_id, _))| async move {
+                let acked = match tokio::time::timeout(PATIENCE, ack).await {
+                    Ok(Ok(payload)) => Ok(payload),
+                    Ok(Err(_)) => Err(SocketError::Closed),
+                    Err(_) => {
+                        self.shared.socket.lock().waiting.remove(envelope_id);
+                        Err(SocketError::NotAcked)
+                    }
+                };
+                (acked, sent.elapsed())
+            });
+        let acked = futures_util::future::join_all(waits).await;
+        for ((payload, typed), (ack, _)) in payloads.iter().zip(&typed).zip(&acked) {
+            self.show_answer(payload, typed, ack);
+        }
+        acked
+    }
+
+    /// What the person typed for a command's payload; makes its trigger valid.
+    fn typed(&self, payload: &Value) -> String {
+        let user = payload["user_id"].as_str().unwrap_or("");
+        if let Some(trigger) = payload["trigger_id"].as_str() {
+            self.trigger_from(trigger, user);
+        }
+        format!(
             "{} {}",
             payload["command"].as_str().unwrap_or(""),
             payload["text"].as_str().unwrap_or("")
-        );
-        let trigger = payload["trigger_id"].as_str().map(str::to_owned);
-        if let Some(trigger) = &trigger {
-            self.trigger_from(trigger, &user);
-        }
-        let acked = self.deliver("slash_commands", payload, true).await;
-        if let Ok(Some(answer)) = &acked
+        )
+    }
+
+    /// Like Slack, shows a command's ack to the person who typed it.
+    fn show_answer(&self, payload: &Value, typed: &str, acked: &Acked) {
+        let user = payload["user_id"].as_str().unwrap_or("");
+        if let Ok(Some(answer)) = acked
             && let Some(text) = answer["text"].as_str()
         {
             let blocks = answer.get("blocks").cloned().unwrap_or(Value::Null);
-            self.show_ephemeral_blocks(&user, Some(typed.trim()), text, blocks);
+            self.show_ephemeral_blocks(user, Some(typed.trim()), text, blocks);
         }
-        acked
     }
 
     /// Delivers an interaction (a click, a submission, a suggestion request: its
@@ -343,11 +399,7 @@ impl SlackStandin {
     /// Delivers one envelope, again on another connection while they close before
     /// acking it, and waits for the ack.
     async fn deliver(&self, kind: &str, payload: Value, accepts_response_payload: bool) -> Acked {
-        let envelope_id = {
-            let mut s = self.shared.socket.lock();
-            s.next_envelope += 1;
-            format!("e{:08x}-standin", s.next_envelope)
-        };
+        let envelope_id = self.next_envelope_id();
         let mut outcome = Err(SocketError::NoConnection);
         for attempt in 0..DELIVERIES {
             let mut envelope = json!({
@@ -376,6 +428,12 @@ impl SlackStandin {
         outcome
     }
 
+    fn next_envelope_id(&self) -> String {
+        let mut s = self.shared.socket.lock();
+        s.next_envelope += 1;
+        format!("e{:08x}-standin", s.next_envelope)
+    }
+
     /// Puts an envelope on the next open connection (waiting for one to open) and
     /// returns where its ack will arrive.
     async fn send_envelope(
@@ -383,6 +441,16 @@ impl SlackStandin {
         envelope_id: &str,
         text: String,
     ) -> Option<oneshot::Receiver<Option<Value>>> {
+        let envelopes = [(envelope_id.to_owned(), text)];
+        self.send_envelopes(&envelopes).await?.pop()
+    }
+
+    /// Puts `(envelope_id, text)` envelopes, in order, on the next open connection
+    /// (waiting for one to open) and returns where their acks will arrive.
+    async fn send_envelopes(
+        &self,
+        envelopes: &[(String, String)],
+    ) -> Option<Vec<oneshot::Receiver<Option<Value>>>> {
         // `wait_until` takes a `Fn`: the receiver leaves through a lock.
         let chosen = Mutex::new(None);
         let sent = self
@@ -400,23 +468,29 @@ impl SlackStandin {
                 open.sort_unstable();
                 state.turn += 1;
                 let id = open[(state.turn as usize) % open.len()];
-                let (tx, rx) = oneshot::channel();
-                state.waiting.insert(
-                    envelope_id.to_owned(),
-                    Waiting {
-                        connection: id,
-                        ack: tx,
-                    },
-                );
-                if state.connections[&id]
-                    .send
-                    .send(Outgoing::Text(text.clone()))
-                    .is_err()
-                {
-                    state.waiting.remove(envelope_id);
-                    return false;
+                let mut acks = Vec::with_capacity(envelopes.len());
+                for (envelope_id, text) in envelopes {
+                    let (tx, rx) = oneshot::channel();
+                    state.waiting.insert(
+                        envelope_id.clone(),
+                        Waiting {
+                            connection: id,
+                            ack: tx,
+                        },
+                    );
+                    if state.connections[&id]
+                        .send
+                        .send(Outgoing::Text(text.clone()))
+                        .is_err()
+                    {
+                        for (envelope_id, _) in envelopes {
+                            state.waiting.remove(envelope_id);
+                        }
+                        return false;
+                    }
+                    acks.push(rx);
                 }
-                *chosen.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+                *chosen.lock().unwrap_or_else(|p| p.into_inner()) = Some(acks);
                 true
             })
             .await;
