@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::TimeDelta;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -16,12 +17,13 @@ use jitbot::adapters::http::slack_request::{ButtonClick, SlashCommand};
 use jitbot::adapters::memory::{MemoryCluster, MemoryStore};
 use jitbot::app::ManualClock;
 use jitbot::core::actions::APPROVE;
-use jitbot::core::ports::Clock;
+use jitbot::core::ports::{Clock, Store};
 use jitbot::settings::{Secrets, Settings, SlackMode};
 use jitbot::startup::{self, Application, ClusterPorts, Overrides};
 
+use crate::redis_store::{Redis, redis};
 use crate::support::fake_slack::FakeSlack;
-use crate::support::fakes::{ALICE, LEAD1, request_id_in, t0};
+use crate::support::fakes::{ALICE, CAROL, LEAD1, request_id_in, t0};
 use crate::support::slack_world::{APPROVALS, AUDIT, FixedPreview, TOKEN};
 use crate::support::spawn::{self, STATE_KEY, Stack};
 
@@ -74,6 +76,16 @@ async fn memory_replica_with(
     mode: SlackMode,
     app_token: &str,
 ) -> anyhow::Result<Application> {
+    replica_over(slack, mode, app_token, Arc::new(MemoryStore::new())).await
+}
+
+/// The same over `store`.
+async fn replica_over(
+    slack: &FakeSlack,
+    mode: SlackMode,
+    app_token: &str,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Application> {
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".to_owned();
     settings.server.metrics_listen = "127.0.0.1:0".to_owned();
@@ -87,7 +99,7 @@ async fn memory_replica_with(
         &socket_secrets(Some(app_token), None),
         Overrides {
             clock: Some(clock),
-            store: Some(Arc::new(MemoryStore::new())),
+            store: Some(store),
             cluster: Some(ClusterPorts {
                 enforcer: Arc::new(MemoryCluster::new()),
                 previewer: Arc::new(FixedPreview("default-deny present, 4 pods")),
@@ -122,6 +134,14 @@ fn command(slack: &FakeSlack, user: &str, text: &str) -> Value {
         trigger_id: &trigger(),
     }
     .payload()
+}
+
+/// `/jit <text>` typed by `user`, answered later through the response_url named
+/// `answers` (a stand-in's `respond:<answers>` call).
+fn command_answered_at(slack: &FakeSlack, user: &str, text: &str, answers: &str) -> Value {
+    let mut payload = command(slack, user, text);
+    payload["response_url"] = Value::String(slack.response_url(answers));
+    payload
 }
 
 /// A click on `action` for request `id` by `user`, as an `interactive` payload.
@@ -363,6 +383,62 @@ async fn a_replayed_envelope_acts_once() {
         "event": { "type": "app_home_opened", "user": ALICE, "channel": "D0ALICE01", "tab": "home" },
     });
     assert_eq!(slack.send_event(event).await, Ok(None));
+    app.stop().await;
+}
+
+/// Slack sends a connection's envelopes without waiting for the acks of those before
+/// them, and jitbot reads one connection's envelopes in turn. With the store frozen
+/// each answer waits out its budget, yet every ack still leaves within Slack's 3 s of
+/// its envelope (the hang guard: the stand-in times it) saying the answer is on its
+/// way, and the answers follow through the response_urls once the store thaws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_queued_on_one_connection_are_each_acked_in_time_while_the_store_is_frozen() {
+    let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], &[]).await;
+    let server = redis().await.server;
+    let mut patient = Redis::on(server.clone());
+    patient.settings.response_timeout = Duration::from_secs(30);
+    let store = Arc::new(patient.store().await);
+    let app = replica_over(&slack, SlackMode::Socket, &slack.app_token(), store)
+        .await
+        .unwrap();
+    slack.wait_until(|f| f.connections() >= 1).await;
+
+    server.pause();
+    let asks = [
+        (ALICE, "payments-db"),
+        (ALICE, "ledger"),
+        (CAROL, "grafana"),
+    ];
+    let payloads = asks
+        .iter()
+        .enumerate()
+        .map(|(n, (user, target))| {
+            let text = format!("request {target} 30m INC-4411 replica lag");
+            command_answered_at(&slack, user, &text, &format!("queued-{n}"))
+        })
+        .collect();
+    let acks = slack.send_commands_together(payloads).await;
+    for (n, (ack, after)) in acks.iter().enumerate() {
+        let ack = ack.as_ref().unwrap_or_else(|e| panic!("envelope {n}: {e}"));
+        assert!(
+            shown(ack).contains("still working"),
+            "envelope {n}: {ack:?}"
+        );
+        assert!(
+            *after < Duration::from_millis(2900),
+            "envelope {n} was acked {after:?} after it went out, past Slack's 3 s"
+        );
+    }
+    assert!(slack.calls("respond:queued-0").is_empty());
+
+    server.resume();
+    for n in 0..asks.len() {
+        slack
+            .wait_for(&format!("respond:queued-{n}"), |b| {
+                b["text"].as_str().is_some_and(|t| t.contains("sent to"))
+            })
+            .await;
+    }
     app.stop().await;
 }
 

@@ -11,17 +11,27 @@
 //!
 //! This adapter only decodes and acks: the answers are [`Inbound`]'s, the same as
 //! over HTTP. An envelope is acked when its answer is ready, which
-//! [`Inbound::ack_within`](super::inbound) bounds well inside Slack's 3 seconds; the
-//! ack carries the answer (a command's ephemeral reply, a submission's
-//! `response_action`, a suggestion's options). A repeated delivery is acted on once:
+//! [`Inbound::ack_within`] bounds well inside Slack's 3 seconds; the ack carries the
+//! answer (a command's ephemeral reply, a submission's `response_action`, a
+//! suggestion's options).
+//!
+//! slack-morphism reads a connection's envelopes one at a time: it reads the next
+//! frame only once the callback for the one before has returned, while Slack sends
+//! them without waiting for acks. So an envelope may have waited for its turn before
+//! jitbot sees it, and the budget is counted from when it may have come, not from when
+//! it is read: see [`Turns`]. A repeated delivery is acted on once:
 //! the proof of a command or interaction is its `trigger_id`, of an event its
 //! `event_id` (the same proof the HTTP Events endpoint uses). An event whose replay
 //! check could not be made is not acked, so Slack delivers it again.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use slack_morphism::prelude::*;
-use tracing::{info, warn};
+use tokio::task;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use super::inbound::{EventReply, Inbound, Reply, ViewReply};
 use super::{Connector, SlackError};
@@ -50,10 +60,14 @@ impl SocketMode {
         let client = inbound.slack().client();
         let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_owned()));
         check_token(&client, &token).await?;
+        let answering = Arc::new(Answering {
+            turns: Turns::new(inbound.ack_within()),
+            inbound,
+        });
         let environment = Arc::new(
             SlackClientEventsListenerEnvironment::new(client)
                 .with_error_handler(on_error)
-                .with_user_state(inbound),
+                .with_user_state(answering),
         );
         let callbacks = SlackSocketModeListenerCallbacks::new()
             .with_hello_events(on_hello)
@@ -105,13 +119,112 @@ async fn check_token(
     }
 }
 
-/// The [`Inbound`] the listener was started with.
-async fn inbound_of(state: &SlackClientEventsUserState) -> Arc<Inbound> {
+/// What the callbacks answer with.
+struct Answering {
+    inbound: Arc<Inbound>,
+    /// How long each envelope may have waited for its turn on its connection.
+    turns: Turns,
+}
+
+/// What the listener was started with.
+async fn answering(state: &SlackClientEventsUserState) -> Arc<Answering> {
     let storage = state.read().await;
     storage
-        .get_user_state::<Arc<Inbound>>()
+        .get_user_state::<Arc<Answering>>()
         .cloned()
         .expect("the Socket Mode listener is started with its Inbound")
+}
+
+/// How soon after a connection's last callback ended the next may begin and still be
+/// for an envelope that waited for its turn. The reader goes from one ack straight to
+/// the next frame, in microseconds; this is generous for a loaded machine, and all it
+/// costs is that an envelope that does come this soon after a long wait is given less
+/// of the budget than it could have had.
+const BACK_TO_BACK: Duration = Duration::from_millis(250);
+
+/// The part of the ack budget each envelope has left. slack-morphism runs a
+/// connection's callbacks one after another in the task that reads its frames, so
+/// that task names the connection. While a connection's callbacks follow one another
+/// back to back, any envelope read may have been waiting since the first of them
+/// began (when the reader last found nothing waiting, so envelopes come no earlier);
+/// giving each what is left of [`Inbound::ack_within`] from then acks every envelope
+/// within the budget of its arrival. (Were callbacks ever run in tasks of their own,
+/// each would look like a connection of its own, which is right: none would queue.)
+struct Turns {
+    ack_within: Duration,
+    /// The connections that are busy, or were a moment ago.
+    busy: Mutex<HashMap<Option<task::Id>, Busy>>,
+}
+
+/// A connection whose callbacks follow one another.
+#[derive(Clone, Copy, Debug)]
+struct Busy {
+    /// When the first of them began.
+    since: Instant,
+    /// When the last one ended; `None` while one runs.
+    ended: Option<Instant>,
+}
+
+impl Turns {
+    fn new(ack_within: Duration) -> Self {
+        Turns {
+            ack_within,
+            busy: Mutex::default(),
+        }
+    }
+
+    /// The envelope whose callback begins now, on the connection of the current task.
+    fn take(&self) -> Turn<'_> {
+        let connection = task::try_id();
+        let budget = self.begin(connection, Instant::now());
+        if budget < self.ack_within {
+            debug!(
+                ?budget,
+                "Socket Mode: an envelope may have waited for its turn on its connection"
+            );
+        }
+        Turn {
+            turns: self,
+            connection,
+            budget,
+        }
+    }
+
+    /// A callback begins on `connection` at `now`: the budget its envelope has left.
+    fn begin(&self, connection: Option<task::Id>, now: Instant) -> Duration {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        // A connection idle for longer than back to back starts afresh (or is gone).
+        busy.retain(|_, b| {
+            b.ended
+                .is_none_or(|ended| now.saturating_duration_since(ended) < BACK_TO_BACK)
+        });
+        let since = busy.get(&connection).map_or(now, |b| b.since);
+        busy.insert(connection, Busy { since, ended: None });
+        self.ack_within
+            .saturating_sub(now.saturating_duration_since(since))
+    }
+
+    /// The callback on `connection` ended at `now`.
+    fn end(&self, connection: Option<task::Id>, now: Instant) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = busy.get_mut(&connection) {
+            b.ended = Some(now);
+        }
+    }
+}
+
+/// One envelope's callback; its end is noted when it is dropped, however it ends.
+struct Turn<'a> {
+    turns: &'a Turns,
+    connection: Option<task::Id>,
+    /// What is left of the ack budget for its answer.
+    budget: Duration,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.turns.end(self.connection, Instant::now());
+    }
 }
 
 /// Slack's `hello` on a new connection. (slack-morphism does not export the hello
@@ -129,9 +242,13 @@ async fn on_command(
     _client: Arc<SlackClient<Connector>>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
-    let inbound = inbound_of(&state).await;
+    let answering = answering(&state).await;
+    let turn = answering.turns.take();
     let proof = format!("trigger:{}", event.trigger_id);
-    let reply = inbound.command(event, proof).await;
+    let reply = answering
+        .inbound
+        .command_within(event, proof, turn.budget)
+        .await;
     command_ack(&reply)
 }
 
@@ -158,9 +275,13 @@ async fn on_interaction(
     _client: Arc<SlackClient<Connector>>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackInteractionResponse> {
-    let inbound = inbound_of(&state).await;
+    let answering = answering(&state).await;
+    let turn = answering.turns.take();
     let proof = interaction_proof(&event);
-    let reply = inbound.interaction(event, proof).await;
+    let reply = answering
+        .inbound
+        .interaction_within(event, proof, turn.budget)
+        .await;
     Ok(interaction_ack(&reply))
 }
 
@@ -205,9 +326,14 @@ async fn on_event(
     _client: Arc<SlackClient<Connector>>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    let inbound = inbound_of(&state).await;
+    let answering = answering(&state).await;
+    let turn = answering.turns.take();
     let proof = format!("event:{}", event.event_id);
-    match inbound.event(event, proof).await {
+    match answering
+        .inbound
+        .event_within(event, proof, turn.budget)
+        .await
+    {
         EventReply::Done => Ok(()),
         EventReply::Retry => Err(Box::new(Ack::Withheld)),
     }
@@ -268,6 +394,31 @@ mod tests {
             interaction_ack(&ViewReply::Nothing),
             SlackInteractionResponse::Empty
         ));
+    }
+
+    #[tokio::test]
+    async fn an_envelope_read_right_after_another_gets_what_is_left_of_the_first_ones_budget() {
+        let turns = Turns::new(Duration::from_secs(2));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Two connections' reader tasks.
+        let (one, other) = (tokio::spawn(async {}), tokio::spawn(async {}));
+        let (one, other) = (Some(one.id()), Some(other.id()));
+
+        assert_eq!(turns.begin(one, at(0)), Duration::from_secs(2));
+        // Another connection is busy on its own.
+        assert_eq!(turns.begin(other, at(500)), Duration::from_secs(2));
+        turns.end(one, at(1_800));
+        // Read at once: it may have come while the first was answered.
+        assert_eq!(turns.begin(one, at(1_801)), Duration::from_millis(199));
+        turns.end(one, at(2_000));
+        assert_eq!(turns.begin(one, at(2_001)), Duration::ZERO, "none left");
+        turns.end(one, at(2_002));
+        // After an idle moment the reader had found nothing waiting.
+        let idle = 2_002 + BACK_TO_BACK.as_millis() as u64;
+        assert_eq!(turns.begin(one, at(idle)), Duration::from_secs(2));
+        turns.end(other, at(2_400));
+        assert_eq!(turns.begin(other, at(2_450)), Duration::from_millis(50));
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! Answers that need the store are given [`Inbound::ack_within`] (2 s by default):
 //! past it the ack says the answer is on its way, and the answer follows through the
 //! request's `response_url` (or the modal's own update) when it is ready. Work that
-//! needs the cluster or Slack's Web API always runs after the ack.
+//! needs the cluster or Slack's Web API always runs after the ack. A transport that
+//! knows a delivery waited before it reached jitbot (Socket Mode reads one
+//! connection's envelopes in turn) gives the answer what is left of the budget
+//! instead: the `*_within` entry points.
 //!
 //! A command or click that changes something is acted on once, however often its
 //! delivery is repeated: each entry point takes a `proof` that names this delivery
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent, SlackPushEventCallback};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
@@ -44,6 +48,16 @@ pub const REPLAY_WINDOW: Ttl =
 
 /// The default time an answer may take before the ack goes without it.
 pub const DEFAULT_ACK_WITHIN: Duration = Duration::from_secs(2);
+
+tokio::task_local! {
+    /// When the ack of the delivery being answered must leave, where its transport
+    /// said so (the `*_within` entry points); without it the budget starts when
+    /// [`Inbound::guarded`] is called. A task-local rather than a parameter because
+    /// only `guarded` reads it, and every answer on the way there would otherwise
+    /// carry a transport's concern. Work spawned from the answer does not see it, and
+    /// needs not: it runs after the ack.
+    static ACK_BY: Instant;
+}
 
 /// What the ack of a slash command carries.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,6 +161,11 @@ impl Inbound {
         self
     }
 
+    /// How long an answer may take before the ack goes without it.
+    pub fn ack_within(&self) -> Duration {
+        self.ack_within
+    }
+
     pub fn app(&self) -> &App {
         &self.app
     }
@@ -158,6 +177,43 @@ impl Inbound {
     /// A slash command (`/jit …`); `proof` names this delivery.
     pub async fn command(self: &Arc<Self>, event: SlackCommandEvent, proof: String) -> Reply {
         commands::answer(self, event, proof).await
+    }
+
+    /// [`Inbound::command`] whose ack leaves within `budget` (a delivery that waited
+    /// for its turn gets what is left of [`Inbound::ack_within`]).
+    pub async fn command_within(
+        self: &Arc<Self>,
+        event: SlackCommandEvent,
+        proof: String,
+        budget: Duration,
+    ) -> Reply {
+        ACK_BY
+            .scope(Instant::now() + budget, self.command(event, proof))
+            .await
+    }
+
+    /// [`Inbound::interaction`] whose ack leaves within `budget`.
+    pub async fn interaction_within(
+        self: &Arc<Self>,
+        event: SlackInteractionEvent,
+        proof: String,
+        budget: Duration,
+    ) -> ViewReply {
+        ACK_BY
+            .scope(Instant::now() + budget, self.interaction(event, proof))
+            .await
+    }
+
+    /// [`Inbound::event`] whose ack leaves within `budget`.
+    pub async fn event_within(
+        self: &Arc<Self>,
+        event: SlackPushEventCallback,
+        proof: String,
+        budget: Duration,
+    ) -> EventReply {
+        ACK_BY
+            .scope(Instant::now() + budget, self.event(event, proof))
+            .await
     }
 
     /// A click, a modal's submission or closing; `proof` names this delivery.
@@ -201,8 +257,9 @@ impl Inbound {
         self.background.spawn(work);
     }
 
-    /// Gives `work` until the ack budget. If it is done by then its answer is the ack;
-    /// if not, the ack is `pending` and `deliver` gets the answer when it is ready.
+    /// Gives `work` until the ack budget (from now, or to the delivery's `ACK_BY`). If
+    /// it is done by then its answer is the ack; if not, the ack is `pending` and
+    /// `deliver` gets the answer when it is ready.
     async fn guarded<T, W, D, DF>(&self, work: W, pending: T, deliver: D) -> T
     where
         T: Send + 'static,
@@ -210,8 +267,11 @@ impl Inbound {
         D: FnOnce(T) -> DF + Send + 'static,
         DF: Future<Output = ()> + Send + 'static,
     {
+        let by = ACK_BY
+            .try_with(|by| *by)
+            .unwrap_or_else(|_| Instant::now() + self.ack_within);
         let mut running = self.background.spawn(work);
-        match tokio::time::timeout(self.ack_within, &mut running).await {
+        match tokio::time::timeout_at(by, &mut running).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 warn!(error = %e, "an answer to Slack failed to run");
