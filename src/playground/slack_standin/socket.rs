@@ -10,7 +10,9 @@
 //!
 //! Like Slack, it delivers each envelope on one open connection (taking them in turn)
 //! and, when that connection goes before the ack arrives, delivers it again on
-//! another with `retry_attempt` counted up.
+//! another with `retry_attempt` counted up. Like Slack, it need not wait for one
+//! envelope's ack before sending the next on the same connection
+//! ([`SlackStandin::send_commands_together`]).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, Weak};
