@@ -5,7 +5,7 @@
 //! answers are made here, the same for both.
 //!
 //! Slack wants every command, interaction and event acknowledged within 3 seconds.
-//! Answers that need the store are given [`Inbound::ack_within`] (2 s by default):
+//! Answers that need the store are given [`Inbound::ack_within`] (2 s):
 //! past it the ack says the answer is on its way, and the answer follows through the
 //! request's `response_url` (or the modal's own update) when it is ready. Work that
 //! needs the cluster or Slack's Web API always runs after the ack. A transport that
@@ -153,12 +153,6 @@ impl Inbound {
             background,
             ack_within: DEFAULT_ACK_WITHIN,
         }
-    }
-
-    /// Gives answers `budget` before the ack goes without them (`slack.ack_within`).
-    pub fn with_ack_within(mut self, budget: Duration) -> Self {
-        self.ack_within = budget;
-        self
     }
 
     /// How long an answer may take before the ack goes without it.
