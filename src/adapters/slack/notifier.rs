@@ -27,10 +27,11 @@
 //! denied, revoked, …). Other approvers see a new request when they next open their
 //! Home, which publishes it afresh each time; nobody's Home needs to have been opened
 //! before (Slack keeps what is published for when it is).
-//! Being an outbox step, it survives a restart like the others. Refreshes of one
-//! person's Home coalesce: while one is being published, any number of refreshes
-//! asked for meanwhile wait and are served by one more publish. The Home is
-//! published through the [`Inbound`] bound with [`SlackNotifier::bind_home`] (held
+//! The step only asks for the publishes, which run apart from the delivery, so
+//! cards never wait for a Home; per person they coalesce, at most one a second
+//! (a burst of changes costs one publish at once and one after the gap; see
+//! [`coalesce`]). One lost to a restart or a failure is made good by the next change
+//! or the next opening of the Home. The Home is published through the [`Inbound`] bound with [`SlackNotifier::bind_home`] (held
 //! weakly: the inbound side holds the app, which holds this notifier).
 //!
 //! A new request's card waits for its preview: until the app's `ready` resolves in
@@ -46,11 +47,11 @@ use tracing::warn;
 
 mod coalesce;
 
-use coalesce::Coalesced;
+use coalesce::Refreshes;
 
 use super::blocks::{self, Message};
 use super::inbound::Inbound;
-use super::inbound::home::{self as home_view, PublishError};
+use super::inbound::home as home_view;
 use super::{SlackApi, SlackError};
 use crate::app::DeliveryBell;
 use crate::core::catalog::Catalog;
@@ -99,7 +100,7 @@ struct Inner {
     /// Where App Homes are published from, once bound.
     home: OnceLock<Weak<Inbound>>,
     /// Each person's Home refreshes, for coalescing.
-    homes: Mutex<HashMap<String, Arc<Coalesced>>>,
+    homes: Refreshes,
 }
 
 /// Why a step did not go through.
@@ -146,7 +147,7 @@ impl SlackNotifier {
                 dms: Mutex::new(HashMap::new()),
                 preparing: Mutex::new(HashSet::new()),
                 home: OnceLock::new(),
-                homes: Mutex::new(HashMap::new()),
+                homes: Refreshes::default(),
             }),
         }
     }
@@ -407,9 +408,11 @@ impl Inner {
         })
     }
 
-    /// The last step: republishes the requester's and the actor's Homes. A store or Slack
-    /// failure worth retrying stops the delivery (the step is done again later); one
-    /// that would recur is logged and the step counts as done.
+    /// The last step: has the requester's and the actor's Homes republished. The
+    /// publishes run apart from the delivery and coalesce per person (see
+    /// [`coalesce`]), so a burst of changes neither waits for them nor costs one
+    /// each; one that fails is logged and counted, and the next change or opening of
+    /// the Home publishes it again.
     async fn refresh_homes(
         &self,
         req: &AccessRequest,
@@ -419,7 +422,7 @@ impl Inner {
         if !changes_home(event.kind) || progress.done(STEP_HOME) {
             return Ok(());
         }
-        let Some(inbound) = self.home.get().and_then(Weak::upgrade) else {
+        let Some(inbound) = self.home.get().cloned() else {
             return Ok(());
         };
         let mut people = vec![req.requester.clone()];
@@ -428,36 +431,19 @@ impl Inner {
         {
             people.push(actor.clone());
         }
-        for user in &people {
-            match self.refresh_home(&inbound, user).await {
-                Ok(()) => {}
-                Err(PublishError::Store(e)) => {
-                    return Err(DeliveryError::Retry {
-                        why: format!("refreshing an App Home: {e}"),
-                        after: None,
-                    });
+        for user in people {
+            let inbound = inbound.clone();
+            let person = user.to_string();
+            self.homes.ask(&person, move || {
+                let (inbound, user) = (inbound.upgrade(), user.clone());
+                async move {
+                    if let Some(inbound) = inbound {
+                        home_view::publish_logged(inbound, user).await;
+                    }
                 }
-                Err(PublishError::Slack(e)) => {
-                    self.retry_if_transient("refreshing an App Home", &e)?;
-                    warn!(request_id = %req.id, %user, error = %e, "refreshing an App Home failed and would fail again; skipping it");
-                }
-            }
+            });
         }
         progress.mark(STEP_HOME).await
-    }
-
-    /// Publishes `user`'s Home unless a publish that started after this call has
-    /// finished meanwhile (bursts coalesce; see [`coalesce`]).
-    async fn refresh_home(
-        &self,
-        inbound: &Inbound,
-        user: &crate::core::ids::SlackUserId,
-    ) -> Result<(), PublishError> {
-        let slot = lock(&self.homes)
-            .entry(user.to_string())
-            .or_default()
-            .clone();
-        slot.refresh(|| home_view::publish(inbound, user)).await
     }
 
     async fn send_dm(&self, user: &str, m: &Message) -> Result<(), SlackError> {

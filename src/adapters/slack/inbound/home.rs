@@ -44,7 +44,7 @@ pub async fn publish(inbound: &Inbound, user: &SlackUserId) -> Result<(), Publis
 
 /// [`publish`] after an ack: a failure is logged and counted (the next opening of
 /// the Home, or the next change, publishes it again).
-pub(super) async fn publish_logged(inbound: Arc<Inbound>, user: SlackUserId) {
+pub async fn publish_logged(inbound: Arc<Inbound>, user: SlackUserId) {
     match publish(&inbound, &user).await {
         Ok(()) => {}
         Err(PublishError::Slack(e)) => {
