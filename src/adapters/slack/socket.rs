@@ -142,6 +142,13 @@ async fn answering(state: &SlackClientEventsUserState) -> Arc<Answering> {
 /// of the budget than it could have had.
 const BACK_TO_BACK: Duration = Duration::from_millis(250);
 
+/// The least budget an envelope gets, however long its connection has been busy:
+/// with the store answering in a millisecond or two, a connection that is busy all
+/// the time (a steady stream of envelopes) still answers each in its ack, and with
+/// the store hanging, each envelope queued behind the first costs this much, so about
+/// twenty can queue on one connection before an ack would pass Slack's 3 seconds.
+const LEAST_BUDGET: Duration = Duration::from_millis(50);
+
 /// The part of the ack budget each envelope has left. slack-morphism runs a
 /// connection's callbacks one after another in the task that reads its frames, so
 /// that task names the connection. While a connection's callbacks follow one another
@@ -202,6 +209,7 @@ impl Turns {
         busy.insert(connection, Busy { since, ended: None });
         self.ack_within
             .saturating_sub(now.saturating_duration_since(since))
+            .max(LEAST_BUDGET.min(self.ack_within))
     }
 
     /// The callback on `connection` ended at `now`.
@@ -412,13 +420,15 @@ mod tests {
         // Read at once: it may have come while the first was answered.
         assert_eq!(turns.begin(one, at(1_801)), Duration::from_millis(199));
         turns.end(one, at(2_000));
-        assert_eq!(turns.begin(one, at(2_001)), Duration::ZERO, "none left");
+        assert_eq!(turns.begin(one, at(2_001)), LEAST_BUDGET, "the least");
         turns.end(one, at(2_002));
         // After an idle moment the reader had found nothing waiting.
         let idle = 2_002 + BACK_TO_BACK.as_millis() as u64;
         assert_eq!(turns.begin(one, at(idle)), Duration::from_secs(2));
         turns.end(other, at(2_400));
         assert_eq!(turns.begin(other, at(2_450)), Duration::from_millis(50));
+        turns.end(other, at(2_499));
+        assert_eq!(turns.begin(other, at(2_500)), LEAST_BUDGET, "never less");
     }
 
     #[test]
