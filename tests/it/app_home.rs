@@ -96,7 +96,21 @@ async fn opening_the_home_shows_the_requesters_and_the_approvers_parts() {
 #[tokio::test]
 async fn the_home_follows_each_change_of_a_request() {
     let w = SlackWorld::start().await;
-    // Requested: the requester's Home shows it without their opening it.
+    // Nobody's Home is published before they open it (opening publishes it afresh).
+    let first = request(&w, ALICE, "request payments-db 30m INC-4410 first look").await;
+    w.notifier.flush().await;
+    assert!(
+        w.slack.home(ALICE).is_none(),
+        "unopened Homes are left alone"
+    );
+    open_home(&w, ALICE).await;
+    home_until(&w, ALICE, |h| has_button(h, CANCEL, &first)).await;
+    w.app
+        .cancel(&first.parse().unwrap(), &user(ALICE))
+        .await
+        .unwrap();
+    home_until(&w, ALICE, |h| !has_button(h, CANCEL, &first)).await;
+    // Requested: the Home, once opened, follows without opening it again.
     let id = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
     home_until(&w, ALICE, |h| has_button(h, CANCEL, &id)).await;
     // Approved from the approver's Home: both Homes follow.
@@ -153,6 +167,7 @@ async fn the_home_follows_each_change_of_a_request() {
 #[tokio::test]
 async fn revoke_and_cancel_from_the_home_work() {
     let w = SlackWorld::start().await;
+    open_home(&w, ALICE).await;
     let grant = request(&w, ALICE, "request payments-db 30m INC-4411 replica lag").await;
     assert_eq!(
         w.click(LEAD1, APPROVE, &grant, "lead").await,

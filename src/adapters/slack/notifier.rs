@@ -23,10 +23,10 @@
 //!
 //! After every change of a request (requested, approved, denied, lapsed, cancelled,
 //! activated, extended, expired, revoked, …) the last step republishes the App Home
-//! of everyone involved: the requester and the person who acted (who approved,
-//! denied, revoked, …). Other approvers see a new request when they next open their
-//! Home, which publishes it afresh each time; nobody's Home needs to have been opened
-//! before (Slack keeps what is published for when it is).
+//! of the requester and of the person who acted (who approved, denied, revoked, …),
+//! if they have it in front of them: opened it, or clicked in it, through this
+//! replica in the last [`HOME_WATCHED_FOR`](super::inbound::HOME_WATCHED_FOR). Anyone else's Home is published
+//! afresh when they open it, as Slack says each time the tab is shown.
 //! The step only asks for the publishes, which run apart from the delivery, so
 //! cards never wait for a Home; per person they coalesce, at most one a second
 //! (a burst of changes costs one publish at once and one after the gap; see
@@ -431,7 +431,11 @@ impl Inner {
         {
             people.push(actor.clone());
         }
+        let watching = inbound.upgrade();
         for user in people {
+            if !watching.as_ref().is_some_and(|i| i.watches_home(&user)) {
+                continue;
+            }
             let inbound = inbound.clone();
             let person = user.to_string();
             self.homes.ask(&person, move || {

@@ -89,6 +89,9 @@ pub(super) fn clicked(
         response_url: click.response_url.as_ref().map(|u| u.0.to_string()),
         in_view: matches!(click.container, SlackInteractionActionContainer::View(_)),
     };
+    if clicker.in_view {
+        inbound.saw_home(&clicker.user);
+    }
     let trigger = click.trigger_id.to_string();
     let actions = click.actions.unwrap_or_default();
     let worker = inbound.clone();

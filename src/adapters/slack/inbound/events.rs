@@ -53,6 +53,7 @@ pub(super) async fn received(
     let work = async move {
         match worker.app.first_sight(&proof, REPLAY_WINDOW).await {
             Ok(true) => {
+                worker.saw_home(&user);
                 let publisher = worker.clone();
                 worker.later(home::publish_logged(publisher, user));
                 EventReply::Done

@@ -37,6 +37,7 @@ use tracing::{debug, warn};
 use super::SlackApi;
 use super::blocks::Message;
 use crate::app::{App, AppError};
+use crate::core::ids::SlackUserId;
 use crate::core::ttl::Ttl;
 
 pub use events::EventReply;
@@ -141,7 +142,15 @@ pub struct Inbound {
     /// Work that runs after the ack; a stop waits for it.
     background: TaskTracker,
     ack_within: Duration,
+    /// Who opened (or clicked in) their App Home here lately, and when: the Homes
+    /// worth republishing after a change (see [`Inbound::watches_home`]).
+    home_viewers: std::sync::Mutex<std::collections::HashMap<SlackUserId, std::time::Instant>>,
 }
+
+/// How long after opening their Home a person's Home is republished on changes. Slack
+/// sends `app_home_opened` each time the tab is shown, and each opening publishes
+/// afresh, so this only needs to cover a tab left open.
+pub const HOME_WATCHED_FOR: Duration = Duration::from_secs(12 * 3600);
 
 impl Inbound {
     /// Answers through `app`, calling Slack with `slack`; work after the ack runs on
@@ -152,7 +161,28 @@ impl Inbound {
             slack,
             background,
             ack_within: DEFAULT_ACK_WITHIN,
+            home_viewers: std::sync::Mutex::default(),
         }
+    }
+
+    /// `user` has their App Home in front of them: it is republished on changes for
+    /// [`HOME_WATCHED_FOR`].
+    pub(crate) fn saw_home(&self, user: &SlackUserId) {
+        let now = std::time::Instant::now();
+        let mut viewers = self.home_viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers.retain(|_, at| now.duration_since(*at) < HOME_WATCHED_FOR);
+        viewers.insert(user.clone(), now);
+    }
+
+    /// Whether `user` opened their App Home through this replica lately. Publishing a
+    /// Home reads the person's requests and every open one, so it is done for those
+    /// who look at it, not after every change for everyone involved; anyone else's
+    /// Home is published fresh when they open it.
+    pub fn watches_home(&self, user: &SlackUserId) -> bool {
+        let viewers = self.home_viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers
+            .get(user)
+            .is_some_and(|at| at.elapsed() < HOME_WATCHED_FOR)
     }
 
     /// How long an answer may take before the ack goes without it.
