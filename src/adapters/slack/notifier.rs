@@ -25,14 +25,15 @@
 //! activated, extended, expired, revoked, …) the last step republishes the App Home
 //! of the requester and of the person who acted (who approved, denied, revoked, …),
 //! if they have it in front of them: opened it, or clicked in it, through this
-//! replica in the last [`HOME_WATCHED_FOR`](super::inbound::HOME_WATCHED_FOR). Anyone else's Home is published
-//! afresh when they open it, as Slack says each time the tab is shown.
-//! The step only asks for the publishes, which run apart from the delivery, so
-//! cards never wait for a Home; per person they coalesce, at most one a second
-//! (a burst of changes costs one publish at once and one after the gap; see
+//! replica lately ([`HOME_WATCHED_FOR`](super::inbound::HOME_WATCHED_FOR)). Anyone
+//! else's Home is published afresh when they open it, as Slack says each time the
+//! tab is shown. The step only asks for the publishes, which run apart from the
+//! delivery, so cards never wait for a Home; per person they coalesce, at most one a
+//! second (a burst of changes costs one publish at once and one after the gap; see
 //! [`coalesce`]). One lost to a restart or a failure is made good by the next change
-//! or the next opening of the Home. The Home is published through the [`Inbound`] bound with [`SlackNotifier::bind_home`] (held
-//! weakly: the inbound side holds the app, which holds this notifier).
+//! or the next opening of the Home. The Home is published through the [`Inbound`]
+//! bound with [`SlackNotifier::bind_home`] (held weakly: the inbound side holds the
+//! app, which holds this notifier).
 //!
 //! A new request's card waits for its preview: until the app's `ready` resolves in
 //! this replica, its event answers [`DeliveryError::NotReady`]. Another replica that
@@ -72,7 +73,6 @@ const STEP_OPENING: &str = "opening";
 const STEP_CARD: &str = "card";
 const STEP_DM: &str = "dm";
 const STEP_AUDIT: &str = "audit";
-const STEP_HOME: &str = "home";
 
 #[derive(Clone, Debug, Default)]
 pub struct SlackNotifierConfig {
@@ -209,7 +209,8 @@ impl Notifier for SlackNotifier {
         } else {
             inner.follow(req, event, &notes, progress).await?;
         }
-        inner.refresh_homes(req, event, progress).await
+        inner.refresh_homes(req, event);
+        Ok(())
     }
 }
 
@@ -412,18 +413,15 @@ impl Inner {
     /// publishes run apart from the delivery and coalesce per person (see
     /// [`coalesce`]), so a burst of changes neither waits for them nor costs one
     /// each; one that fails is logged and counted, and the next change or opening of
-    /// the Home publishes it again.
-    async fn refresh_homes(
-        &self,
-        req: &AccessRequest,
-        event: &AuditEvent,
-        progress: &mut dyn Progress,
-    ) -> Result<(), DeliveryError> {
-        if !changes_home(event.kind) || progress.done(STEP_HOME) {
-            return Ok(());
+    /// the Home publishes it again. Asking twice costs nothing more, so the step is
+    /// not recorded in the outbox (a write per event saved): a delivery done again
+    /// asks again.
+    fn refresh_homes(&self, req: &AccessRequest, event: &AuditEvent) {
+        if !changes_home(event.kind) {
+            return;
         }
         let Some(inbound) = self.home.get().cloned() else {
-            return Ok(());
+            return;
         };
         let mut people = vec![req.requester.clone()];
         if let Some(actor) = &event.actor
@@ -447,7 +445,6 @@ impl Inner {
                 }
             });
         }
-        progress.mark(STEP_HOME).await
     }
 
     async fn send_dm(&self, user: &str, m: &Message) -> Result<(), SlackError> {
