@@ -12,6 +12,7 @@ pub mod expiry;
 pub mod ids;
 pub mod netpol;
 pub mod outbox;
+pub mod policy;
 pub mod ports;
 pub mod preview;
 pub mod rbac;

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::core::ids::{Namespace, SlackUserId, check_label_key, check_label_value};
 
+mod policy;
 mod target;
 
 pub(super) use target::check_target;
@@ -97,6 +98,7 @@ pub(super) fn check_access(a: &AccessConfig, p: &mut Problems) -> Limits {
         admins,
         max_pending_per_requester: a.max_pending_per_requester,
         max_requests_per_hour: a.max_requests_per_hour,
+        max_active_per_requester: a.max_active_per_requester,
     }
 }
 

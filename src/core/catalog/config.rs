@@ -31,6 +31,8 @@ pub struct AccessConfig {
     pub max_pending_per_requester: u32,
     /// Most requests one person may make in an hour, whatever becomes of them; 0: no cap.
     pub max_requests_per_hour: u32,
+    /// Most grants one person may hold at once, over every target; 0: no cap.
+    pub max_active_per_requester: u32,
 }
 
 impl Default for AccessConfig {
@@ -46,6 +48,7 @@ impl Default for AccessConfig {
             admins: Vec::new(),
             max_pending_per_requester: 3,
             max_requests_per_hour: 20,
+            max_active_per_requester: 0,
         }
     }
 }
@@ -68,6 +71,70 @@ pub struct TargetConfig {
     pub approvals_required: i64,
     #[serde(default)]
     pub allow_self_approval: bool,
+    /// Who may request this target: Slack user ids and user-group ids. Empty: every
+    /// catalog requester.
+    #[serde(default)]
+    pub requesters: Vec<String>,
+    /// A regular expression every reason must match (e.g. a ticket id); empty: none.
+    #[serde(default)]
+    pub reason_pattern: String,
+    /// What a requester is told when their reason does not match `reason_pattern`.
+    #[serde(default)]
+    pub reason_hint: String,
+    /// Rules under which a request is approved at once, without a click.
+    #[serde(default)]
+    pub auto_approve: Vec<AutoApproveConfig>,
+    /// Self-service access in an emergency (`/jit breakglass`), reviewed afterwards.
+    #[serde(default)]
+    pub break_glass: Option<BreakGlassConfig>,
+    /// Most grants of this target active at once; 0: no cap.
+    #[serde(default)]
+    pub max_active_grants: u32,
+}
+
+/// One auto-approval rule of a target: who, for how long at most, and when.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct AutoApproveConfig {
+    /// Named in the audit log and on the card: "approved by rule <name>".
+    pub name: String,
+    /// Slack user ids and user-group ids (an on-call rotation synced to a group).
+    pub who: Vec<String>,
+    /// Longest grant the rule approves; at most the target's `max_duration`.
+    pub max_duration: String,
+    /// When the rule applies; absent: at any time.
+    #[serde(default)]
+    pub hours: Option<HoursConfig>,
+}
+
+/// A weekly window in one time zone: `days = "Mon-Fri"`, `from = "09:00"`,
+/// `to = "18:00"`, `tz = "Europe/Berlin"`. A window whose `to` is not after its
+/// `from` runs past midnight into the next day.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct HoursConfig {
+    #[serde(default = "every_day")]
+    pub days: String,
+    pub from: String,
+    pub to: String,
+    pub tz: String,
+}
+
+fn every_day() -> String {
+    "Mon-Sun".to_owned()
+}
+
+/// `break_glass = { max_duration = "1h", review_within = "24h" }`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct BreakGlassConfig {
+    /// Longest break-glass grant; at most the target's `max_duration`.
+    pub max_duration: String,
+    /// An approver should acknowledge a use within this; each time it passes
+    /// unacknowledged, the use is announced again in the audit channel.
+    #[serde(default = "one_day")]
+    pub review_within: String,
+}
+
+fn one_day() -> String {
+    "24h".to_owned()
 }
 
 fn one() -> i64 {

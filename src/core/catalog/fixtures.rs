@@ -51,6 +51,12 @@ pub fn target_config(name: &str) -> TargetConfig {
         approval_channel: APPROVAL_CHANNEL.to_owned(),
         approvals_required: 1,
         allow_self_approval: false,
+        requesters: Vec::new(),
+        reason_pattern: String::new(),
+        reason_hint: String::new(),
+        auto_approve: Vec::new(),
+        break_glass: None,
+        max_active_grants: 0,
     }
 }
 

@@ -17,11 +17,13 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::core::ids::{Namespace, SlackChannelId, SlackGroupId, SlackUserId, TargetName};
+use crate::core::ids::{Namespace, SlackChannelId, SlackUserId, TargetName};
+use crate::core::policy::{AutoRule, BreakGlass, People, ReasonRule};
 use crate::core::ttl::Ttl;
 use check::{Problems, check_access, check_requester, check_target};
 pub use config::{
-    AccessConfig, PodSourceConfig, PortConfig, RequesterConfig, SourceConfig, TargetConfig,
+    AccessConfig, AutoApproveConfig, BreakGlassConfig, HoursConfig, PodSourceConfig, PortConfig,
+    RequesterConfig, SourceConfig, TargetConfig,
 };
 
 /// Longest reason accepted, in characters, whatever the configuration says.
@@ -67,11 +69,7 @@ impl fmt::Display for PortSpec {
 }
 
 /// Who may approve: Slack users directly, and members of Slack user groups.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Approvers {
-    pub users: Vec<SlackUserId>,
-    pub groups: Vec<SlackGroupId>,
-}
+pub type Approvers = People;
 
 /// A checked catalog target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +85,15 @@ pub struct Target {
     pub approval_channel: SlackChannelId,
     pub approvals_required: u32,
     pub allow_self_approval: bool,
+    /// Who may request it; empty: every catalog requester.
+    pub requesters: People,
+    /// What every reason must match, if anything.
+    pub reason_rule: Option<ReasonRule>,
+    /// Rules that approve a request at once, first match wins.
+    pub auto_approve: Vec<AutoRule>,
+    pub break_glass: Option<BreakGlass>,
+    /// Most grants active at once; 0: no cap.
+    pub max_active_grants: u32,
 }
 
 /// Where one requester's traffic comes from, as configured.
@@ -203,6 +210,8 @@ pub struct Limits {
     pub max_pending_per_requester: u32,
     /// Most requests one person may make in an hour; 0: no cap.
     pub max_requests_per_hour: u32,
+    /// Most grants one person may hold at once; 0: no cap.
+    pub max_active_per_requester: u32,
 }
 
 /// The checked catalog: the only place namespaces, selectors, ports and sources come

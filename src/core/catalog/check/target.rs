@@ -2,11 +2,12 @@
 //! approvers and quorum. Each check records every problem it finds and goes on, so
 //! one pass reports them all, in the order the target's keys are written.
 
+use super::policy::{check_auto_approve, check_break_glass, check_people, check_reason_rule};
 use super::{Problems, check_labels};
 use crate::core::catalog::{
     Approvers, Limits, PortConfig, PortSpec, Protocol, Target, TargetConfig,
 };
-use crate::core::ids::{Namespace, SlackChannelId, SlackGroupId, SlackUserId, TargetName};
+use crate::core::ids::{Namespace, SlackChannelId, TargetName};
 use crate::core::ttl::Ttl;
 
 /// Checks one target; `None` when any of its keys has a problem (all are in `p`).
@@ -30,6 +31,10 @@ pub(in crate::core::catalog) fn check_target(
         t.approval_channel.parse::<SlackChannelId>(),
     );
     let required = check_quorum(path, t.approvals_required, &approvers, p);
+    let requesters = check_people(&format!("{path}.requesters"), &t.requesters, p);
+    let reason_rule = check_reason_rule(path, t, p);
+    let auto_approve = check_auto_approve(path, t, max_duration, p);
+    let break_glass = check_break_glass(path, t, max_duration, p);
     Some(Target {
         name: name?,
         description: t.description.trim().to_owned(),
@@ -42,6 +47,11 @@ pub(in crate::core::catalog) fn check_target(
         approval_channel: channel?,
         approvals_required: required?,
         allow_self_approval: t.allow_self_approval,
+        requesters,
+        reason_rule: reason_rule?,
+        auto_approve: auto_approve?,
+        break_glass: break_glass?,
+        max_active_grants: t.max_active_grants,
     })
 }
 
@@ -161,27 +171,13 @@ fn check_durations(
 /// A target's approvers: user ids (`U…`) and user-group ids (`S…`). The ones that
 /// parse are kept even when others do not, so the quorum can be checked against them.
 fn check_approvers(path: &str, approvers: &[String], p: &mut Problems) -> Approvers {
-    let mut checked = Approvers::default();
     if approvers.is_empty() {
         p.add(
             format!("{path}.approvers"),
             "is empty; list Slack user ids (`U…`) or user-group ids (`S…`) who may approve",
         );
     }
-    for (i, a) in approvers.iter().enumerate() {
-        let at = format!("{path}.approvers[{i}]");
-        if a.starts_with('S') {
-            checked
-                .groups
-                .extend(p.check(at, a.parse::<SlackGroupId>()));
-        } else {
-            let user = a
-                .parse::<SlackUserId>()
-                .map_err(|e| format!("{e}; user groups look like `S0614TZR7`"));
-            checked.users.extend(p.check(at, user));
-        }
-    }
-    checked
+    check_people(&format!("{path}.approvers"), approvers, p)
 }
 
 /// How many approvals a target needs: at least one, and no more than its named
