@@ -102,6 +102,7 @@ pub struct Metrics {
     outbox_backlog: Gauge,
     outbox_lost: Counter,
     kube_errors: Family<ErrorKind, Counter>,
+    break_glass: Family<Outcome, Counter>,
     operations: Operations,
 }
 
@@ -162,7 +163,7 @@ impl Metrics {
             requests: registered(
                 &mut r,
                 "requests",
-                "Requests by lifecycle outcome (requested, approved, denied, lapsed, cancelled, failed, expired, revoked, extended)",
+                "Requests by lifecycle outcome (requested, approved, auto_approved, break_glass, denied, lapsed, cancelled, failed, expired, revoked, extended)",
                 Family::default(),
             ),
             active: registered(
@@ -239,6 +240,12 @@ impl Metrics {
                 "Kubernetes API errors by kind",
                 Family::default(),
             ),
+            break_glass: registered(
+                &mut r,
+                "break_glass",
+                "Break-glass events: used, acknowledged, and unacknowledged (each time a use is announced again because no approver acknowledged it within its review window)",
+                Family::default(),
+            ),
             operations: Operations::register(&mut r),
             registry: r,
         }
@@ -246,8 +253,19 @@ impl Metrics {
 
     /// Counts a transition and, for decisions, how long the decision took.
     pub fn transition(&self, t: &Transition, now: DateTime<Utc>) {
+        let glass = match t.kind {
+            AuditKind::BreakGlassUsed => Some("used"),
+            AuditKind::BreakGlassAcknowledged => Some("acknowledged"),
+            AuditKind::BreakGlassUnacknowledged => Some("unacknowledged"),
+            _ => None,
+        };
+        if let Some(outcome) = glass {
+            self.break_glass.get_or_create(&Outcome { outcome }).inc();
+        }
         let outcome = match t.kind {
             AuditKind::Approved => "approved",
+            AuditKind::AutoApproved => "auto_approved",
+            AuditKind::BreakGlassUsed => "break_glass",
             AuditKind::Denied => "denied",
             AuditKind::Lapsed => "lapsed",
             AuditKind::Cancelled => "cancelled",

@@ -8,11 +8,12 @@ use super::{App, AppError, CONFLICT_RETRIES};
 use crate::core::command::Reason;
 use crate::core::ids::{RequestId, SlackUserId};
 use crate::core::netpol;
+use crate::core::policy::{self, AutoApproval};
 use crate::core::ports::{AuditEvent, EnforceError, PREVIEW_NOTE, Ready, StoreError};
 use crate::core::request::{
     self, AccessRequest, AuditKind, Event, Round, State, Transition, TransitionError,
 };
-use crate::core::submission::Submission;
+use crate::core::submission::{self, Submission};
 use crate::core::trust;
 use crate::core::ttl::Ttl;
 
@@ -51,15 +52,19 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 impl App {
     /// Records a new Pending request for a catalog target and has the approvers told,
-    /// with a preview of its grant, after the answer. A request over one of the
-    /// requester's caps (see `within_limits`) is refused before anything is stored.
+    /// with a preview of its grant, after the answer. A request the target's policy
+    /// refuses, or over one of the caps (see `within_limits`, `within_caps`), is
+    /// refused before anything is stored. When one of the target's auto-approval
+    /// rules matches, it is approved "by rule" and applied before this returns.
     #[instrument(skip(self, s), fields(requester = %s.requester, target = %s.target, request_id))]
     pub async fn submit(&self, s: Submission) -> Result<AccessRequest, AppError> {
         let now = self.now();
-        let req = s
-            .admit(&self.catalog, RequestId::from_random(rand::random()), now)
-            .map_err(|refusal| AppError::Invalid(refusal.to_string()))?;
+        let (req, who) = self.admit(&s, now).await?;
         self.within_limits(&s.requester, now).await?;
+        let target = submission::target(&self.catalog, &s.target)
+            .map_err(|r| AppError::Invalid(r.to_string()))?;
+        self.within_caps(target, &s.requester).await?;
+        let auto = policy::auto_approval(target, &who, s.duration, now);
         tracing::Span::current().record("request_id", req.id.as_str());
         let event = AuditEvent {
             request_id: req.id.clone(),
@@ -77,18 +82,29 @@ impl App {
         self.armed(&req);
         self.metrics.requested();
         info!(request_id = %req.id, "request submitted");
-        // The preview asks the cluster: the card waits for it, the requester's answer
-        // does not. The notifier tells the approvers once the preview is noted.
+        self.announce_new(&req, &event).await;
+        let AutoApproval::By(rule) = auto else {
+            return Ok(req);
+        };
+        info!(request_id = %req.id, %rule, "auto-approved by rule");
+        let t = self
+            .step(&req.id, &Event::AutoApprove { rule }, None, now)
+            .await?;
+        self.activate(t.request, self.now()).await
+    }
+
+    /// Has the approvers told of a new request once its preview is noted: the card
+    /// waits for the preview (which asks the cluster), the requester's answer does not.
+    pub(super) async fn announce_new(&self, req: &AccessRequest, event: &AuditEvent) {
         let app = self.clone();
         let noted = req.clone();
         let ready: Ready = Box::pin(async move {
             app.note_preview(&noted).await;
             noted
         });
-        if let Err(e) = self.ports.notifier.announce(&event, ready).await {
+        if let Err(e) = self.ports.notifier.announce(event, ready).await {
             warn!(request_id = %req.id, error = %e, "notification failed; the audit stream still has the event");
         }
-        Ok(req)
     }
 
     /// Previews a new request's grant and notes the preview beside the request, so the
@@ -121,6 +137,13 @@ impl App {
         let req = self.load(id).await?;
         round.check(&req)?;
         let actor = self.actor(user, &req).await;
+        // The caps hold when access is granted, not only when it was asked for.
+        if decision == Decision::Approve
+            && req.state == State::Pending
+            && let Some(target) = self.catalog.target(req.target.as_str())
+        {
+            self.within_caps(target, &req.requester).await?;
+        }
         let event = match decision {
             Decision::Approve => Event::Approve { by: actor },
             Decision::Deny { note } => Event::Deny { by: actor, note },
@@ -472,6 +495,31 @@ fn describe(t: &Transition) -> String {
         AuditKind::Extended => format!(
             "extended; now expires {}",
             r.expires_at.map(rfc3339).unwrap_or_default()
+        ),
+        AuditKind::AutoApproved => format!(
+            "approved by rule {}; nobody clicked",
+            r.approved_by_rule.as_deref().unwrap_or("?")
+        ),
+        AuditKind::BreakGlassUsed => format!(
+            "BREAK-GLASS: {} took {} of access without approval; an approver must acknowledge it within {}",
+            r.requester,
+            r.duration,
+            r.break_glass
+                .as_ref()
+                .map(|b| b.review_within.to_string())
+                .unwrap_or_default()
+        ),
+        AuditKind::BreakGlassAcknowledged => format!(
+            "break-glass use acknowledged by {}",
+            r.break_glass
+                .as_ref()
+                .and_then(|b| b.acknowledged_by.as_ref())
+                .map_or("?".to_owned(), |u| u.to_string())
+        ),
+        AuditKind::BreakGlassUnacknowledged => format!(
+            "break-glass use by {} is still not acknowledged (announced {} time(s) again)",
+            r.requester,
+            r.break_glass.as_ref().map_or(0, |b| b.announced)
         ),
         other => other.as_str().to_owned(),
     }

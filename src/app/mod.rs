@@ -17,6 +17,7 @@ mod health;
 pub mod lifecycle;
 mod limits;
 mod notes;
+mod policy;
 mod queries;
 mod reconcile;
 mod sweep;

@@ -30,6 +30,8 @@ pub struct SweepReport {
     pub expired: usize,
     /// Expiry warnings sent.
     pub warned: usize,
+    /// Unacknowledged break-glass uses announced again.
+    pub reannounced: usize,
     /// Claims given back because the timer had moved (e.g. the grant was extended).
     pub released: usize,
     /// Claims that hit an error; their lease runs out and a later sweep retries them.
@@ -45,6 +47,7 @@ impl SweepReport {
         self.failed += other.failed;
         self.expired += other.expired;
         self.warned += other.warned;
+        self.reannounced += other.reannounced;
         self.released += other.released;
         self.errors += other.errors;
     }
@@ -56,6 +59,7 @@ enum Outcome {
     Failed,
     Expired,
     Warned,
+    Reannounced,
     Released,
 }
 
@@ -85,6 +89,7 @@ impl App {
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Expired) => report.expired += 1,
                 Ok(Outcome::Warned) => report.warned += 1,
+                Ok(Outcome::Reannounced) => report.reannounced += 1,
                 Ok(Outcome::Released) => report.released += 1,
                 Err(e) => {
                     warn!(request_id = %id, error = %e, "sweep could not finish this request; it will be retried after the lease");
@@ -136,6 +141,13 @@ impl App {
                 }
                 self.step(id, &Event::Expire, None, now).await?;
                 Ok(Outcome::Expired)
+            }
+            _ if req.break_glass.as_ref().is_some_and(|bg| {
+                !bg.acknowledged() && bg.announce_at.is_some_and(|at| at <= now)
+            }) =>
+            {
+                self.step(id, &Event::Reannounce, None, now).await?;
+                Ok(Outcome::Reannounced)
             }
             _ => {
                 self.ports.store.release(&req).await?;

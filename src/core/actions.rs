@@ -16,6 +16,11 @@ pub const REVOKE: &str = "jit_revoke";
 pub const CANCEL: &str = "jit_cancel";
 /// "Extend" in the App Home: opens a small form for how much longer.
 pub const EXTEND: &str = "jit_extend";
+/// "Acknowledge" on a break-glass card and the approvers' DM.
+pub const ACKNOWLEDGE: &str = "jit_acknowledge";
+/// "Revoke" on an approval card of a grant nobody approved by hand (auto-approved or
+/// break-glass): the card stays, and the clicker alone is told the outcome.
+pub const REVOKE_GRANT: &str = "jit_revoke_grant";
 
 /// The value an Approve or Deny button carries: the request id for the request's own
 /// decision (as every card posted so far has it), `<id>@<round>` for an extension's,

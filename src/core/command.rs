@@ -4,6 +4,7 @@
 //! ```text
 //! request <target> <duration> [from <address>] <reason…>
 //! request              (also: empty text) opens the request form
+//! breakglass <target> <duration> [from <address>] <reason…>
 //! list
 //! cancel <id>
 //! revoke <id> [reason…]
@@ -27,8 +28,9 @@ use super::ttl::Ttl;
 
 /// Every form of the command on one line, for `help` and for unknown commands. One
 /// line because [`CommandError`]'s `Display` puts the usage in an inline code span.
-pub const USAGE: &str = "/jit request <target> <duration> [from <address>] <reason…> | /jit list | /jit cancel <id> | /jit revoke <id> [reason…] | /jit extend <id> <duration> | /jit targets | /jit help";
+pub const USAGE: &str = "/jit request <target> <duration> [from <address>] <reason…> | /jit breakglass <target> <duration> <reason…> | /jit list | /jit cancel <id> | /jit revoke <id> [reason…] | /jit extend <id> <duration> | /jit targets | /jit help";
 const REQUEST_USAGE: &str = "/jit request <target> <duration> [from <address>] <reason…>";
+const BREAKGLASS_USAGE: &str = "/jit breakglass <target> <duration> [from <address>] <reason…>";
 const REVOKE_USAGE: &str = "/jit revoke <id> [reason…]";
 const CANCEL_USAGE: &str = "/jit cancel <id>";
 const EXTEND_USAGE: &str = "/jit extend <id> <duration>";
@@ -51,6 +53,14 @@ pub enum Command {
         target: TargetName,
         duration: Ttl,
         /// The address picked from a range source, if the person named one.
+        from: Option<IpAddr>,
+        reason: Reason,
+    },
+    /// Emergency access without approval, where the target offers it; approvers
+    /// acknowledge it afterwards.
+    BreakGlass {
+        target: TargetName,
+        duration: Ttl,
         from: Option<IpAddr>,
         reason: Reason,
     },
@@ -167,6 +177,18 @@ impl fmt::Display for Command {
                 }
                 write!(f, " {reason}")
             }
+            Command::BreakGlass {
+                target,
+                duration,
+                from,
+                reason,
+            } => {
+                write!(f, "breakglass {target} {duration}")?;
+                if let Some(address) = from {
+                    write!(f, " from {address}")?;
+                }
+                write!(f, " {reason}")
+            }
             Command::Revoke { id, reason } => {
                 write!(f, "revoke {id}")?;
                 match reason {
@@ -193,6 +215,7 @@ pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, CommandError> {
         "list" => no_arguments(words, "list", LIST_USAGE, Command::List),
         "request" if words.rest().is_empty() => Ok(Command::Form),
         "request" => parse_request(words, catalog),
+        "breakglass" | "break-glass" => parse_break_glass(words, catalog),
         "revoke" => parse_revoke(words),
         "cancel" => parse_cancel(words),
         "extend" => parse_extend(words, catalog),
@@ -337,6 +360,37 @@ fn parse_request(mut words: Words<'_>, catalog: &Catalog) -> Result<Command, Com
     let from = take_source(&mut words);
     let reason = request_reason(words.rest(), target, catalog).map_err(err)?;
     Ok(Command::Request {
+        target: target.name.clone(),
+        duration,
+        from,
+        reason,
+    })
+}
+
+/// `breakglass <target> <duration> [from <address>] <reason…>`: like a request, but
+/// the duration must be written out (an emergency grant is never a default).
+fn parse_break_glass(mut words: Words<'_>, catalog: &Catalog) -> Result<Command, CommandError> {
+    let err = |message: String| CommandError::new(message, BREAKGLASS_USAGE);
+    let Some(name) = words.next() else {
+        return Err(err(
+            "Please name the target you need; `/jit targets` lists them.".to_owned(),
+        ));
+    };
+    let target = find_target(name, catalog).map_err(err)?;
+    let duration = match words.next() {
+        Some(word) if word.starts_with(|c: char| c.is_ascii_digit()) => {
+            request_duration(word, target, catalog).map_err(err)?
+        }
+        _ => {
+            return Err(err(format!(
+                "Please say how long you need {} for, e.g. `30m`.",
+                target.name
+            )));
+        }
+    };
+    let from = take_source(&mut words);
+    let reason = request_reason(words.rest(), target, catalog).map_err(err)?;
+    Ok(Command::BreakGlass {
         target: target.name.clone(),
         duration,
         from,

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use crate::core::catalog::{Catalog, SourceError, Target};
 use crate::core::command::{Reason, check_duration};
 use crate::core::ids::{RequestId, SlackUserId, TargetName};
+use crate::core::policy::{self, BreakGlassRefusal, CapReached, Membership, NotAllowed};
 use crate::core::request::{AccessRequest, NewRequest, Scope};
 use crate::core::ttl::Ttl;
 
@@ -66,6 +67,17 @@ pub enum Refusal {
         /// When one more fits.
         retry_after: DateTime<Utc>,
     },
+    /// The target's `requesters` do not include them.
+    #[error("{0}")]
+    NotAllowed(#[from] NotAllowed),
+    /// The reason does not match the target's `reason_pattern`; the hint says what to write.
+    #[error("that reason does not fit {target}'s rule: {hint}")]
+    Reason { target: TargetName, hint: String },
+    /// One more grant would go over a cap on active grants.
+    #[error("{0}")]
+    Cap(#[from] CapReached),
+    #[error("{0}")]
+    BreakGlass(#[from] BreakGlassRefusal),
 }
 
 /// The catalog target `name`, or the refusal `admit` would give.
@@ -76,6 +88,16 @@ pub fn target<'c>(catalog: &'c Catalog, name: &TargetName) -> Result<&'c Target,
 }
 
 impl Submission {
+    /// The target's own rules for who may ask and what a reason must say, for a
+    /// person in the user groups `who` names.
+    pub fn check_policy(&self, target: &Target, who: &Membership) -> Result<(), Refusal> {
+        policy::may_request(target, who)?;
+        policy::check_reason(target, &self.reason).map_err(|hint| Refusal::Reason {
+            target: target.name.clone(),
+            hint,
+        })
+    }
+
     /// The Pending request this submission makes at `now`, with id `id`, or why the
     /// catalog refuses it. Scope and source come from the catalog, never from what
     /// was typed.

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::catalog::{Catalog, PortSpec, Source, SourceSpec};
+use super::catalog::{Catalog, PortSpec, Source, SourceSpec, Target};
 use super::request::{AccessRequest, State};
 
 /// Why a stored request may not be applied; `Display` is the audit alert's detail.
@@ -65,7 +65,14 @@ pub fn vet(req: &AccessRequest, catalog: &Catalog) -> Result<(), Untrusted> {
         return refuse("weaker approval rules than the target's".to_owned());
     }
     let decided = matches!(req.state, State::Approved | State::Active);
-    if decided && !approved_enough(req, target.approvals_required, target.allow_self_approval) {
+    if decided && let Some(why) = not_granted_by_policy(req, target) {
+        return refuse(why);
+    }
+    let by_policy = req.approved_by_rule.is_some() || req.break_glass.is_some();
+    if decided
+        && !by_policy
+        && !approved_enough(req, target.approvals_required, target.allow_self_approval)
+    {
         return refuse(format!(
             "{} approval(s) recorded where {} are needed",
             req.approvals.len(),
@@ -122,6 +129,34 @@ fn within_any(a: &IpNet, allowed: &[IpNet]) -> bool {
 
 /// Enough distinct approvers, none of them the requester unless self-approval is
 /// allowed.
+/// A request approved by a rule or taken by break-glass, where the target no longer
+/// has that rule or break-glass, or no longer for this long.
+fn not_granted_by_policy(req: &AccessRequest, target: &Target) -> Option<String> {
+    if let Some(name) = &req.approved_by_rule {
+        return match target.auto_approve.iter().find(|r| &r.name == name) {
+            None => Some(format!(
+                "auto-approval rule `{name}` is no longer in the catalog"
+            )),
+            Some(rule) if req.duration > rule.max_duration => Some(format!(
+                "a duration beyond rule `{name}`'s longest grant ({})",
+                rule.max_duration
+            )),
+            Some(_) => None,
+        };
+    }
+    if req.break_glass.is_some() {
+        return match target.break_glass {
+            None => Some("the target no longer offers break-glass".to_owned()),
+            Some(bg) if req.duration > bg.max_duration => Some(format!(
+                "a duration beyond the target's longest break-glass grant ({})",
+                bg.max_duration
+            )),
+            Some(_) => None,
+        };
+    }
+    None
+}
+
 fn approved_enough(req: &AccessRequest, required: u32, self_ok: bool) -> bool {
     let mut by: Vec<_> = req.approvals.iter().map(|a| &a.by).collect();
     by.sort();

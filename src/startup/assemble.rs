@@ -197,22 +197,23 @@ fn slack_side(
     let api = SlackApi::new(&s.api_url, token.expose(), s.max_retries)
         .context("cannot set up the Slack client")?;
     let audit_channel = Some(s.audit_channel.trim().to_owned()).filter(|c| !c.is_empty());
+    let directory: Arc<dyn Directory> = Arc::new(SlackDirectory::new(
+        api.clone(),
+        clock.clone(),
+        s.usergroup_cache_ttl,
+        metrics.clone(),
+    ));
     let notifier = SlackNotifier::new(
         api.clone(),
         Arc::new(StoreNotes::new(store.clone())),
         catalog.clone(),
+        directory.clone(),
         SlackNotifierConfig { audit_channel },
         metrics.clone(),
         Arc::new(DeliveryBell::default()),
     );
     // Replaced by the delivery loop once the app exists (see `start_delivery`).
     let delivery = tokio::spawn(async {});
-    let directory = SlackDirectory::new(
-        api.clone(),
-        clock.clone(),
-        s.usergroup_cache_ttl,
-        metrics.clone(),
-    );
     Ok(SlackSide {
         parts: Some(SlackParts {
             api,
@@ -220,7 +221,7 @@ fn slack_side(
             delivery,
         }),
         notifier: Arc::new(notifier),
-        directory: Arc::new(directory),
+        directory,
     })
 }
 

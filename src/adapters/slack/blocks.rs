@@ -10,10 +10,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::core::actions::{APPROVE, DENY, REVOKE, decision_value};
+use crate::core::actions::{ACKNOWLEDGE, APPROVE, DENY, REVOKE, REVOKE_GRANT, decision_value};
 use crate::core::netpol;
 use crate::core::ports::AuditEvent;
-use crate::core::request::{AccessRequest, AuditKind, Round, State};
+use crate::core::request::{AccessRequest, AuditKind, BreakGlassUse, Round, State};
 
 /// Room for the policy YAML in one section (Slack allows 3000 characters).
 const YAML_ROOM: usize = 2600;
@@ -141,14 +141,30 @@ pub fn card(req: &AccessRequest, policy_yaml: &str, preview: Option<&str>) -> Me
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let ports: Vec<String> = req.scope.ports.iter().map(|p| p.to_string()).collect();
+    let (header, intro) = if req.break_glass.is_some() {
+        (
+            format!("🚨 BREAK-GLASS: {}", req.target),
+            format!(
+                "🚨 {} took *{}* of access to *{}* by break-glass, without approval:",
+                mention(&req.requester),
+                req.duration,
+                req.target,
+            ),
+        )
+    } else {
+        (
+            format!("Access request: {}", req.target),
+            format!(
+                "{} asks for *{}* of access to *{}*:",
+                mention(&req.requester),
+                req.duration,
+                req.target,
+            ),
+        )
+    };
     let mut blocks = vec![
-        json!({ "type": "header", "text": { "type": "plain_text", "text": format!("Access request: {}", req.target) } }),
-        section(format!(
-            "{} asks for *{}* of access to *{}*:",
-            mention(&req.requester),
-            req.duration,
-            req.target,
-        )),
+        json!({ "type": "header", "text": { "type": "plain_text", "text": header } }),
+        section(intro),
         plain_section(req.reason.as_str(), 2500),
         json!({ "type": "section", "fields": [
             { "type": "mrkdwn", "text": format!("*Namespace*\n{}", req.scope.namespace) },
@@ -168,11 +184,19 @@ pub fn card(req: &AccessRequest, policy_yaml: &str, preview: Option<&str>) -> Me
         )),
     ];
     blocks.extend(footer(req));
-    Message {
-        text: format!(
+    let text = if req.break_glass.is_some() {
+        format!(
+            "BREAK-GLASS: {} took {} of access to {} ({id})",
+            req.requester, req.duration, req.target
+        )
+    } else {
+        format!(
             "{} asks for {} of access to {} ({id})",
             req.requester, req.duration, req.target
-        ),
+        )
+    };
+    Message {
+        text,
         blocks: Value::Array(blocks),
     }
 }
@@ -181,6 +205,30 @@ pub fn card(req: &AccessRequest, policy_yaml: &str, preview: Option<&str>) -> Me
 /// outcome once it is not (so no stale buttons remain).
 fn footer(req: &AccessRequest) -> Vec<Value> {
     let mut out = vec![context(status_line(req))];
+    if let Some(bg) = &req.break_glass {
+        out.push(context(review_line(bg)));
+    }
+    let unreviewed = req
+        .break_glass
+        .as_ref()
+        .is_some_and(|bg| !bg.acknowledged());
+    let by_policy = req.break_glass.is_some() || req.approved_by_rule.is_some();
+    let id = req.id.as_str();
+    let mut buttons = Vec::new();
+    if unreviewed {
+        buttons.push(button("Acknowledge", ACKNOWLEDGE, id, Some("primary")));
+    }
+    // Nobody approved it by hand, so the approvers get a way to end it from the card.
+    if by_policy && req.state == State::Active && req.extension.is_none() {
+        buttons.push(button("Revoke", REVOKE_GRANT, id, Some("danger")));
+    }
+    if !buttons.is_empty() {
+        out.push(json!({
+            "type": "actions",
+            "block_id": format!("review:{id}"),
+            "elements": buttons,
+        }));
+    }
     match req.state {
         State::Pending => out.push(decision_buttons(req)),
         State::Active => {
@@ -280,7 +328,34 @@ fn decision_buttons(req: &AccessRequest) -> Value {
     })
 }
 
+/// Where a break-glass use stands in its review.
+fn review_line(bg: &BreakGlassUse) -> String {
+    match (&bg.acknowledged_by, bg.acknowledged_at) {
+        (Some(by), Some(at)) => format!(
+            "Break-glass use acknowledged by {} at {}",
+            mention(by),
+            hhmm(at)
+        ),
+        _ => format!(
+            "⚠️ Not acknowledged yet: an approver must acknowledge this use; it is announced again every {} until one does",
+            bg.review_within
+        ),
+    }
+}
+
 fn approved_by(req: &AccessRequest) -> String {
+    if let Some(bg) = &req.break_glass {
+        return format!("🚨 Taken by break-glass at {}", hhmm(bg.used_at));
+    }
+    if let Some(rule) = &req.approved_by_rule {
+        let extra: Vec<String> = req.approvals.iter().map(|a| mention(&a.by)).collect();
+        let also = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", extended with {}", extra.join(", "))
+        };
+        return format!("🤖 Auto-approved by rule `{}`{also}", inert(rule));
+    }
     let names: Vec<String> = req.approvals.iter().map(|a| mention(&a.by)).collect();
     let at = req.approvals.last().map(|a| hhmm(a.at)).unwrap_or_default();
     format!("✅ Approved by {} at {at}", names.join(", "))
@@ -315,9 +390,16 @@ pub fn direct_message(req: &AccessRequest, event: &AuditEvent) -> Option<Message
     let text = match event.kind {
         AuditKind::Activated => {
             let names: Vec<String> = req.approvals.iter().map(|a| mention(&a.by)).collect();
+            let how = match (&req.break_glass, &req.approved_by_rule) {
+                (Some(_), _) => {
+                    "by break-glass; the approvers have been told and must acknowledge it"
+                        .to_owned()
+                }
+                (None, Some(rule)) => format!("auto-approved by rule `{}`", inert(rule)),
+                (None, None) => format!("approved by {}", names.join(", ")),
+            };
             format!(
-                "✅ Your access to *{target}* is on (approved by {}). It ends at {} · `{id}`",
-                names.join(", "),
+                "✅ Your access to *{target}* is on ({how}). It ends at {} · `{id}`",
                 expires()
             )
         }
@@ -382,17 +464,58 @@ pub fn audit_opening(req: &AccessRequest) -> String {
     )
 }
 
-/// One reply in a request's audit thread.
+/// One reply in a request's audit thread. Break-glass events are loud: they call
+/// the channel's attention (`<!channel>` is Slack's own syntax, never typed text).
 pub fn audit_reply(event: &AuditEvent) -> String {
     let who = event
         .actor
         .as_ref()
         .map(|a| format!("{} · ", mention(a)))
         .unwrap_or_default();
+    let loud = match event.kind {
+        AuditKind::BreakGlassUsed | AuditKind::BreakGlassUnacknowledged => "🚨 <!channel> ",
+        _ => "",
+    };
     format!(
-        "{who}*{}*: {}",
+        "{loud}{who}*{}*: {}",
         event.kind.as_str().replace('_', " "),
         inert(&event.detail)
+    )
+}
+
+/// The approvers' DM for a break-glass use: what was taken, and where to look.
+pub fn break_glass_dm(req: &AccessRequest) -> Message {
+    let text = format!(
+        "🚨 {} used *break-glass* on *{}*: {} of access from {}, without approval (`{}`). Please review it and acknowledge it on the card in the approval channel, or revoke it.",
+        mention(&req.requester),
+        req.target,
+        req.duration,
+        escape(&req.source.to_string()),
+        req.id
+    );
+    let id = req.id.as_str();
+    Message {
+        blocks: json!([
+            section(text.clone()),
+            plain_section(req.reason.as_str(), 2500),
+            { "type": "actions", "block_id": format!("review:{id}"), "elements": [
+                button("Acknowledge", ACKNOWLEDGE, id, Some("primary")),
+                button("Revoke", REVOKE_GRANT, id, Some("danger")),
+            ]},
+        ]),
+        text,
+    }
+}
+
+/// The audit channel's top-level reminder of a break-glass use nobody acknowledged.
+pub fn break_glass_reminder(req: &AccessRequest) -> String {
+    format!(
+        "🚨 <!channel> The break-glass use `{}` by {} on *{}* ({}, {}) is still not acknowledged by an approver.",
+        req.id,
+        mention(&req.requester),
+        req.target,
+        req.duration,
+        req.state
     )
 }
 

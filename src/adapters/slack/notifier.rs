@@ -58,8 +58,8 @@ use crate::app::DeliveryBell;
 use crate::core::catalog::Catalog;
 use crate::core::ids::RequestId;
 use crate::core::ports::{
-    AuditEvent, DeliveryError, Notes, Notifier, NotifyError, PREVIEW_NOTE, Progress, Ready,
-    StoreError,
+    AuditEvent, DeliveryError, Directory, Notes, Notifier, NotifyError, PREVIEW_NOTE, Progress,
+    Ready, StoreError,
 };
 use crate::core::request::{AccessRequest, AuditKind};
 use crate::metrics::Metrics;
@@ -73,6 +73,9 @@ const STEP_OPENING: &str = "opening";
 const STEP_CARD: &str = "card";
 const STEP_DM: &str = "dm";
 const STEP_AUDIT: &str = "audit";
+/// One per approver told of a break-glass use: `approver:<user id>`.
+const STEP_APPROVER: &str = "approver:";
+const STEP_REMINDER: &str = "reminder";
 
 #[derive(Clone, Debug, Default)]
 pub struct SlackNotifierConfig {
@@ -90,6 +93,8 @@ struct Inner {
     api: SlackApi,
     notes: Arc<dyn Notes>,
     catalog: Arc<Catalog>,
+    /// Members of the approvers' user groups, for the break-glass DMs.
+    directory: Arc<dyn Directory>,
     config: SlackNotifierConfig,
     metrics: Arc<Metrics>,
     bell: Arc<DeliveryBell>,
@@ -132,6 +137,7 @@ impl SlackNotifier {
         api: SlackApi,
         notes: Arc<dyn Notes>,
         catalog: Arc<Catalog>,
+        directory: Arc<dyn Directory>,
         config: SlackNotifierConfig,
         metrics: Arc<Metrics>,
         bell: Arc<DeliveryBell>,
@@ -141,6 +147,7 @@ impl SlackNotifier {
                 api,
                 notes,
                 catalog,
+                directory,
                 config,
                 metrics,
                 bell,
@@ -345,6 +352,27 @@ impl Inner {
             )
             .await?;
         }
+        if event.kind == AuditKind::BreakGlassUsed {
+            self.tell_approvers(req, progress).await?;
+        }
+        if event.kind == AuditKind::BreakGlassUnacknowledged
+            && let Some(channel) = &self.config.audit_channel
+        {
+            let reminder = blocks::break_glass_reminder(req);
+            self.step(
+                req,
+                progress,
+                STEP_REMINDER,
+                "reminding the audit channel of a break-glass use",
+                async || {
+                    self.api
+                        .post_message(channel, &reminder, None, None)
+                        .await?;
+                    Ok(())
+                },
+            )
+            .await?;
+        }
         if let Some(channel) = &self.config.audit_channel {
             let thread = place(notes, AUDIT).map(|(_, ts)| ts);
             self.step(
@@ -358,6 +386,47 @@ impl Inner {
                         .await?;
                     Ok(())
                 },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A break-glass use: a DM to every approver of the target (the members of its
+    /// approver groups too), each one a step of its own so a retry sends none twice.
+    /// A group Slack cannot give now holds the delivery for a retry.
+    async fn tell_approvers(
+        &self,
+        req: &AccessRequest,
+        progress: &mut dyn Progress,
+    ) -> Result<(), DeliveryError> {
+        let Some(target) = self.catalog.target(req.target.as_str()) else {
+            return Ok(());
+        };
+        let mut people = target.approvers.users.clone();
+        for group in &target.approvers.groups {
+            match self.directory.group_members(group).await {
+                Ok(members) => people.extend(members),
+                Err(e) => {
+                    return Err(DeliveryError::Retry {
+                        why: format!("reading user group {group} for the break-glass DMs: {e}"),
+                        after: None,
+                    });
+                }
+            }
+        }
+        people.sort();
+        people.dedup();
+        people.retain(|p| p != &req.requester);
+        let dm = blocks::break_glass_dm(req);
+        for person in people {
+            let step = format!("{STEP_APPROVER}{person}");
+            self.step(
+                req,
+                progress,
+                &step,
+                "telling an approver of a break-glass use",
+                async || Ok(self.send_dm(person.as_str(), &dm).await?),
             )
             .await?;
         }

@@ -156,6 +156,32 @@ pub struct AccessRequest {
     /// When the expiry warning is due; `None` once sent or when there is none.
     #[serde(default)]
     pub warn_at: Option<DateTime<Utc>>,
+    /// The auto-approval rule that approved it, when no person did.
+    #[serde(default)]
+    pub approved_by_rule: Option<String>,
+    /// Set when the requester took it by break-glass, without approval.
+    #[serde(default)]
+    pub break_glass: Option<BreakGlassUse>,
+}
+
+/// A break-glass use: applied without approval, so an approver must acknowledge it
+/// afterwards. Until one does, it is announced again every `review_within`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassUse {
+    pub used_at: DateTime<Utc>,
+    pub review_within: Ttl,
+    /// When it is next announced, while nobody has acknowledged it.
+    pub announce_at: Option<DateTime<Utc>>,
+    /// How often it was announced again.
+    pub announced: u32,
+    pub acknowledged_by: Option<SlackUserId>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+impl BreakGlassUse {
+    pub fn acknowledged(&self) -> bool {
+        self.acknowledged_by.is_some()
+    }
 }
 
 /// `t` without its fraction of a second. Expiries are whole seconds, so the
@@ -207,6 +233,8 @@ impl AccessRequest {
             extension: None,
             expiry_warning: n.expiry_warning,
             warn_at: None,
+            approved_by_rule: None,
+            break_glass: None,
         }
     }
 
@@ -218,8 +246,18 @@ impl AccessRequest {
 
     /// When this request's timer fires, if it can still move: the approval deadline
     /// while Pending, a retry of the apply while Approved (should the replica applying
-    /// it die), the expiry while Active.
+    /// it die), the expiry while Active; and, in any state, the next announcement of
+    /// an unacknowledged break-glass use.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        let review = self.break_glass.as_ref().and_then(|bg| bg.announce_at);
+        match (self.state_due_at(), review) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The lifecycle's own timer, without break-glass announcements.
+    pub fn state_due_at(&self) -> Option<DateTime<Utc>> {
         match self.state {
             State::Pending => Some(self.approval_deadline),
             State::Approved => {
@@ -322,6 +360,22 @@ pub enum Event {
     Withdraw {
         reason: String,
     },
+    /// An auto-approval rule approves a pending request (the caller has checked it).
+    AutoApprove {
+        rule: String,
+    },
+    /// The requester takes a pending request by break-glass (the caller has checked
+    /// that the target offers it).
+    BreakGlass {
+        by: SlackUserId,
+        review_within: Ttl,
+    },
+    /// An approver acknowledges a break-glass use.
+    Acknowledge {
+        by: Actor,
+    },
+    /// An unacknowledged break-glass use is due to be announced again.
+    Reannounce,
 }
 
 /// The audit event a transition emits: one per transition.
@@ -354,12 +408,20 @@ pub enum AuditKind {
     /// A stored request did not verify (its seal) or asks for more than the catalog
     /// allows now: nothing of it was applied, and its policy was deleted.
     RecordRejected,
+    /// An auto-approval rule approved the request; nobody clicked.
+    AutoApproved,
+    /// The requester took access by break-glass, without approval.
+    BreakGlassUsed,
+    /// An approver acknowledged a break-glass use.
+    BreakGlassAcknowledged,
+    /// A break-glass use is still unacknowledged after its review window.
+    BreakGlassUnacknowledged,
 }
 
 impl AuditKind {
     /// Every kind, in declaration order (for whoever must cover them all, such as
     /// the metrics test).
-    pub const ALL: [AuditKind; 19] = {
+    pub const ALL: [AuditKind; 23] = {
         use AuditKind::*;
         [
             Requested,
@@ -381,6 +443,10 @@ impl AuditKind {
             PolicyReapplied,
             RevokeFailing,
             RecordRejected,
+            AutoApproved,
+            BreakGlassUsed,
+            BreakGlassAcknowledged,
+            BreakGlassUnacknowledged,
         ]
     };
 
@@ -405,6 +471,10 @@ impl AuditKind {
             AuditKind::PolicyReapplied => "policy_reapplied",
             AuditKind::RevokeFailing => "revoke_failing",
             AuditKind::RecordRejected => "record_rejected",
+            AuditKind::AutoApproved => "auto_approved",
+            AuditKind::BreakGlassUsed => "break_glass_used",
+            AuditKind::BreakGlassAcknowledged => "break_glass_acknowledged",
+            AuditKind::BreakGlassUnacknowledged => "break_glass_unacknowledged",
         }
     }
 }
@@ -428,6 +498,12 @@ pub enum TransitionError {
     },
     #[error("you are not an approver for {target}")]
     NotApprover { target: TargetName },
+    #[error("request {id} was not a break-glass use, so there is nothing to acknowledge")]
+    NotBreakGlass { id: RequestId },
+    #[error("this break-glass use was already acknowledged by {by}")]
+    AlreadyAcknowledged { by: SlackUserId },
+    #[error("you cannot acknowledge your own break-glass use; another approver has to")]
+    SelfAcknowledge,
     #[error("you cannot approve your own request for {target}; another approver has to")]
     SelfApproval { target: TargetName },
     #[error("you have already approved this; it needs {missing} more approval(s)")]
@@ -459,5 +535,7 @@ mod transition;
 
 pub use transition::apply;
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

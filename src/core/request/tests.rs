@@ -93,6 +93,16 @@ fn all_events() -> Vec<Event> {
         Event::Withdraw {
             reason: "policy removed outside jitbot".to_owned(),
         },
+        Event::AutoApprove {
+            rule: "on-call".to_owned(),
+        },
+        Event::BreakGlass {
+            by: user(REQUESTER),
+            review_within: Ttl::from_hours(24),
+        },
+        // Acknowledge refuses a request with no break-glass use in its own words
+        // (policy_tests.rs), not by state.
+        Event::Reannounce,
     ]
 }
 
@@ -110,6 +120,10 @@ fn name(event: &Event) -> &'static str {
         Event::Revoke { .. } => "revoke",
         Event::Extend { .. } => "extend",
         Event::Withdraw { .. } => "withdraw",
+        Event::AutoApprove { .. } => "auto-approve",
+        Event::BreakGlass { .. } => "break-glass",
+        Event::Acknowledge { .. } => "acknowledge",
+        Event::Reannounce => "reannounce",
     }
 }
 
@@ -135,6 +149,9 @@ fn expected(state: State, event: &str) -> Option<(State, AuditKind)> {
         (S::Active, "withdraw") => Some((S::Revoked, K::Revoked)),
         (S::Active, "extend") => Some((S::Active, K::ExtensionRequested)),
         (S::Active, "warn-expiry") => Some((S::Active, K::ExpiryWarned)),
+        (S::Pending, "auto-approve") => Some((S::Approved, K::AutoApproved)),
+        (S::Pending, "break-glass") => Some((S::Approved, K::BreakGlassUsed)),
+        // Acknowledge and reannounce need a break-glass use, which these have not.
         _ => None,
     }
 }
@@ -164,7 +181,7 @@ fn every_state_and_event_pair_follows_the_table() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 99);
+    assert_eq!(checked, 126);
 }
 
 #[test]
@@ -565,10 +582,17 @@ fn audit_kind_all_lists_every_kind_once_in_order() {
             PolicyReapplied => 16,
             RevokeFailing => 17,
             RecordRejected => 18,
+            AutoApproved => 19,
+            BreakGlassUsed => 20,
+            BreakGlassAcknowledged => 21,
+            BreakGlassUnacknowledged => 22,
         }
     }
     for (i, k) in AuditKind::ALL.iter().enumerate() {
         assert_eq!(place(*k), i, "{k:?}");
     }
-    assert_eq!(place(AuditKind::RecordRejected) + 1, AuditKind::ALL.len());
+    assert_eq!(
+        place(AuditKind::BreakGlassUnacknowledged) + 1,
+        AuditKind::ALL.len()
+    );
 }

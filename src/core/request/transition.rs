@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    AccessRequest, Actor, Approval, AuditKind, Event, Extension, State, Transition,
+    AccessRequest, Actor, Approval, AuditKind, BreakGlassUse, Event, Extension, State, Transition,
     TransitionError, whole_second,
 };
 use crate::core::ttl::Ttl;
@@ -20,22 +20,91 @@ pub fn apply(
 ) -> Result<Transition, TransitionError> {
     let mut next = req.clone();
     next.version += 1;
-    let kind = match req.state {
-        State::Pending => from_pending(req, event, &mut next, now)?,
-        State::Approved => from_approved(req, event, &mut next, now)?,
-        State::Active => from_active(req, event, &mut next, now)?,
-        State::Denied
-        | State::Lapsed
-        | State::Cancelled
-        | State::Failed
-        | State::Expired
-        | State::Revoked => return Err(wrong_state(req, past_tense(event))),
+    let kind = match event {
+        Event::Acknowledge { by } => acknowledge(req, by, &mut next, now)?,
+        Event::Reannounce => reannounce(req, &mut next, now)?,
+        _ => by_state(req, event, &mut next, now)?,
     };
     Ok(Transition {
         from: req.state,
         kind,
         request: next,
     })
+}
+
+/// The arrows of the lifecycle, by the request's state.
+fn by_state(
+    req: &AccessRequest,
+    event: &Event,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    Ok(match req.state {
+        State::Pending => from_pending(req, event, next, now)?,
+        State::Approved => from_approved(req, event, next, now)?,
+        State::Active => from_active(req, event, next, now)?,
+        State::Denied
+        | State::Lapsed
+        | State::Cancelled
+        | State::Failed
+        | State::Expired
+        | State::Revoked => return Err(wrong_state(req, past_tense(event))),
+    })
+}
+
+/// An approver (or admin) other than the requester acknowledges a break-glass use,
+/// in whatever state the grant is now: a use is reviewed after it ended too.
+fn acknowledge(
+    req: &AccessRequest,
+    by: &Actor,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    let Some(bg) = &req.break_glass else {
+        return Err(TransitionError::NotBreakGlass { id: req.id.clone() });
+    };
+    if let Some(earlier) = &bg.acknowledged_by {
+        return Err(TransitionError::AlreadyAcknowledged {
+            by: earlier.clone(),
+        });
+    }
+    check_decider(req, by)?;
+    if by.user == req.requester {
+        return Err(TransitionError::SelfAcknowledge);
+    }
+    let mut bg = bg.clone();
+    bg.acknowledged_by = Some(by.user.clone());
+    bg.acknowledged_at = Some(now);
+    bg.announce_at = None;
+    next.break_glass = Some(bg);
+    Ok(AuditKind::BreakGlassAcknowledged)
+}
+
+/// An unacknowledged break-glass use whose review window passed again.
+fn reannounce(
+    req: &AccessRequest,
+    next: &mut AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<AuditKind, TransitionError> {
+    let Some(bg) = req.break_glass.as_ref().filter(|bg| !bg.acknowledged()) else {
+        return Err(wrong_state(
+            req,
+            "announced again (no break-glass use waits for review)",
+        ));
+    };
+    let Some(due) = bg.announce_at else {
+        return Err(wrong_state(req, "announced again (no announcement is due)"));
+    };
+    if now < due {
+        return Err(TransitionError::NotDue { due });
+    }
+    let mut bg = bg.clone();
+    bg.announced += 1;
+    // A whole window from now: a sweep that ran late announces once, not once per
+    // window it missed.
+    bg.announce_at = Some(now + bg.review_within.as_delta());
+    next.break_glass = Some(bg);
+    Ok(AuditKind::BreakGlassUnacknowledged)
 }
 
 /// Pending: an approval towards the quorum, a denial, the requester's cancel, or
@@ -62,6 +131,29 @@ fn from_pending(
             }
             end(next, State::Cancelled, Some(by), None, now);
             Ok(AuditKind::Cancelled)
+        }
+        Event::AutoApprove { rule } => {
+            next.state = State::Approved;
+            next.approved_by_rule = Some(rule.clone());
+            Ok(AuditKind::AutoApproved)
+        }
+        Event::BreakGlass { by, review_within } => {
+            if *by != req.requester {
+                return Err(TransitionError::NotPermitted {
+                    target: req.target.clone(),
+                    action: "break the glass on",
+                });
+            }
+            next.state = State::Approved;
+            next.break_glass = Some(BreakGlassUse {
+                used_at: now,
+                review_within: *review_within,
+                announce_at: Some(now + review_within.as_delta()),
+                announced: 0,
+                acknowledged_by: None,
+                acknowledged_at: None,
+            });
+            Ok(AuditKind::BreakGlassUsed)
         }
         Event::Lapse => {
             if now < req.approval_deadline {
@@ -343,5 +435,9 @@ fn past_tense(event: &Event) -> &'static str {
         Event::Revoke { .. } => "revoked",
         Event::Extend { .. } => "extended",
         Event::Withdraw { .. } => "withdrawn",
+        Event::AutoApprove { .. } => "approved by a rule",
+        Event::BreakGlass { .. } => "taken by break-glass",
+        Event::Acknowledge { .. } => "acknowledged",
+        Event::Reannounce => "announced again",
     }
 }

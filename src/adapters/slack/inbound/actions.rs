@@ -18,7 +18,9 @@ use super::commands::{cancelled, plain};
 use super::{Inbound, sentence, views};
 use crate::adapters::slack::blocks::Message;
 use crate::app::{AppError, Decision};
-use crate::core::actions::{APPROVE, CANCEL, DENY, EXTEND, REVOKE, parse_decision_value};
+use crate::core::actions::{
+    ACKNOWLEDGE, APPROVE, CANCEL, DENY, EXTEND, REVOKE, REVOKE_GRANT, parse_decision_value,
+};
 use crate::core::command::Reason;
 use crate::core::ids::SlackUserId;
 
@@ -140,6 +142,16 @@ async fn act(
                     .await
                     .map(|revocation| Some((revocation.sentence(), true)))
             }
+            REVOKE_GRANT => {
+                let reason = Reason::new("revoked from the approval card", 0).ok();
+                app.revoke(&id, user, reason)
+                    .await
+                    .map(|revocation| Some((revocation.sentence(), false)))
+            }
+            ACKNOWLEDGE => app
+                .acknowledge(&id, user)
+                .await
+                .map(|_| Some((format!("Acknowledged the break-glass use `{id}`."), false))),
             CANCEL => app
                 .cancel(&id, user)
                 .await

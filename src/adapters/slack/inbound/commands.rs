@@ -39,7 +39,6 @@ pub(super) async fn answer(
     let response_url = event.response_url.0.to_string();
     match cmd {
         Command::Help => Reply::text(help()),
-        Command::Targets => Reply::text(targets(inbound)),
         Command::Form => {
             let trigger = event.trigger_id.to_string();
             let worker = inbound.clone();
@@ -66,6 +65,36 @@ pub(super) async fn answer(
                     .await;
             });
             Reply::text(format!("Revoking `{shown}`…"))
+        }
+        Command::BreakGlass {
+            target,
+            duration,
+            from,
+            reason,
+        } => {
+            // Applying talks to the cluster: it runs after the ack, like a revoke.
+            let shown = target.clone();
+            let submission = Submission {
+                requester: user,
+                target,
+                duration,
+                from,
+                reason,
+            };
+            let worker = inbound.clone();
+            inbound.later(async move {
+                let text = match worker.first_sight(&proof).await {
+                    Err(refusal) => refusal,
+                    Ok(()) => match worker.app.break_glass(submission).await {
+                        Ok(req) => broken_glass(&req),
+                        Err(e) => sentence(&e),
+                    },
+                };
+                worker
+                    .respond(Some(&response_url), &plain(text), false)
+                    .await;
+            });
+            Reply::text(format!("Breaking the glass on `{shown}`…"))
         }
         slow => {
             let worker = inbound.clone();
@@ -102,6 +131,7 @@ async fn stored(inbound: &Inbound, cmd: Command, user: SlackUserId, proof: Strin
     }
     match cmd {
         Command::List => Reply::text(list(inbound, &user).await),
+        Command::Targets => Reply::text(targets(inbound, &user).await),
         Command::Request {
             target,
             duration,
@@ -116,7 +146,10 @@ async fn stored(inbound: &Inbound, cmd: Command, user: SlackUserId, proof: Strin
                 reason,
             };
             match app.submit(submission).await {
-                Ok(req) => Reply::Ephemeral(acknowledgement(inbound, &req)),
+                Ok(req) if req.state == RequestState::Pending => {
+                    Reply::Ephemeral(acknowledgement(inbound, &req))
+                }
+                Ok(req) => Reply::text(auto_approved(&req)),
                 Err(e) => Reply::text(sentence(&e)),
             }
         }
@@ -162,6 +195,47 @@ pub(super) fn acknowledgement(inbound: &Inbound, req: &AccessRequest) -> Message
     }
 }
 
+/// What the requester sees when a rule approved their request at once.
+fn auto_approved(req: &AccessRequest) -> String {
+    let rule = req.approved_by_rule.as_deref().unwrap_or("?");
+    match (req.state, req.expires_at) {
+        (RequestState::Active, Some(until)) => format!(
+            "Request `{}` for *{}* was approved by rule `{rule}`: your access is open until {}. The approvers can see it.",
+            req.id,
+            req.target,
+            until.format("%H:%M UTC")
+        ),
+        (RequestState::Failed, _) => format!(
+            "Request `{}` for *{}* was approved by rule `{rule}`, but applying it failed, so nothing was opened; the audit thread says why.",
+            req.id, req.target
+        ),
+        _ => format!(
+            "Request `{}` for *{}* was approved by rule `{rule}`; jitbot is applying it and will DM you when it is open.",
+            req.id, req.target
+        ),
+    }
+}
+
+/// What someone who broke the glass sees.
+fn broken_glass(req: &AccessRequest) -> String {
+    match (req.state, req.expires_at) {
+        (RequestState::Active, Some(until)) => format!(
+            "🚨 Break-glass access to *{}* is open until {} (`{}`). Every approver has been told, and one must acknowledge it.",
+            req.target,
+            until.format("%H:%M UTC"),
+            req.id
+        ),
+        (RequestState::Failed, _) => format!(
+            "Break-glass on *{}* was recorded, but applying it failed, so nothing was opened (`{}`); the audit thread says why.",
+            req.target, req.id
+        ),
+        _ => format!(
+            "Break-glass on *{}* is recorded (`{}`); jitbot is applying it and will DM you when it is open.",
+            req.target, req.id
+        ),
+    }
+}
+
 /// The sentence for an extension asked for (by `/jit extend` or the Extend form).
 pub(super) fn extension_asked(id: &RequestId, duration: Ttl) -> String {
     format!("Asked for *{duration}* more on `{id}`; the approvers were asked again.")
@@ -185,6 +259,7 @@ fn help() -> String {
         "*jitbot* opens a network path for a limited time, once an approver agrees.\n\
          • `/jit` or `/jit request`: the request form\n\
          • `/jit request <target> <duration> [from <address>] <reason…>`: ask for access, e.g. `/jit request payments-db 30m INC-4411 replica lag`\n\
+         • `/jit breakglass <target> <duration> <reason…>`: in an emergency, where a target offers it: access at once, without approval; every approver is told and one must acknowledge it\n\
          • `/jit list`: your requests and grants (the app's Home tab shows them too)\n\
          • `/jit cancel <id>`: withdraw a request nobody has decided yet\n\
          • `/jit revoke <id> [reason…]`: end a grant now\n\
@@ -194,14 +269,24 @@ fn help() -> String {
     )
 }
 
-fn targets(inbound: &Inbound) -> String {
+async fn targets(inbound: &Inbound, user: &SlackUserId) -> String {
     let catalog = inbound.app.catalog();
     if catalog.targets().is_empty() {
         return "There are no targets yet; ask your platform team to add some to jitbot's catalog."
             .to_owned();
     }
-    let mut out = String::from("*Targets*\n");
-    for t in catalog.targets() {
+    if catalog.requester(user).is_none() {
+        return format!(
+            "You are not set up to request access yet: ask your platform team to add your Slack id {user} to jitbot's requesters."
+        );
+    }
+    let mine = inbound.app.targets_for(user).await;
+    if mine.is_empty() {
+        return "No target lets you request it; ask your platform team which ones you should have."
+            .to_owned();
+    }
+    let mut out = String::from("*Targets you may request*\n");
+    for t in &mine {
         let ports: Vec<String> = t.ports.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(
             out,
