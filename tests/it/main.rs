@@ -4,6 +4,7 @@
 mod support;
 
 mod app_home;
+mod approval_policy;
 mod config_files;
 mod e2e;
 mod expiry_guard;

@@ -316,12 +316,16 @@ impl SlackWorld {
 
     /// The same over another catalog (e.g. without the caps on one person's requests).
     pub async fn start_with(store: Arc<dyn Store>, catalog: Catalog) -> SlackWorld {
-        let slack = FakeSlack::start(
-            TOKEN,
-            &[APPROVALS, AUDIT],
-            &[("S02DBAS001", &[fakes::GROUP_MEMBER])],
-        )
-        .await;
+        Self::start_in(store, catalog, &[("S02DBAS001", &[fakes::GROUP_MEMBER])]).await
+    }
+
+    /// The same in a workspace with these user groups (id, members).
+    pub async fn start_in(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        groups: &[(&str, &[&str])],
+    ) -> SlackWorld {
+        let slack = FakeSlack::start(TOKEN, &[APPROVALS, AUDIT], groups).await;
         let clock = Arc::new(ManualClock::new(t0()));
         let enforcer = Arc::new(MemoryCluster::new());
         let mut settings = Settings::default();
