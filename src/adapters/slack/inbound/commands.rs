@@ -146,10 +146,7 @@ async fn stored(inbound: &Inbound, cmd: Command, user: SlackUserId, proof: Strin
                 reason,
             };
             match app.submit(submission).await {
-                Ok(req) if req.state == RequestState::Pending => {
-                    Reply::Ephemeral(acknowledgement(inbound, &req))
-                }
-                Ok(req) => Reply::text(auto_approved(&req)),
+                Ok(req) => Reply::Ephemeral(acknowledgement(inbound, &req)),
                 Err(e) => Reply::text(sentence(&e)),
             }
         }
@@ -169,8 +166,12 @@ async fn stored(inbound: &Inbound, cmd: Command, user: SlackUserId, proof: Strin
 }
 
 /// What the requester sees once a request is filed: where it went, and a Cancel
-/// button (which works until an approver decides).
+/// button (which works until an approver decides); or, when a rule approved it at
+/// once, that it is open.
 pub(super) fn acknowledgement(inbound: &Inbound, req: &AccessRequest) -> Message {
+    if req.state != RequestState::Pending {
+        return plain(auto_approved(req));
+    }
     let channel = inbound
         .app
         .catalog()

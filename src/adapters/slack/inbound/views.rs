@@ -31,6 +31,7 @@ use crate::app::{AppError, Decision, Submission};
 use crate::core::catalog::{Catalog, SourceError, SourceSpec, Target};
 use crate::core::command::{self, Reason, check_duration, sanitise};
 use crate::core::ids::{RequestId, SlackUserId};
+use crate::core::policy;
 use crate::core::request::Round;
 use crate::core::submission::Refusal;
 use crate::core::ttl::Ttl;
@@ -340,7 +341,9 @@ pub(super) fn read_request(
     };
     let typed = forms::entered(values, REASON_BLOCK, REASON_ACTION).unwrap_or_default();
     let reason = match target {
-        Some(t) => command::request_reason(&typed, t, catalog),
+        // The target's reason rule too, so its hint shows on the reason field.
+        Some(t) => command::request_reason(&typed, t, catalog)
+            .and_then(|r| policy::check_reason(t, &r).map(|()| r)),
         None if sanitise(&typed).is_empty() => {
             Err("Please say why you need access (an incident or ticket id helps).".to_owned())
         }
