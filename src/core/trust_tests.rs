@@ -121,3 +121,95 @@ fn a_target_or_requester_gone_from_the_catalog_is_refused() {
     let stranger = stored().requester("U0NOBODY01");
     assert!(refused(&stranger.build()).contains("U0NOBODY01 is no longer a requester"));
 }
+
+/// payments-db with an on-call rule (1h at most) and break-glass (30m at most), as
+/// `with` changes it.
+fn policy_catalog(with: impl FnOnce(&mut crate::core::catalog::TargetConfig)) -> Catalog {
+    let mut target = target_config("payments-db");
+    target.auto_approve = vec![crate::core::catalog::AutoApproveConfig {
+        name: "on-call".to_owned(),
+        who: vec!["S0ONCALL01".to_owned()],
+        max_duration: "1h".to_owned(),
+        hours: None,
+    }];
+    target.break_glass = Some(crate::core::catalog::BreakGlassConfig {
+        max_duration: "30m".to_owned(),
+        review_within: "24h".to_owned(),
+    });
+    with(&mut target);
+    Catalog::build(
+        &AccessConfig::default(),
+        &[target],
+        &[requester_config(ALICE, address_config(&["10.8.0.14"]))],
+    )
+    .expect("test catalog is valid")
+}
+
+/// Alice's active grant with no human approval, approved by rule `rule`.
+fn by_rule(rule: &str, duration: Ttl) -> AccessRequest {
+    let mut req = AccessRequest::test()
+        .in_catalog(&policy_catalog(|_| {}), "payments-db", ALICE)
+        .duration(duration)
+        .active()
+        .build();
+    req.approvals.clear();
+    req.approved_by_rule = Some(rule.to_owned());
+    req
+}
+
+/// Alice's active break-glass grant for `duration`.
+fn by_break_glass(duration: Ttl) -> AccessRequest {
+    let mut req = by_rule("x", duration);
+    req.approved_by_rule = None;
+    req.break_glass = Some(crate::core::request::BreakGlassUse {
+        used_at: t0(),
+        review_within: Ttl::from_hours(24),
+        announce_at: Some(t0() + chrono::TimeDelta::hours(24)),
+        announced: 0,
+        acknowledged_by: None,
+        acknowledged_at: None,
+    });
+    req
+}
+
+#[test]
+fn a_grant_no_person_approved_is_trusted_only_while_its_rule_or_break_glass_allows_it() {
+    let catalog = policy_catalog(|_| {});
+    assert_eq!(
+        vet(&by_rule("on-call", Ttl::from_mins(30)), &catalog),
+        Ok(())
+    );
+    assert_eq!(vet(&by_break_glass(Ttl::from_mins(30)), &catalog), Ok(()));
+    // A record claiming a rule the target does not have, or longer than it gives.
+    let made_up = vet(&by_rule("everyone", Ttl::from_mins(30)), &catalog).unwrap_err();
+    assert!(
+        made_up.to_string().contains("rule `everyone` is no longer"),
+        "{made_up}"
+    );
+    let long = vet(&by_rule("on-call", Ttl::from_mins(90)), &catalog).unwrap_err();
+    assert!(
+        long.to_string()
+            .contains("rule `on-call`'s longest grant (1h)"),
+        "{long}"
+    );
+    let long = vet(&by_break_glass(Ttl::from_mins(45)), &catalog).unwrap_err();
+    assert!(
+        long.to_string().contains("longest break-glass grant (30m)"),
+        "{long}"
+    );
+    // The catalog narrowed since: the rule or the break-glass path removed.
+    let narrowed = policy_catalog(|t| {
+        t.auto_approve.clear();
+        t.break_glass = None;
+    });
+    assert!(vet(&by_rule("on-call", Ttl::from_mins(30)), &narrowed).is_err());
+    let gone = vet(&by_break_glass(Ttl::from_mins(30)), &narrowed).unwrap_err();
+    assert!(
+        gone.to_string().contains("no longer offers break-glass"),
+        "{gone}"
+    );
+    // Neither a rule nor break-glass nor approvals: refused as before.
+    let mut nobody = by_rule("on-call", Ttl::from_mins(30));
+    nobody.approved_by_rule = None;
+    assert!(vet(&nobody, &catalog).is_err());
+}

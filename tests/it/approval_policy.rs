@@ -407,3 +407,49 @@ async fn the_caps_on_active_grants_refuse_with_a_message_that_names_them() {
     );
     assert_eq!(w.enforcer.live_names().len(), 2);
 }
+
+#[tokio::test]
+async fn an_approver_sees_an_unacknowledged_break_glass_use_in_their_home_and_acknowledges_it_there()
+ {
+    let w = world().await;
+    w.command(ALICE, "breakglass ledger 30m INC-9 the books are on fire")
+        .await;
+    let answer = later_answer(&w, ALICE, 1).await;
+    assert!(answer.contains("is open until"), "{answer}");
+    let body = w.app_home_opened("Ev0GLASS0001", LEAD1, "home");
+    assert_eq!(w.post_event(&body, None).await.0, StatusCode::OK);
+    w.slack
+        .wait_until(|s| {
+            s.home(LEAD1)
+                .is_some_and(|h| h.to_string().contains("by break-glass"))
+        })
+        .await;
+    let home = w.slack.home(LEAD1).unwrap();
+    let id = w.store.list_by_requester(&user(ALICE)).await.unwrap()[0]
+        .id
+        .clone();
+    let click = w.home_click_body(LEAD1, &home, ACKNOWLEDGE, id.as_str());
+    assert_eq!(
+        w.post_signed("/slack/interactions", click).await.0,
+        StatusCode::OK
+    );
+    w.slack
+        .wait_until(|s| {
+            s.home(LEAD1)
+                .is_some_and(|h| !h.to_string().contains("by break-glass"))
+        })
+        .await;
+    let bg = w.app.load(&id).await.unwrap().break_glass.unwrap();
+    assert_eq!(bg.acknowledged_by, Some(user(LEAD1)));
+    // Its user does not see their own use as something to review.
+    let body = w.app_home_opened("Ev0GLASS0002", ALICE, "home");
+    assert_eq!(w.post_event(&body, None).await.0, StatusCode::OK);
+    w.slack.wait_until(|s| s.home(ALICE).is_some()).await;
+    assert!(
+        !w.slack
+            .home(ALICE)
+            .unwrap()
+            .to_string()
+            .contains(ACKNOWLEDGE)
+    );
+}

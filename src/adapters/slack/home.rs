@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::blocks::{button, context, hhmm, section};
-use crate::core::actions::{APPROVE, CANCEL, DENY, EXTEND, REVOKE, decision_value};
+use crate::core::actions::{
+    ACKNOWLEDGE, APPROVE, CANCEL, DENY, EXTEND, REVOKE, REVOKE_GRANT, decision_value,
+};
 use crate::core::request::{AccessRequest, Round, State};
 
 /// Slack's most blocks in a view.
@@ -190,6 +192,34 @@ fn pending_item(req: &AccessRequest) -> Vec<Value> {
 /// carrying the round, as on the card.
 fn waiting_item(req: &AccessRequest) -> Vec<Value> {
     let id = req.id.as_str();
+    if req.extension.is_none()
+        && let Some(bg) = req.break_glass.as_ref().filter(|bg| !bg.acknowledged())
+    {
+        let line = format!(
+            "🚨 <@{}> took *{}* of *{}* by break-glass at {} · `{id}` · not acknowledged yet",
+            req.requester,
+            req.duration,
+            req.target,
+            hhmm(bg.used_at)
+        );
+        let reason = cut(req.reason.as_str(), REASON_ROOM);
+        let mut buttons = vec![button("Acknowledge", ACKNOWLEDGE, id, Some("primary"))];
+        if req.state == State::Active {
+            buttons.push(button("Revoke", REVOKE_GRANT, id, Some("danger")));
+        }
+        return vec![
+            json!({
+                "type": "section",
+                "text": { "type": "mrkdwn", "text": line },
+                "fields": [{ "type": "plain_text", "text": reason, "emoji": false }],
+            }),
+            json!({
+                "type": "actions",
+                "block_id": format!("home-review:{id}"),
+                "elements": buttons,
+            }),
+        ];
+    }
     let round = Round::of(req);
     let value = decision_value(&req.id, round);
     let (line, what) = match (&req.extension, round) {

@@ -76,10 +76,18 @@ async fn waiting_for(
         .list_in(State::Active)
         .await
         .map_err(PublishError::Store)?;
-    open.extend(extending.into_iter().filter(|r| r.extension.is_some()));
+    open.extend(
+        extending
+            .into_iter()
+            .filter(|r| r.extension.is_some() || unreviewed(r)),
+    );
     let mut waiting = Vec::new();
     for req in open {
-        if !app.actor(user, &req).await.is_approver || !undecided_by(&req, user) {
+        let own_glass = unreviewed(&req) && &req.requester == user;
+        if !app.actor(user, &req).await.is_approver
+            || own_glass
+            || (!unreviewed(&req) && !undecided_by(&req, user))
+        {
             continue;
         }
         waiting.push(req);
@@ -87,6 +95,15 @@ async fn waiting_for(
     waiting.sort_by_key(|r| std::cmp::Reverse(asked_at(r)));
     let approver = named || !waiting.is_empty();
     Ok((waiting, approver))
+}
+
+/// A break-glass use nobody has acknowledged yet: an approver's to review.
+fn unreviewed(req: &AccessRequest) -> bool {
+    req.extension.is_none()
+        && req
+            .break_glass
+            .as_ref()
+            .is_some_and(|bg| !bg.acknowledged())
 }
 
 /// Whether `user` may still decide `req`'s open round: not the requester (unless the
@@ -101,6 +118,9 @@ fn undecided_by(req: &AccessRequest, user: &SlackUserId) -> bool {
 }
 
 fn asked_at(req: &AccessRequest) -> chrono::DateTime<chrono::Utc> {
+    if let Some(bg) = req.break_glass.as_ref().filter(|_| unreviewed(req)) {
+        return bg.used_at;
+    }
     match (Round::of(req), &req.extension) {
         (Round::Extension(_), Some(ext)) => ext.requested_at,
         _ => req.created_at,
