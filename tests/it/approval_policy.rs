@@ -17,9 +17,11 @@ use jitbot::core::catalog::{
     AccessConfig, AutoApproveConfig, BreakGlassConfig, Catalog, TargetConfig,
 };
 use jitbot::core::ids::RequestId;
-use jitbot::core::ports::Clock;
+use jitbot::core::ports::{Clock, Store};
 use jitbot::core::request::{AuditKind, State};
 
+use crate::redis_store::redis;
+use crate::store_contract::Backend;
 use crate::support::fake_slack::FakeSlack;
 use crate::support::fakes::{
     ALICE, CAROL, GROUP_MEMBER, LEAD1, LEAD2, approve, audit_kinds, request_id_in, user,
@@ -73,8 +75,12 @@ fn policy_catalog() -> Catalog {
 }
 
 async fn world() -> SlackWorld {
+    world_on(Arc::new(MemoryStore::new())).await
+}
+
+async fn world_on(store: Arc<dyn Store>) -> SlackWorld {
     SlackWorld::start_in(
-        Arc::new(MemoryStore::new()),
+        store,
         policy_catalog(),
         &[(DBAS, &[GROUP_MEMBER]), (ON_CALL, &[ALICE])],
     )
@@ -233,7 +239,17 @@ async fn a_reason_that_does_not_fit_the_pattern_is_answered_with_the_hint() {
 
 #[tokio::test]
 async fn break_glass_applies_at_once_is_announced_until_acknowledged_and_ends_on_time() {
-    let w = world().await;
+    break_glass_is_reviewed(world().await).await;
+}
+
+/// The same on the real Redis store, where an ended request keeps its review timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_on_redis_is_announced_until_acknowledged_after_it_ended() {
+    let backend = redis().await;
+    break_glass_is_reviewed(world_on(backend.client().await).await).await;
+}
+
+async fn break_glass_is_reviewed(w: SlackWorld) {
     let (status, ack) = w
         .command(ALICE, "breakglass ledger 30m INC-9 the books are on fire")
         .await;
